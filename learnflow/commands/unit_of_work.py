@@ -1,0 +1,185 @@
+"""One PostgreSQL transaction per command: domain rows + audit row + outbox event.
+
+`Database.transaction()` yields a `UnitOfWork`; everything written through it commits or
+rolls back together. The consistency token of a command is the commit-order key of the last
+event it appended, `"<txid>.<position>"`, which the read side compares with its checkpoint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+from google.protobuf.message import Message
+from sqlalchemy import insert, select, text, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from learnflow.commands import tables
+from learnflow.context import CallContext, current_call
+from learnflow.errors import FieldViolation, InvalidArgument
+
+EVENTS_CHANNEL = "learnflow_events"
+
+ResponseT = TypeVar("ResponseT", bound=Message)
+
+
+class UnitOfWork:
+    def __init__(self, conn: AsyncConnection, call: CallContext) -> None:
+        self.conn = conn
+        self.call = call
+        self.consistency_token = ""
+
+    async def emit(
+        self, event_type: str, aggregate_type: str, aggregate_id: uuid.UUID | str, payload: Any
+    ) -> str:
+        """Append a domain event to the outbox; returns its consistency token."""
+        row = (
+            await self.conn.execute(
+                insert(tables.events)
+                .values(
+                    event_type=event_type,
+                    aggregate_type=aggregate_type,
+                    aggregate_id=str(aggregate_id),
+                    schema_version=1,
+                    payload=payload,
+                )
+                .returning(text("txid::text"), tables.events.c.position)
+            )
+        ).one()
+        self.consistency_token = f"{row[0]}.{row[1]}"
+        return self.consistency_token
+
+    async def audit(
+        self,
+        action: str,
+        resource: str,
+        outcome: str = "success",
+        details: dict[str, Any] | None = None,
+        actor_id: uuid.UUID | None = None,
+    ) -> None:
+        await self.conn.execute(
+            insert(tables.audit_log).values(
+                actor_id=actor_id or self.call.actor_id,
+                action=action,
+                resource=resource,
+                outcome=outcome,
+                request_id=self.call.request_id,
+                client_address=self.call.client_address,
+                details=details or {},
+            )
+        )
+
+
+class Database:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def connect(cls, url: str, pool_size: int = 10) -> Database:
+        return cls(
+            create_async_engine(url, pool_size=pool_size, max_overflow=20, pool_pre_ping=True)
+        )
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[UnitOfWork]:
+        async with self.engine.begin() as conn:
+            uow = UnitOfWork(conn, current_call())
+            yield uow
+            if uow.consistency_token:
+                # Delivered at commit; wakes the projector without polling.
+                await conn.execute(text(f"NOTIFY {EVENTS_CHANNEL}"))
+
+    async def audit_alone(
+        self,
+        action: str,
+        resource: str,
+        outcome: str,
+        details: dict[str, Any] | None = None,
+        actor_id: uuid.UUID | None = None,
+    ) -> None:
+        """Audit a failure in its own transaction: the command's own one was rolled back."""
+        async with self.transaction() as uow:
+            await uow.audit(action, resource, outcome, details, actor_id=actor_id)
+
+    async def run_command(
+        self,
+        request: Message,
+        request_id: str,
+        response_type: type[ResponseT],
+        handler: Callable[[UnitOfWork], Awaitable[ResponseT]],
+    ) -> ResponseT:
+        """Run `handler` in one transaction; a retry with the same `request_id` returns the
+        first response and writes nothing.
+
+        The idempotency row is inserted first: a concurrent retry blocks on its primary key
+        until the first transaction ends, then reads the stored response (or, if the first
+        rolled back, runs the command itself).
+        """
+        call = current_call()
+        if len(request_id) > 128:
+            raise InvalidArgument([FieldViolation("request_id", "must be at most 128 characters")])
+        async with self.transaction() as uow:
+            if request_id:
+                principal = str(call.actor_id) if call.actor_id else "anonymous"
+                fingerprint = _fingerprint(request)
+                claimed = (
+                    await uow.conn.execute(
+                        text(
+                            "INSERT INTO idempotency_keys"
+                            " (principal, method, request_id, request_fingerprint)"
+                            " VALUES (:p, :m, :r, :f) ON CONFLICT DO NOTHING RETURNING 1"
+                        ),
+                        {"p": principal, "m": call.method, "r": request_id, "f": fingerprint},
+                    )
+                ).first()
+                if claimed is None:
+                    stored = (
+                        await uow.conn.execute(
+                            select(
+                                tables.idempotency_keys.c.request_fingerprint,
+                                tables.idempotency_keys.c.response,
+                            ).where(
+                                tables.idempotency_keys.c.principal == principal,
+                                tables.idempotency_keys.c.method == call.method,
+                                tables.idempotency_keys.c.request_id == request_id,
+                            )
+                        )
+                    ).one()
+                    if bytes(stored.request_fingerprint) != fingerprint:
+                        raise InvalidArgument(
+                            [FieldViolation("request_id", "already used for a different request")]
+                        )
+                    return response_type.FromString(bytes(stored.response))
+            response = await handler(uow)
+            if request_id:
+                await uow.conn.execute(
+                    update(tables.idempotency_keys)
+                    .where(
+                        tables.idempotency_keys.c.principal == principal,
+                        tables.idempotency_keys.c.method == call.method,
+                        tables.idempotency_keys.c.request_id == request_id,
+                    )
+                    .values(response=response.SerializeToString(deterministic=True))
+                )
+            return response
+
+
+def _fingerprint(request: Message) -> bytes:
+    # Deterministic serialisation of the request without its request_id.
+    copy = type(request)()
+    copy.CopyFrom(request)
+    if "request_id" in {f.name for f in copy.DESCRIPTOR.fields}:
+        copy.ClearField("request_id")
+    return hashlib.sha256(copy.SerializeToString(deterministic=True)).digest()
+
+
+def to_json(value: Any) -> Any:
+    """Round-trip through JSON so payloads hold only JSON types (UUIDs and datetimes as str)."""
+    return json.loads(json.dumps(value, default=str))

@@ -1,0 +1,52 @@
+"""Per-call context (principal, request id, client address), set by the interceptors.
+
+Kept in contextvars so handlers read it without threading it through every call.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import uuid
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Principal:
+    user_id: uuid.UUID
+    role: str  # "student" | "instructor" | "admin"
+    token_version: int = 0
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+@dataclass(frozen=True)
+class CallContext:
+    method: str = ""
+    request_id: str = ""
+    client_address: str = ""
+    principal: Principal | None = None
+    consistency_token: str = ""
+
+    @property
+    def actor_id(self) -> uuid.UUID | None:
+        return self.principal.user_id if self.principal else None
+
+
+_NO_CALL = CallContext()
+_current: contextvars.ContextVar[CallContext | None] = contextvars.ContextVar(
+    "learnflow_call", default=None
+)
+
+
+def current_call() -> CallContext:
+    return _current.get() or _NO_CALL
+
+
+def set_call(call: CallContext) -> contextvars.Token[CallContext | None]:
+    return _current.set(call)
+
+
+def reset_call(token: contextvars.Token[CallContext | None]) -> None:
+    _current.reset(token)
