@@ -8,6 +8,9 @@ from __future__ import annotations
 import contextvars
 import uuid
 from dataclasses import dataclass
+from typing import Any
+
+import grpc
 
 
 @dataclass(frozen=True)
@@ -50,3 +53,8 @@ def set_call(call: CallContext) -> contextvars.Token[CallContext | None]:
 
 def reset_call(token: contextvars.Token[CallContext | None]) -> None:
     _current.reset(token)
+
+
+# Handlers take the gRPC context for the servicer signature but never need it, so that the
+# same handlers run in-process (demo data, admin commands) with no gRPC call around them.
+Ctx = grpc.aio.ServicerContext[Any, Any] | None

@@ -61,16 +61,36 @@ class UnitOfWork:
         details: dict[str, Any] | None = None,
         actor_id: uuid.UUID | None = None,
     ) -> None:
-        await self.conn.execute(
-            insert(tables.audit_log).values(
-                actor_id=actor_id or self.call.actor_id,
-                action=action,
-                resource=resource,
-                outcome=outcome,
-                request_id=self.call.request_id,
-                client_address=self.call.client_address,
-                details=details or {},
+        row = (
+            await self.conn.execute(
+                insert(tables.audit_log)
+                .values(
+                    actor_id=actor_id or self.call.actor_id,
+                    action=action,
+                    resource=resource,
+                    outcome=outcome,
+                    request_id=self.call.request_id,
+                    client_address=self.call.client_address,
+                    details=details or {},
+                )
+                .returning(*tables.audit_log.c)
             )
+        ).one()
+        # The audit read model is projected from the event log like every other one.
+        await self.emit(
+            "audit.recorded",
+            "audit",
+            row.id,
+            {
+                "id": row.id,
+                "actor_id": str(row.actor_id) if row.actor_id else "",
+                "action": action,
+                "resource": resource,
+                "outcome": outcome,
+                "request_id": row.request_id,
+                "client_address": row.client_address,
+                "occurred_at": row.occurred_at.isoformat(),
+            },
         )
 
 

@@ -1,0 +1,104 @@
+"""`learnflow` command line: serve, migrate, demo data, projections rebuild, doctor."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import sys
+
+from learnflow.logs import configure_logging
+from learnflow.settings import Settings
+
+
+def _fail(message: str) -> None:
+    print(f"learnflow: {message}", file=sys.stderr)
+    raise SystemExit(1)
+
+
+def check_dependencies(settings: Settings) -> None:
+    """One clear line per unreachable database instead of a traceback."""
+    from learnflow.commands.unit_of_work import Database
+    from learnflow.projections.store import ReadStore
+    from learnflow.server import dependencies_reachable
+
+    async def probe() -> dict[str, str]:
+        db = Database.connect(settings.postgres_url, pool_size=1)
+        store = ReadStore.connect(settings.mongo_url, settings.mongo_database)
+        try:
+            return await dependencies_reachable(db, store)
+        finally:
+            await db.close()
+            await store.close()
+
+    problems = asyncio.run(probe())
+    hints = {
+        "postgres": f"PostgreSQL unreachable at {_redact(settings.postgres_url)} "
+        "(start it with `make up`, or set LEARNFLOW_POSTGRES_URL)",
+        "mongodb": f"MongoDB unreachable at {settings.mongo_url} "
+        "(start FerretDB with `make up`, or set LEARNFLOW_MONGO_URL)",
+    }
+    if problems:
+        _fail("; ".join(f"{hints[name]}: {problem}" for name, problem in problems.items()))
+
+
+def _redact(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if "@" in rest:
+        creds, _, host = rest.rpartition("@")
+        user = creds.split(":")[0]
+        return f"{scheme}{sep}{user}@{host}"
+    return url
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="learnflow")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("serve", help="run the gRPC server (with a standby projector)")
+    sub.add_parser("migrate", help="apply database migrations")
+    sub.add_parser("demo-data", help="load the demo catalog and accounts (not in production)")
+    sub.add_parser("doctor", help="check that PostgreSQL and MongoDB answer")
+    proj = sub.add_parser("projections", help="read-model maintenance")
+    proj_sub = proj.add_subparsers(dest="action", required=True)
+    proj_sub.add_parser("rebuild", help="replay every event into fresh read models, then switch")
+    args = parser.parse_args(argv)
+
+    settings = Settings.from_env()
+    configure_logging(settings.log_level)
+
+    if args.command == "doctor":
+        check_dependencies(settings)
+        print("postgres and mongodb reachable")
+    elif args.command == "migrate":
+        check_dependencies(settings)
+        from learnflow.migrations import upgrade_to_head
+
+        upgrade_to_head(settings.postgres_url)
+        print("migrations applied")
+    elif args.command == "serve":
+        check_dependencies(settings)
+        from learnflow.server import serve
+
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(serve(settings))
+    elif args.command == "demo-data":
+        if settings.is_production:
+            _fail("demo data is refused when LEARNFLOW_ENV=production")
+        check_dependencies(settings)
+        from learnflow.demo import load_demo_data
+
+        print(asyncio.run(load_demo_data(settings)))
+    elif args.command == "projections":
+        check_dependencies(settings)
+        from learnflow.projections.rebuild import rebuild
+
+        generation, events, seconds = asyncio.run(rebuild(settings))
+        rate = events / seconds if seconds else 0.0
+        print(
+            f"rebuilt read models generation {generation}: {events} events in {seconds:.2f}s "
+            f"({rate:.0f} events/s); now active"
+        )
+
+
+if __name__ == "__main__":
+    main()

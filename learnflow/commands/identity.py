@@ -1,0 +1,385 @@
+"""Identity commands: accounts, sessions (login, refresh rotation, logout), roles."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+import uuid
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from learnflow.commands import tables
+from learnflow.commands.unit_of_work import Database, UnitOfWork
+from learnflow.context import Ctx, current_call
+from learnflow.errors import (
+    AlreadyExists,
+    FieldViolation,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    Unauthenticated,
+)
+from learnflow.security.passwords import PasswordHasher, password_violation
+from learnflow.security.rate_limits import RateLimiter
+from learnflow.security.tokens import TokenService, hash_refresh_token, new_refresh_token
+from learnflow.v1 import access_pb2, identity_pb2, identity_pb2_grpc
+from learnflow.values import parse_uuid, timestamp
+
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+ROLE_NAMES = {
+    access_pb2.ROLE_STUDENT: "student",
+    access_pb2.ROLE_INSTRUCTOR: "instructor",
+    access_pb2.ROLE_ADMIN: "admin",
+}
+ROLE_VALUES = {name: value for value, name in ROLE_NAMES.items()}
+BAD_LOGIN = "invalid email or password"
+
+
+def normalise_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def user_message(row: Any) -> identity_pb2.User:
+    return identity_pb2.User(
+        id=str(row.id),
+        email=row.email,
+        display_name=row.display_name,
+        role=ROLE_VALUES[row.role],
+        disabled=row.disabled,
+        create_time=timestamp(row.created_at),
+    )
+
+
+def user_payload(row: Any) -> dict[str, Any]:
+    return {
+        "id": str(row.id),
+        "email": row.email,
+        "display_name": row.display_name,
+        "role": row.role,
+        "disabled": row.disabled,
+        "created_at": row.created_at.isoformat(),
+    }
+
+
+class IdentityCommands(identity_pb2_grpc.IdentityServiceServicer):
+    def __init__(
+        self,
+        db: Database,
+        hasher: PasswordHasher,
+        tokens: TokenService,
+        refresh_ttl_s: int,
+        rate_limiter: RateLimiter,
+    ) -> None:
+        self.db = db
+        self.rate_limiter = rate_limiter
+        self.hasher = hasher
+        self.tokens = tokens
+        self.refresh_ttl = dt.timedelta(seconds=refresh_ttl_s)
+
+    async def RegisterUser(
+        self, request: identity_pb2.RegisterUserRequest, context: Ctx = None
+    ) -> identity_pb2.RegisterUserResponse:
+        email = normalise_email(request.email)
+        display_name = request.display_name.strip()
+        violations: list[FieldViolation] = []
+        if not EMAIL_RE.match(email) or len(email) > 254:
+            violations.append(FieldViolation("email", "must be a valid email address"))
+        if (bad := password_violation(request.password)) is not None:
+            violations.append(bad)
+        if not 1 <= len(display_name) <= 80:
+            violations.append(FieldViolation("display_name", "must be 1 to 80 characters"))
+        if violations:
+            raise InvalidArgument(violations)
+        password_hash = await self.hasher.hash(request.password)
+
+        async def register(uow: UnitOfWork) -> identity_pb2.RegisterUserResponse:
+            user_id = uuid.uuid4()
+            try:
+                async with uow.conn.begin_nested():
+                    row = (
+                        await uow.conn.execute(
+                            insert(tables.users)
+                            .values(
+                                id=user_id,
+                                email=email,
+                                display_name=display_name,
+                                role="student",
+                                password_hash=password_hash,
+                                disabled=False,
+                                token_version=0,
+                            )
+                            .returning(*tables.users.c)
+                        )
+                    ).one()
+            except IntegrityError:
+                raise AlreadyExists(
+                    "user", email, "an account with this email already exists"
+                ) from None
+            await uow.audit("user.register", f"users/{user_id}", actor_id=user_id)
+            await uow.emit("user.registered", "user", user_id, user_payload(row))
+            return identity_pb2.RegisterUserResponse(
+                user=user_message(row), consistency_token=uow.consistency_token
+            )
+
+        return await self.db.run_command(
+            request, request.request_id, identity_pb2.RegisterUserResponse, register
+        )
+
+    async def CreateSession(
+        self,
+        request: identity_pb2.CreateSessionRequest,
+        context: Ctx = None,
+    ) -> identity_pb2.CreateSessionResponse:
+        email = normalise_email(request.email)
+        if not email or not request.password:
+            raise InvalidArgument(
+                [
+                    FieldViolation(name, "is required")
+                    for name, value in (("email", email), ("password", request.password))
+                    if not value
+                ]
+            )
+        # Besides the per-client budget of the interceptor: guessing one account's password
+        # from many addresses is throttled too.
+        await self.rate_limiter.hit_login_account(email)
+        async with self.db.engine.connect() as conn:
+            user = (
+                await conn.execute(
+                    select(tables.users).where(func.lower(tables.users.c.email) == email)
+                )
+            ).first()
+        # Same work whether or not the account exists: a decoy hash is verified when it doesn't.
+        ok = await self.hasher.verify(request.password, user.password_hash if user else None)
+        if user is None or not ok or user.disabled:
+            reason = "unknown email" if user is None else ("disabled" if ok else "wrong password")
+            await self.db.audit_alone(
+                "session.create",
+                f"users/{user.id}" if user else "users/-",
+                "failure",
+                {"reason": reason, "email_sha256": _digest(email)},
+                actor_id=user.id if user else None,
+            )
+            raise Unauthenticated(BAD_LOGIN)
+
+        async with self.db.transaction() as uow:
+            refresh = await self._new_refresh_token(uow, user.id, family_id=uuid.uuid4())
+            await uow.audit("session.create", f"users/{user.id}", actor_id=user.id)
+            await uow.emit("session.created", "user", user.id, {"user_id": str(user.id)})
+        return identity_pb2.CreateSessionResponse(
+            access_token=self.tokens.issue(user.id, user.role, user.token_version),
+            refresh_token=refresh,
+            expires_in=self.tokens.ttl_s,
+            token_type="Bearer",
+            consistency_token=uow.consistency_token,
+        )
+
+    async def RefreshSession(
+        self,
+        request: identity_pb2.RefreshSessionRequest,
+        context: Ctx = None,
+    ) -> identity_pb2.RefreshSessionResponse:
+        if not request.refresh_token:
+            raise InvalidArgument([FieldViolation("refresh_token", "is required")])
+        reuse_detected = False
+        async with self.db.transaction() as uow:
+            token = (
+                await uow.conn.execute(
+                    select(tables.refresh_tokens)
+                    .where(
+                        tables.refresh_tokens.c.token_hash
+                        == hash_refresh_token(request.refresh_token)
+                    )
+                    .with_for_update()
+                )
+            ).first()
+            if token is None:
+                raise Unauthenticated("unknown refresh token")
+            if token.used_at is not None or token.revoked_at is not None:
+                if token.revoked_at is None or token.used_at is not None:
+                    # A used token presented again: someone holds a copy. Revoke the family.
+                    await self._revoke_family(uow, token.family_id)
+                    await uow.audit(
+                        "session.reuse_detected",
+                        f"users/{token.user_id}",
+                        "failure",
+                        {"family_id": str(token.family_id)},
+                        actor_id=token.user_id,
+                    )
+                    await uow.emit(
+                        "session.family_revoked",
+                        "user",
+                        token.user_id,
+                        {"user_id": str(token.user_id)},
+                    )
+                    reuse_detected = True
+            elif token.expires_at <= dt.datetime.now(dt.UTC):
+                raise Unauthenticated("refresh token expired")
+            else:
+                user = (
+                    await uow.conn.execute(
+                        select(tables.users).where(tables.users.c.id == token.user_id)
+                    )
+                ).one()
+                if user.disabled:
+                    raise Unauthenticated("account disabled")
+                await uow.conn.execute(
+                    update(tables.refresh_tokens)
+                    .where(tables.refresh_tokens.c.id == token.id)
+                    .values(used_at=func.now())
+                )
+                refresh = await self._new_refresh_token(uow, user.id, token.family_id)
+                await uow.audit("session.refresh", f"users/{user.id}", actor_id=user.id)
+                await uow.emit("session.refreshed", "user", user.id, {"user_id": str(user.id)})
+        if reuse_detected or token.revoked_at is not None:
+            # Raised after the commit, so the family's revocation stands.
+            raise Unauthenticated("refresh token already used or revoked")
+        return identity_pb2.RefreshSessionResponse(
+            access_token=self.tokens.issue(user.id, user.role, user.token_version),
+            refresh_token=refresh,
+            expires_in=self.tokens.ttl_s,
+            token_type="Bearer",
+            consistency_token=uow.consistency_token,
+        )
+
+    async def RevokeSession(
+        self,
+        request: identity_pb2.RevokeSessionRequest,
+        context: Ctx = None,
+    ) -> identity_pb2.RevokeSessionResponse:
+        caller = current_call().principal
+        assert caller is not None  # the authentication interceptor guarantees it
+        if not request.refresh_token:
+            raise InvalidArgument([FieldViolation("refresh_token", "is required")])
+        async with self.db.transaction() as uow:
+            token = (
+                await uow.conn.execute(
+                    select(tables.refresh_tokens).where(
+                        tables.refresh_tokens.c.token_hash
+                        == hash_refresh_token(request.refresh_token)
+                    )
+                )
+            ).first()
+            if token is None or token.user_id != caller.user_id:
+                raise NotFound("session", "refresh token")
+            await self._revoke_family(uow, token.family_id)
+            await uow.audit("session.revoke", f"users/{caller.user_id}")
+            await uow.emit(
+                "session.revoked", "user", caller.user_id, {"user_id": str(caller.user_id)}
+            )
+        return identity_pb2.RevokeSessionResponse(consistency_token=uow.consistency_token)
+
+    async def SetUserRole(
+        self, request: identity_pb2.SetUserRoleRequest, context: Ctx = None
+    ) -> identity_pb2.SetUserRoleResponse:
+        user_id = parse_uuid(request.user_id, "user_id")
+        role = ROLE_NAMES.get(request.role)
+        if role is None:
+            raise InvalidArgument([FieldViolation("role", "must be STUDENT, INSTRUCTOR or ADMIN")])
+
+        async def set_role(uow: UnitOfWork) -> identity_pb2.SetUserRoleResponse:
+            row = await self._change_user(uow, user_id, role=role)
+            await uow.audit("user.role_change", f"users/{user_id}", details={"role": role})
+            await uow.emit("user.role_changed", "user", user_id, user_payload(row))
+            return identity_pb2.SetUserRoleResponse(
+                user=user_message(row), consistency_token=uow.consistency_token
+            )
+
+        return await self.db.run_command(
+            request, request.request_id, identity_pb2.SetUserRoleResponse, set_role
+        )
+
+    async def SetUserDisabled(
+        self,
+        request: identity_pb2.SetUserDisabledRequest,
+        context: Ctx = None,
+    ) -> identity_pb2.SetUserDisabledResponse:
+        user_id = parse_uuid(request.user_id, "user_id")
+        caller = current_call().principal
+        if caller is not None and caller.user_id == user_id and request.disabled:
+            raise PermissionDenied("admins cannot disable their own account")
+
+        async def set_disabled(uow: UnitOfWork) -> identity_pb2.SetUserDisabledResponse:
+            row = await self._change_user(uow, user_id, disabled=request.disabled)
+            action = "user.disable" if request.disabled else "user.enable"
+            await uow.audit(action, f"users/{user_id}")
+            await uow.emit(
+                "user.disabled" if request.disabled else "user.enabled",
+                "user",
+                user_id,
+                user_payload(row),
+            )
+            return identity_pb2.SetUserDisabledResponse(
+                user=user_message(row), consistency_token=uow.consistency_token
+            )
+
+        return await self.db.run_command(
+            request, request.request_id, identity_pb2.SetUserDisabledResponse, set_disabled
+        )
+
+    async def GetSigningKeys(
+        self,
+        request: identity_pb2.GetSigningKeysRequest,
+        context: Ctx = None,
+    ) -> identity_pb2.GetSigningKeysResponse:
+        return identity_pb2.GetSigningKeysResponse(
+            keys=[identity_pb2.JsonWebKey(**jwk) for jwk in self.tokens.jwks()]
+        )
+
+    async def _change_user(self, uow: UnitOfWork, user_id: uuid.UUID, **values: Any) -> Any:
+        """Update a user and revoke every session: bumping token_version invalidates access
+        tokens at once, and the refresh tokens are revoked."""
+        row = (
+            await uow.conn.execute(
+                update(tables.users)
+                .where(tables.users.c.id == user_id)
+                .values(
+                    **values,
+                    token_version=tables.users.c.token_version + 1,
+                    updated_at=func.now(),
+                )
+                .returning(*tables.users.c)
+            )
+        ).first()
+        if row is None:
+            raise NotFound("user", str(user_id))
+        await uow.conn.execute(
+            update(tables.refresh_tokens)
+            .where(
+                tables.refresh_tokens.c.user_id == user_id,
+                tables.refresh_tokens.c.revoked_at.is_(None),
+            )
+            .values(revoked_at=func.now())
+        )
+        return row
+
+    async def _new_refresh_token(
+        self, uow: UnitOfWork, user_id: uuid.UUID, family_id: uuid.UUID
+    ) -> str:
+        token, token_hash = new_refresh_token()
+        await uow.conn.execute(
+            insert(tables.refresh_tokens).values(
+                id=uuid.uuid4(),
+                family_id=family_id,
+                user_id=user_id,
+                token_hash=token_hash,
+                expires_at=dt.datetime.now(dt.UTC) + self.refresh_ttl,
+            )
+        )
+        return token
+
+    async def _revoke_family(self, uow: UnitOfWork, family_id: uuid.UUID) -> None:
+        await uow.conn.execute(
+            update(tables.refresh_tokens)
+            .where(
+                tables.refresh_tokens.c.family_id == family_id,
+                tables.refresh_tokens.c.revoked_at.is_(None),
+            )
+            .values(revoked_at=func.now())
+        )
+
+
+def _digest(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()[:16]

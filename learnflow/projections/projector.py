@@ -1,0 +1,187 @@
+"""The projector: tails the outbox in commit order and applies events to the read models.
+
+- Commit order, no skips: it reads only events whose transaction id is below
+  `pg_snapshot_xmin(pg_current_snapshot())`, i.e. of transactions older than every open one,
+  whose rows are therefore final, in `(txid, position)` order after its checkpoint. An event
+  whose transaction commits late is read when it is final, never passed over.
+- One active projector across processes: it holds a PostgreSQL advisory lock on a dedicated
+  connection; others wait on the lock and take over when the holder's connection dies.
+- Wakes on LISTEN/NOTIFY (sent by every command that appends events), polls as a fallback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+from pymongo.asynchronous.database import AsyncDatabase
+
+from learnflow.commands.unit_of_work import EVENTS_CHANNEL
+from learnflow.projections.base import Event, Projection
+from learnflow.projections.store import Document, EventKey, ReadStore
+
+log = logging.getLogger("learnflow.projector")
+
+ADVISORY_LOCK_KEY = 0x1EA2F10  # "learnflow projector"
+
+FETCH_SQL = """
+SELECT txid::text::bigint, position, event_type, aggregate_type, aggregate_id,
+       schema_version, payload, occurred_at
+FROM events
+WHERE (txid, position) > (%(txid)s::text::xid8, %(position)s)
+  AND txid < pg_snapshot_xmin(pg_current_snapshot())
+ORDER BY txid, position
+LIMIT %(limit)s
+"""
+
+
+def libpq_url(sqlalchemy_url: str) -> str:
+    return sqlalchemy_url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+async def fetch_events(
+    conn: psycopg.AsyncConnection[Any], after: EventKey, limit: int
+) -> list[Event]:
+    cur = await conn.execute(
+        FETCH_SQL, {"txid": str(after.txid), "position": after.position, "limit": limit}
+    )
+    return [
+        Event(EventKey(int(r[0]), int(r[1])), r[2], r[3], r[4], r[5], r[6], r[7])
+        for r in await cur.fetchall()
+    ]
+
+
+class Projector:
+    def __init__(
+        self,
+        postgres_url: str,
+        store: ReadStore,
+        projections: Sequence[Projection],
+        poll_s: float = 1.0,
+        batch_size: int = 500,
+    ) -> None:
+        self.postgres_url = libpq_url(postgres_url)
+        self.store = store
+        self.projections = list(projections)
+        self.poll_s = poll_s
+        self.batch_size = batch_size
+        self.is_leader = False
+        self.applied = 0
+
+    async def apply_batch(self, db: AsyncDatabase[Document], events: list[Event]) -> None:
+        for event in events:
+            for projection in self.projections:
+                await projection.apply(db, event)
+        if events:
+            await self.store.save_checkpoint(db, events[-1].key)
+            self.applied += len(events)
+
+    async def ensure_indexes(self, db: AsyncDatabase[Document]) -> None:
+        for projection in self.projections:
+            await projection.ensure_indexes(db)
+
+    async def catch_up(
+        self, conn: psycopg.AsyncConnection[Any], db: AsyncDatabase[Document]
+    ) -> int:
+        """Apply every final event after the checkpoint of `db`; returns how many."""
+        total = 0
+        while True:
+            after = await self.store.checkpoint(db)
+            events = await fetch_events(conn, after, self.batch_size)
+            await self.apply_batch(db, events)
+            total += len(events)
+            if len(events) < self.batch_size:
+                return total
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Stand by for the advisory lock, then project until `stop` is set."""
+        while not stop.is_set():
+            try:
+                await self._run_once(stop)
+            except (psycopg.OperationalError, OSError) as exc:
+                self.is_leader = False
+                log.warning("projector lost its database connection: %s; retrying", exc)
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=1.0)
+
+    async def _run_once(self, stop: asyncio.Event) -> None:
+        async with await psycopg.AsyncConnection.connect(
+            self.postgres_url, autocommit=True
+        ) as conn:
+            while not stop.is_set():
+                cur = await conn.execute("SELECT pg_try_advisory_lock(%s)", (ADVISORY_LOCK_KEY,))
+                row = await cur.fetchone()
+                if row and row[0]:
+                    break
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=self.poll_s)
+            if stop.is_set():
+                return
+            self.is_leader = True
+            log.info("projector is active")
+            await conn.execute(f"LISTEN {EVENTS_CHANNEL}")
+            db = await self.store.active(max_age_s=0)
+            await self.ensure_indexes(db)
+            while not stop.is_set():
+                # Re-read the active generation each round: a rebuild may have switched it.
+                db = await self.store.active(max_age_s=0)
+                started = time.perf_counter()
+                applied = await self.catch_up(conn, db)
+                if applied:
+                    log.info(
+                        "projected events",
+                        extra={
+                            "events": applied,
+                            "ms": round((time.perf_counter() - started) * 1000, 1),
+                            "lag_s": round(await self.lag_seconds(conn, db), 3),
+                        },
+                    )
+                await self._wait_for_notify(conn, stop)
+
+    async def _wait_for_notify(
+        self, conn: psycopg.AsyncConnection[Any], stop: asyncio.Event
+    ) -> None:
+        # notifies() returns after the first notification or at the timeout (polling fallback).
+        async for _ in conn.notifies(timeout=self.poll_s, stop_after=1):
+            break
+
+    async def lag_seconds(
+        self, conn: psycopg.AsyncConnection[Any], db: AsyncDatabase[Document]
+    ) -> float:
+        """Age of the oldest event not yet applied, 0 when caught up (the lag metric)."""
+        after = await self.store.checkpoint(db)
+        cur = await conn.execute(
+            "SELECT extract(epoch FROM now() - min(occurred_at)) FROM events"
+            " WHERE (txid, position) > (%s::text::xid8, %s)",
+            (str(after.txid), after.position),
+        )
+        row = await cur.fetchone()
+        return float(row[0]) if row and row[0] is not None else 0.0
+
+    async def rebuild(self) -> tuple[int, int, float]:
+        """Replay every event into a fresh generation, switch to it when caught up.
+
+        Returns (new generation, events applied, seconds). The active projector keeps
+        serving the old generation meanwhile and moves to the new one at its next round;
+        anything it applied to the old one after our last batch is re-applied from the new
+        generation's own checkpoint, so nothing is lost.
+        """
+        started = time.perf_counter()
+        current = await self.store.active_generation()
+        target = current + 1
+        await self.store.client.drop_database(self.store.database(target).name)
+        db = self.store.database(target)
+        await self.ensure_indexes(db)
+        async with await psycopg.AsyncConnection.connect(
+            self.postgres_url, autocommit=True
+        ) as conn:
+            applied = await self.catch_up(conn, db)
+        await self.store.activate(target)
+        if current > 1:
+            await self.store.client.drop_database(self.store.database(current - 1).name)
+        return target, applied, time.perf_counter() - started

@@ -1,0 +1,115 @@
+"""The MongoDB side of the read models: generations, checkpoints, consistency tokens.
+
+Read models live in one database per *generation* (`<name>_g<N>`); a pointer document says
+which generation queries read. A rebuild fills generation N+1 from event zero and flips the
+pointer once caught up, so readers never see a half-built model. Each generation stores its
+own checkpoint: the commit-order key `(txid, position)` of the last event applied to it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+from learnflow.errors import FieldViolation, InvalidArgument, Unavailable
+
+Document = dict[str, Any]
+
+
+@dataclass(frozen=True, order=True)
+class EventKey:
+    """Commit order of an event: its transaction id, then its position."""
+
+    txid: int
+    position: int
+
+    def token(self) -> str:
+        return f"{self.txid}.{self.position}"
+
+    @classmethod
+    def parse(cls, token: str) -> EventKey:
+        txid, _, position = token.partition(".")
+        try:
+            return cls(int(txid), int(position))
+        except ValueError:
+            raise InvalidArgument(
+                [FieldViolation("x-consistency-token", "not a token returned by a command")]
+            ) from None
+
+
+ZERO = EventKey(0, 0)
+
+
+class ReadStore:
+    def __init__(self, client: AsyncMongoClient[Document], name: str) -> None:
+        self.client = client
+        self.name = name
+        self.meta = client[f"{name}_meta"]["generations"]
+        self._cached: tuple[float, int] | None = None
+
+    @classmethod
+    def connect(cls, url: str, name: str) -> ReadStore:
+        client: AsyncMongoClient[Document] = AsyncMongoClient(
+            url, serverSelectionTimeoutMS=3000, tz_aware=True
+        )
+        return cls(client, name)
+
+    async def close(self) -> None:
+        await self.client.close()
+
+    def database(self, generation: int) -> AsyncDatabase[Document]:
+        return self.client[f"{self.name}_g{generation}"]
+
+    async def active_generation(self, max_age_s: float = 0.0) -> int:
+        now = time.monotonic()
+        if self._cached and now - self._cached[0] <= max_age_s:
+            return self._cached[1]
+        doc = await self.meta.find_one({"_id": "active"})
+        generation = int(doc["generation"]) if doc else 1
+        self._cached = (now, generation)
+        return generation
+
+    async def active(self, max_age_s: float = 0.5) -> AsyncDatabase[Document]:
+        return self.database(await self.active_generation(max_age_s))
+
+    async def activate(self, generation: int) -> None:
+        await self.meta.update_one(
+            {"_id": "active"}, {"$set": {"generation": generation}}, upsert=True
+        )
+        self._cached = None
+
+    @staticmethod
+    async def checkpoint(db: AsyncDatabase[Document]) -> EventKey:
+        doc = await db["checkpoints"].find_one({"_id": "projector"})
+        return EventKey(int(doc["txid"]), int(doc["position"])) if doc else ZERO
+
+    @staticmethod
+    async def save_checkpoint(db: AsyncDatabase[Document], key: EventKey) -> None:
+        # Stored as int64: xid8 values fit, and MongoDB and FerretDB both compare them.
+        await db["checkpoints"].update_one(
+            {"_id": "projector"},
+            {"$set": {"txid": key.txid, "position": key.position, "at": time.time()}},
+            upsert=True,
+        )
+
+    async def wait_for(self, token: str, timeout_s: float) -> AsyncDatabase[Document]:
+        """Read-your-writes: the active read models once they include `token`'s event."""
+        wanted = EventKey.parse(token)
+        deadline = time.monotonic() + timeout_s
+        delay = 0.005
+        while True:
+            db = await self.active(max_age_s=0.5)
+            if await self.checkpoint(db) >= wanted:
+                return db
+            if time.monotonic() >= deadline:
+                raise Unavailable(
+                    "the read model has not caught up with your last write yet; retry shortly",
+                    retry_after_s=1,
+                )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.05)

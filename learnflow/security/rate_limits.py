@@ -1,0 +1,44 @@
+"""Rate limits with the `limits` library: per principal and method class, plus per account
+for logins. In-memory by default; `LEARNFLOW_RATE_LIMIT_STORAGE=redis://…` shares one budget
+across server processes."""
+
+from __future__ import annotations
+
+import time
+
+from limits import RateLimitItem, parse
+from limits.aio.strategies import MovingWindowRateLimiter
+from limits.storage import storage_from_string
+
+from learnflow.errors import ResourceExhausted
+from learnflow.settings import Settings
+
+
+class RateLimiter:
+    def __init__(self, settings: Settings) -> None:
+        uri = settings.rate_limit_storage
+        if not uri.startswith("async+"):
+            uri = "async+" + uri
+        self.storage = storage_from_string(uri)
+        self.limiter = MovingWindowRateLimiter(self.storage)
+        self.classes: dict[str, RateLimitItem] = {
+            "read": parse(settings.rate_limit_read),
+            "write": parse(settings.rate_limit_write),
+            "auth": parse(settings.rate_limit_auth),
+        }
+        self.login_per_account = parse(settings.rate_limit_login_per_account)
+
+    async def hit(self, rate_class: str, principal: str) -> None:
+        await self._hit(self.classes[rate_class], "class", rate_class, principal)
+
+    async def hit_login_account(self, email: str) -> None:
+        await self._hit(self.login_per_account, "login-account", email)
+
+    async def _hit(self, item: RateLimitItem, *identifiers: str) -> None:
+        if await self.limiter.hit(item, *identifiers):
+            return
+        stats = await self.limiter.get_window_stats(item, *identifiers)
+        retry_after = max(1.0, stats.reset_time - time.time())
+        raise ResourceExhausted(
+            f"rate limit exceeded ({item}); retry in {retry_after:.0f}s", retry_after
+        )

@@ -1,0 +1,186 @@
+"""Composition root: wires settings, adapters and handlers into one grpc.aio server.
+
+`python -m learnflow.server` (or `learnflow serve`) runs it: the API services, server
+reflection, the standard health service (NOT_SERVING while PostgreSQL or MongoDB is
+unreachable) and, unless disabled, a projector that stands by for the advisory lock.
+SIGTERM/SIGINT stop accepting calls, drain in-flight ones, then exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from dataclasses import dataclass, field
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
+from grpc_reflection.v1alpha import reflection
+from sqlalchemy import text
+
+from learnflow.commands.identity import IdentityCommands
+from learnflow.commands.unit_of_work import Database
+from learnflow.projections.accounts import AuditTrail, UserProfiles
+from learnflow.projections.base import Projection
+from learnflow.projections.projector import Projector
+from learnflow.projections.store import ReadStore
+from learnflow.queries.profiles import ProfileQueries
+from learnflow.queries.read_models import ReadModels
+from learnflow.security.access import api_services, load_rules
+from learnflow.security.authentication import Authenticator
+from learnflow.security.interceptor import ApiInterceptor
+from learnflow.security.passwords import PasswordHasher
+from learnflow.security.rate_limits import RateLimiter
+from learnflow.security.tokens import TokenService, load_keys
+from learnflow.settings import Settings
+from learnflow.v1 import identity_pb2_grpc
+
+log = logging.getLogger("learnflow.server")
+
+
+def all_projections() -> list[Projection]:
+    return [UserProfiles(), AuditTrail()]
+
+
+@dataclass
+class Backend:
+    """Everything the server holds open; `close()` releases it."""
+
+    settings: Settings
+    db: Database
+    store: ReadStore
+    tokens: TokenService
+    server: grpc.aio.Server
+    health: HealthServicer
+    projector: Projector
+    port: int
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def close(self, grace_s: float = 10.0) -> None:
+        self.stop.set()
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace_s)
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.db.close()
+        await self.store.close()
+
+
+async def build(settings: Settings, run_projector: bool = True) -> Backend:
+    db = Database.connect(settings.postgres_url)
+    store = ReadStore.connect(settings.mongo_url, settings.mongo_database)
+    keys = load_keys(settings.signing_keys_dir, generate_if_empty=not settings.is_production)
+    tokens = TokenService(
+        keys,
+        settings.jwt_issuer,
+        settings.jwt_audience,
+        settings.access_token_ttl_s,
+        settings.jwt_leeway_s,
+    )
+    hasher = await asyncio.to_thread(PasswordHasher, settings.bcrypt_rounds)
+    rate_limiter = RateLimiter(settings)
+    read_models = ReadModels(store, settings.consistency_wait_s)
+    projector = Projector(
+        settings.postgres_url, store, all_projections(), settings.projector_poll_s
+    )
+
+    server = grpc.aio.server(
+        interceptors=[ApiInterceptor(load_rules(), Authenticator(tokens, db), rate_limiter)],
+        options=[("grpc.so_reuseport", 0)],
+    )
+    identity_pb2_grpc.add_IdentityServiceServicer_to_server(
+        IdentityCommands(db, hasher, tokens, settings.refresh_token_ttl_s, rate_limiter), server
+    )
+    identity_pb2_grpc.add_ProfileServiceServicer_to_server(ProfileQueries(read_models), server)
+
+    health = HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    names = [s.full_name for s in api_services()]
+    reflection.enable_server_reflection(
+        [
+            *names,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        ],
+        server,
+    )
+    port = server.add_insecure_port(settings.grpc_listen)
+    if port == 0:
+        raise SystemExit(f"cannot listen on {settings.grpc_listen}: address in use?")
+    backend = Backend(settings, db, store, tokens, server, health, projector, port)
+    await server.start()
+    backend.tasks.append(asyncio.create_task(_watch_dependencies(backend, names)))
+    if run_projector:
+        backend.tasks.append(asyncio.create_task(projector.run(backend.stop)))
+    return backend
+
+
+async def dependencies_reachable(db: Database, store: ReadStore) -> dict[str, str]:
+    """Problems by dependency name; empty when both answer."""
+    problems: dict[str, str] = {}
+    try:
+        async with asyncio.timeout(3):
+            async with db.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+    except Exception as exc:
+        problems["postgres"] = (
+            f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        )
+    try:
+        async with asyncio.timeout(3):
+            await store.client.admin.command("ping")
+    except Exception as exc:
+        problems["mongodb"] = (
+            f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        )
+    return problems
+
+
+async def _watch_dependencies(backend: Backend, services: list[str]) -> None:
+    serving = health_pb2.HealthCheckResponse.SERVING
+    not_serving = health_pb2.HealthCheckResponse.NOT_SERVING
+    last: dict[str, str] | None = None
+    while not backend.stop.is_set():
+        problems = await dependencies_reachable(backend.db, backend.store)
+        status = not_serving if problems else serving
+        for name in ["", *services]:
+            await backend.health.set(name, status)
+        if problems != last:
+            if problems:
+                log.error(
+                    "dependency unreachable: health NOT_SERVING", extra={"problems": problems}
+                )
+            else:
+                log.info("dependencies reachable: health SERVING")
+            last = problems
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(backend.stop.wait(), timeout=2.0)
+
+
+async def serve(settings: Settings) -> None:
+    backend = await build(settings)
+    log.info("gRPC server listening", extra={"listen": settings.grpc_listen, "port": backend.port})
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down: draining in-flight calls")
+    await backend.close(grace_s=10.0)
+    log.info("stopped")
+
+
+def main() -> None:
+    from learnflow.cli import main as cli_main
+
+    cli_main(["serve"])
+
+
+if __name__ == "__main__":
+    main()
