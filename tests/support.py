@@ -1,0 +1,68 @@
+"""Test helpers: registered callers with tokens, status details."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+from google.rpc import error_details_pb2, status_pb2
+
+from learnflow.v1 import identity_pb2, identity_pb2_grpc
+
+PASSWORD = "a-good-password"
+
+
+@dataclass
+class Caller:
+    channel: grpc.aio.Channel
+    user: identity_pb2.User
+    access_token: str
+    refresh_token: str
+    consistency_token: str
+
+    @classmethod
+    async def register(cls, channel: grpc.aio.Channel, name: str = "Test User") -> Caller:
+        stub = identity_pb2_grpc.IdentityServiceAsyncStub(channel)
+        email = f"user-{uuid.uuid4().hex[:12]}@example.com"
+        registered = await stub.RegisterUser(
+            identity_pb2.RegisterUserRequest(email=email, password=PASSWORD, display_name=name)
+        )
+        session = await stub.CreateSession(
+            identity_pb2.CreateSessionRequest(email=email, password=PASSWORD)
+        )
+        return cls(
+            channel,
+            registered.user,
+            session.access_token,
+            session.refresh_token,
+            session.consistency_token,
+        )
+
+    def metadata(self, consistency_token: str = "") -> tuple[tuple[str, str], ...]:
+        md: tuple[tuple[str, str], ...] = (("authorization", f"Bearer {self.access_token}"),)
+        if consistency_token:
+            md += (("x-consistency-token", consistency_token),)
+        return md
+
+    @property
+    def user_id(self) -> str:
+        return self.user.id
+
+
+def rich_status(error: grpc.aio.AioRpcError) -> status_pb2.Status:
+    metadata: Any = error.trailing_metadata() or ()
+    for key, value in metadata:
+        if key == "grpc-status-details-bin":
+            assert isinstance(value, bytes)
+            return status_pb2.Status.FromString(value)
+    raise AssertionError("no google.rpc.Status details on the error")
+
+
+def field_violations(error: grpc.aio.AioRpcError) -> dict[str, str]:
+    for detail in rich_status(error).details:
+        bad = error_details_pb2.BadRequest()
+        if detail.Unpack(bad):
+            return {v.field: v.description for v in bad.field_violations}
+    raise AssertionError("no BadRequest detail")

@@ -1,0 +1,76 @@
+"""One slice through every layer: register (command) -> projector -> read model -> query."""
+
+from __future__ import annotations
+
+import uuid
+
+import grpc
+import pytest
+
+from learnflow.v1 import identity_pb2, identity_pb2_grpc
+from tests.support import PASSWORD, Caller, field_violations
+
+
+async def test_registered_user_is_readable_with_the_consistency_token(
+    channel: grpc.aio.Channel,
+) -> None:
+    caller = await Caller.register(channel, name="Grace Hopper")
+    profiles = identity_pb2_grpc.ProfileServiceAsyncStub(channel)
+    reply = await profiles.GetCurrentUser(
+        identity_pb2.GetCurrentUserRequest(), metadata=caller.metadata(caller.consistency_token)
+    )
+    assert reply.user.id == caller.user_id
+    assert reply.user.display_name == "Grace Hopper"
+    assert reply.user.email == caller.user.email
+
+
+async def test_email_is_normalised_and_unique_case_insensitively(
+    identity: identity_pb2_grpc.IdentityServiceAsyncStub,
+) -> None:
+    local = f"Mixed.{uuid.uuid4().hex[:8]}"
+    first = await identity.RegisterUser(
+        identity_pb2.RegisterUserRequest(
+            email=f"{local}@Example.COM", password=PASSWORD, display_name="M"
+        )
+    )
+    assert first.user.email == f"{local.lower()}@example.com"
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await identity.RegisterUser(
+            identity_pb2.RegisterUserRequest(
+                email=f"{local.upper()}@example.com", password=PASSWORD, display_name="M"
+            )
+        )
+    assert err.value.code() == grpc.StatusCode.ALREADY_EXISTS
+
+
+async def test_invalid_registration_names_every_bad_field(
+    identity: identity_pb2_grpc.IdentityServiceAsyncStub,
+) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await identity.RegisterUser(
+            identity_pb2.RegisterUserRequest(email="nope", password="short", display_name="")
+        )
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert set(field_violations(err.value)) == {"email", "password", "display_name"}
+
+
+async def test_password_over_72_bytes_is_refused_not_truncated(
+    identity: identity_pb2_grpc.IdentityServiceAsyncStub,
+) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await identity.RegisterUser(
+            identity_pb2.RegisterUserRequest(
+                email=f"long-{uuid.uuid4().hex[:8]}@example.com",
+                password="é" * 37,  # 74 bytes of UTF-8, 37 characters
+                display_name="Long",
+            )
+        )
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "72" in field_violations(err.value)["password"]
+
+
+async def test_query_without_token_is_unauthenticated(channel: grpc.aio.Channel) -> None:
+    profiles = identity_pb2_grpc.ProfileServiceAsyncStub(channel)
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await profiles.GetCurrentUser(identity_pb2.GetCurrentUserRequest())
+    assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
