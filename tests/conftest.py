@@ -95,6 +95,16 @@ async def caller(channel: grpc.aio.Channel) -> Caller:
     return await Caller.register(channel)
 
 
+@pytest.fixture
+async def admin(channel: grpc.aio.Channel, postgres_url: str) -> Caller:
+    return await Caller.with_role(channel, postgres_url, "admin", name="Admin")
+
+
+@pytest.fixture
+async def instructor(channel: grpc.aio.Channel, postgres_url: str) -> Caller:
+    return await Caller.with_role(channel, postgres_url, "instructor", name="Instructor")
+
+
 @pytest.fixture(scope="session")
 def identity(channel: grpc.aio.Channel) -> identity_pb2_grpc.IdentityServiceAsyncStub:
     return identity_pb2_grpc.IdentityServiceAsyncStub(channel)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
+import psycopg
 from google.rpc import error_details_pb2, status_pb2
 
 from learnflow.v1 import identity_pb2, identity_pb2_grpc
@@ -38,6 +39,32 @@ class Caller:
             session.access_token,
             session.refresh_token,
             session.consistency_token,
+        )
+
+    @classmethod
+    async def with_role(
+        cls, channel: grpc.aio.Channel, postgres_url: str, role: str, name: str = "Staff"
+    ) -> Caller:
+        """A registered user promoted to `role` and logged in again.
+
+        The first admin has to come from outside the API; tests promote through SQL the way
+        an operator would bootstrap one, then every later role change goes through the API.
+        """
+        first = await cls.register(channel, name=name)
+        url = postgres_url.replace("postgresql+psycopg://", "postgresql://", 1)
+        async with await psycopg.AsyncConnection.connect(url) as conn:
+            await conn.execute("UPDATE users SET role = %s WHERE id = %s", (role, first.user_id))
+        stub = identity_pb2_grpc.IdentityServiceAsyncStub(channel)
+        session = await stub.CreateSession(
+            identity_pb2.CreateSessionRequest(email=first.user.email, password=PASSWORD)
+        )
+        first.user.role = {"student": 1, "instructor": 2, "admin": 3}[role]  # type: ignore[assignment]
+        return cls(
+            channel,
+            first.user,
+            session.access_token,
+            session.refresh_token,
+            first.consistency_token,
         )
 
     def metadata(self, consistency_token: str = "") -> tuple[tuple[str, str], ...]:

@@ -74,3 +74,31 @@ async def test_query_without_token_is_unauthenticated(channel: grpc.aio.Channel)
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await profiles.GetCurrentUser(identity_pb2.GetCurrentUserRequest())
     assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+async def test_admin_changes_a_role_and_the_old_token_stops_working(
+    channel: grpc.aio.Channel, admin: Caller
+) -> None:
+    student = await Caller.register(channel)
+    stub = identity_pb2_grpc.IdentityServiceAsyncStub(channel)
+    changed = await stub.SetUserRole(
+        identity_pb2.SetUserRoleRequest(user_id=student.user_id, role=2),
+        metadata=admin.metadata(),
+    )
+    assert changed.user.role == 2
+    profiles = identity_pb2_grpc.ProfileServiceAsyncStub(channel)
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await profiles.GetCurrentUser(
+            identity_pb2.GetCurrentUserRequest(), metadata=student.metadata()
+        )
+    assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+async def test_students_may_not_change_roles(channel: grpc.aio.Channel, caller: Caller) -> None:
+    stub = identity_pb2_grpc.IdentityServiceAsyncStub(channel)
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stub.SetUserRole(
+            identity_pb2.SetUserRoleRequest(user_id=caller.user_id, role=3),
+            metadata=caller.metadata(),
+        )
+    assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
