@@ -107,7 +107,7 @@ async def instructor(channel: grpc.aio.Channel, postgres_url: str) -> Caller:
 
 @pytest.fixture(scope="session")
 def identity(channel: grpc.aio.Channel) -> identity_pb2_grpc.IdentityServiceAsyncStub:
-    return identity_pb2_grpc.IdentityServiceAsyncStub(channel)
+    return identity_pb2_grpc.IdentityServiceStub(channel)
 
 
 __all__ = ["identity_pb2"]

@@ -25,7 +25,7 @@ class Caller:
 
     @classmethod
     async def register(cls, channel: grpc.aio.Channel, name: str = "Test User") -> Caller:
-        stub = identity_pb2_grpc.IdentityServiceAsyncStub(channel)
+        stub = identity_pb2_grpc.IdentityServiceStub(channel)
         email = f"user-{uuid.uuid4().hex[:12]}@example.com"
         registered = await stub.RegisterUser(
             identity_pb2.RegisterUserRequest(email=email, password=PASSWORD, display_name=name)
@@ -54,7 +54,7 @@ class Caller:
         url = postgres_url.replace("postgresql+psycopg://", "postgresql://", 1)
         async with await psycopg.AsyncConnection.connect(url) as conn:
             await conn.execute("UPDATE users SET role = %s WHERE id = %s", (role, first.user_id))
-        stub = identity_pb2_grpc.IdentityServiceAsyncStub(channel)
+        stub = identity_pb2_grpc.IdentityServiceStub(channel)
         session = await stub.CreateSession(
             identity_pb2.CreateSessionRequest(email=first.user.email, password=PASSWORD)
         )

@@ -7,7 +7,7 @@ import uuid
 import grpc
 import pytest
 
-from learnflow.v1 import identity_pb2, identity_pb2_grpc
+from learnflow.v1 import access_pb2, identity_pb2, identity_pb2_grpc
 from tests.support import PASSWORD, Caller, field_violations
 
 
@@ -15,7 +15,7 @@ async def test_registered_user_is_readable_with_the_consistency_token(
     channel: grpc.aio.Channel,
 ) -> None:
     caller = await Caller.register(channel, name="Grace Hopper")
-    profiles = identity_pb2_grpc.ProfileServiceAsyncStub(channel)
+    profiles = identity_pb2_grpc.ProfileServiceStub(channel)
     reply = await profiles.GetCurrentUser(
         identity_pb2.GetCurrentUserRequest(), metadata=caller.metadata(caller.consistency_token)
     )
@@ -70,7 +70,7 @@ async def test_password_over_72_bytes_is_refused_not_truncated(
 
 
 async def test_query_without_token_is_unauthenticated(channel: grpc.aio.Channel) -> None:
-    profiles = identity_pb2_grpc.ProfileServiceAsyncStub(channel)
+    profiles = identity_pb2_grpc.ProfileServiceStub(channel)
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await profiles.GetCurrentUser(identity_pb2.GetCurrentUserRequest())
     assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
@@ -80,13 +80,13 @@ async def test_admin_changes_a_role_and_the_old_token_stops_working(
     channel: grpc.aio.Channel, admin: Caller
 ) -> None:
     student = await Caller.register(channel)
-    stub = identity_pb2_grpc.IdentityServiceAsyncStub(channel)
+    stub = identity_pb2_grpc.IdentityServiceStub(channel)
     changed = await stub.SetUserRole(
-        identity_pb2.SetUserRoleRequest(user_id=student.user_id, role=2),
+        identity_pb2.SetUserRoleRequest(user_id=student.user_id, role=access_pb2.ROLE_INSTRUCTOR),
         metadata=admin.metadata(),
     )
     assert changed.user.role == 2
-    profiles = identity_pb2_grpc.ProfileServiceAsyncStub(channel)
+    profiles = identity_pb2_grpc.ProfileServiceStub(channel)
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await profiles.GetCurrentUser(
             identity_pb2.GetCurrentUserRequest(), metadata=student.metadata()
@@ -95,10 +95,10 @@ async def test_admin_changes_a_role_and_the_old_token_stops_working(
 
 
 async def test_students_may_not_change_roles(channel: grpc.aio.Channel, caller: Caller) -> None:
-    stub = identity_pb2_grpc.IdentityServiceAsyncStub(channel)
+    stub = identity_pb2_grpc.IdentityServiceStub(channel)
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await stub.SetUserRole(
-            identity_pb2.SetUserRoleRequest(user_id=caller.user_id, role=3),
+            identity_pb2.SetUserRoleRequest(user_id=caller.user_id, role=access_pb2.ROLE_ADMIN),
             metadata=caller.metadata(),
         )
     assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
