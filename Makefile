@@ -15,6 +15,9 @@ up: bootstrap
 down:
 	@scripts/services down
 
+run: bootstrap
+	@scripts/run
+
 ## Contract
 proto-deps: bootstrap
 	@scripts/protos deps
