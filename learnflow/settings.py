@@ -55,6 +55,8 @@ class Settings:
     rate_limit_auth: str = "20/minute"
     rate_limit_login_per_account: str = "10/minute"
     rate_limit_storage: str = "memory://"
+    # Namespaces the shared counters, so deployments (or test runs) sharing a Redis don't mix.
+    rate_limit_key_prefix: str = "learnflow"
     log_level: str = "INFO"
 
     @property
@@ -87,6 +89,7 @@ class Settings:
             rate_limit_auth=_env("RATE_LIMIT_AUTH", "20/minute"),
             rate_limit_login_per_account=_env("RATE_LIMIT_LOGIN_PER_ACCOUNT", "10/minute"),
             rate_limit_storage=_env("RATE_LIMIT_STORAGE", "memory://"),
+            rate_limit_key_prefix=_env("RATE_LIMIT_KEY_PREFIX", "learnflow"),
             log_level=_env("LOG_LEVEL", "INFO"),
         )
 

@@ -250,22 +250,30 @@ class IdentityCommands(identity_pb2_grpc.IdentityServiceServicer):
         context: Ctx = None,
     ) -> identity_pb2.RevokeSessionResponse:
         caller = current_call().principal
-        assert caller is not None  # the authentication interceptor guarantees it
-        if not request.refresh_token:
-            raise InvalidArgument([FieldViolation("refresh_token", "is required")])
+        if caller is None:
+            raise Unauthenticated("this method requires an access token")
+        if not request.refresh_token and not request.all_sessions:
+            raise InvalidArgument(
+                [FieldViolation("refresh_token", "is required unless all_sessions is set")]
+            )
         async with self.db.transaction() as uow:
-            token = (
-                await uow.conn.execute(
-                    select(tables.refresh_tokens).where(
-                        tables.refresh_tokens.c.token_hash
-                        == hash_refresh_token(request.refresh_token)
+            if request.all_sessions:
+                # Bumping token_version invalidates every access token issued so far.
+                await self._change_user(uow, caller.user_id)
+                await uow.audit("session.revoke_all", f"users/{caller.user_id}")
+            else:
+                token = (
+                    await uow.conn.execute(
+                        select(tables.refresh_tokens).where(
+                            tables.refresh_tokens.c.token_hash
+                            == hash_refresh_token(request.refresh_token)
+                        )
                     )
-                )
-            ).first()
-            if token is None or token.user_id != caller.user_id:
-                raise NotFound("session", "refresh token")
-            await self._revoke_family(uow, token.family_id)
-            await uow.audit("session.revoke", f"users/{caller.user_id}")
+                ).first()
+                if token is None or token.user_id != caller.user_id:
+                    raise NotFound("session", "refresh token")
+                await self._revoke_family(uow, token.family_id)
+                await uow.audit("session.revoke", f"users/{caller.user_id}")
             await uow.emit(
                 "session.revoked", "user", caller.user_id, {"user_id": str(caller.user_id)}
             )

@@ -19,7 +19,11 @@ class RateLimiter:
         uri = settings.rate_limit_storage
         if not uri.startswith("async+"):
             uri = "async+" + uri
-        self.storage = storage_from_string(uri)
+        # redis-py's asyncio client rather than limits' default (coredis): one less dependency.
+        options: dict[str, str] = {}
+        if uri.startswith("async+redis"):
+            options = {"implementation": "redispy", "key_prefix": settings.rate_limit_key_prefix}
+        self.storage = storage_from_string(uri, **options)
         self.limiter = MovingWindowRateLimiter(self.storage)
         self.classes: dict[str, RateLimitItem] = {
             "read": parse(settings.rate_limit_read),

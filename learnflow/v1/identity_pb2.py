@@ -28,7 +28,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from learnflow.v1 import access_pb2 as learnflow_dot_v1_dot_access__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1blearnflow/v1/identity.proto\x12\x0clearnflow.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19learnflow/v1/access.proto\"\xb4\x01\n\x04User\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\r\n\x05\x65mail\x18\x02 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x03 \x01(\t\x12&\n\x04role\x18\x04 \x01(\x0e\x32\x12.learnflow.v1.RoleB\x04\xe2\x41\x01\x03\x12\x16\n\x08\x64isabled\x18\x05 \x01(\x08\x42\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\"r\n\x13RegisterUserRequest\x12\x13\n\x05\x65mail\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x16\n\x08password\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1a\n\x0c\x64isplay_name\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"S\n\x14RegisterUserResponse\x12 \n\x04user\x18\x01 \x01(\x0b\x32\x12.learnflow.v1.User\x12\x19\n\x11\x63onsistency_token\x18\x02 \x01(\t\"C\n\x14\x43reateSessionRequest\x12\x13\n\x05\x65mail\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x16\n\x08password\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\"\x87\x01\n\x15\x43reateSessionResponse\x12\x14\n\x0c\x61\x63\x63\x65ss_token\x18\x01 \x01(\t\x12\x15\n\rrefresh_token\x18\x02 \x01(\t\x12\x12\n\nexpires_in\x18\x03 \x01(\x05\x12\x12\n\ntoken_type\x18\x04 \x01(\t\x12\x19\n\x11\x63onsistency_token\x18\x05 \x01(\t\"4\n\x15RefreshSessionRequest\x12\x1b\n\rrefresh_token\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"\x88\x01\n\x16RefreshSessionResponse\x12\x14\n\x0c\x61\x63\x63\x65ss_token\x18\x01 \x01(\t\x12\x15\n\rrefresh_token\x18\x02 \x01(\t\x12\x12\n\nexpires_in\x18\x03 \x01(\x05\x12\x12\n\ntoken_type\x18\x04 \x01(\t\x12\x19\n\x11\x63onsistency_token\x18\x05 \x01(\t\"3\n\x14RevokeSessionRequest\x12\x1b\n\rrefresh_token\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"2\n\x15RevokeSessionResponse\x12\x19\n\x11\x63onsistency_token\x18\x01 \x01(\t\"g\n\x12SetUserRoleRequest\x12\x15\n\x07user_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12&\n\x04role\x18\x02 \x01(\x0e\x32\x12.learnflow.v1.RoleB\x04\xe2\x41\x01\x02\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"R\n\x13SetUserRoleResponse\x12 \n\x04user\x18\x01 \x01(\x0b\x32\x12.learnflow.v1.User\x12\x19\n\x11\x63onsistency_token\x18\x02 \x01(\t\"U\n\x16SetUserDisabledRequest\x12\x15\n\x07user_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x10\n\x08\x64isabled\x18\x02 \x01(\x08\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"V\n\x17SetUserDisabledResponse\x12 \n\x04user\x18\x01 \x01(\x0b\x32\x12.learnflow.v1.User\x12\x19\n\x11\x63onsistency_token\x18\x02 \x01(\t\"\x17\n\x15GetSigningKeysRequest\"@\n\x16GetSigningKeysResponse\x12&\n\x04keys\x18\x01 \x03(\x0b\x32\x18.learnflow.v1.JsonWebKey\"X\n\nJsonWebKey\x12\x0b\n\x03kty\x18\x01 \x01(\t\x12\x0b\n\x03\x63rv\x18\x02 \x01(\t\x12\t\n\x01x\x18\x03 \x01(\t\x12\x0b\n\x03kid\x18\x04 \x01(\t\x12\x0b\n\x03\x61lg\x18\x05 \x01(\t\x12\x0b\n\x03use\x18\x06 \x01(\t\"\x17\n\x15GetCurrentUserRequest\":\n\x16GetCurrentUserResponse\x12 \n\x04user\x18\x01 \x01(\x0b\x32\x12.learnflow.v1.User2\xba\x07\n\x0fIdentityService\x12|\n\x0cRegisterUser\x12!.learnflow.v1.RegisterUserRequest\x1a\".learnflow.v1.RegisterUserResponse\"%\xaa\xbb\x18\x04\x08\x01\x18\x03\x82\xd3\xe4\x93\x02\x17\"\x12/v1/users:register:\x01*\x12y\n\rCreateSession\x12\".learnflow.v1.CreateSessionRequest\x1a#.learnflow.v1.CreateSessionResponse\"\x1f\xaa\xbb\x18\x04\x08\x01\x18\x03\x82\xd3\xe4\x93\x02\x11\"\x0c/v1/sessions:\x01*\x12\x84\x01\n\x0eRefreshSession\x12#.learnflow.v1.RefreshSessionRequest\x1a$.learnflow.v1.RefreshSessionResponse\"\'\xaa\xbb\x18\x04\x08\x01\x18\x03\x82\xd3\xe4\x93\x02\x19\"\x14/v1/sessions:refresh:\x01*\x12\x80\x01\n\rRevokeSession\x12\".learnflow.v1.RevokeSessionRequest\x1a#.learnflow.v1.RevokeSessionResponse\"&\xaa\xbb\x18\x04\x08\x02\x18\x02\x82\xd3\xe4\x93\x02\x18\"\x13/v1/sessions:revoke:\x01*\x12\x85\x01\n\x0bSetUserRole\x12 .learnflow.v1.SetUserRoleRequest\x1a!.learnflow.v1.SetUserRoleResponse\"1\xaa\xbb\x18\x07\x08\x02\x12\x01\x03\x18\x02\x82\xd3\xe4\x93\x02 \"\x1b/v1/users/{user_id}:setRole:\x01*\x12\x95\x01\n\x0fSetUserDisabled\x12$.learnflow.v1.SetUserDisabledRequest\x1a%.learnflow.v1.SetUserDisabledResponse\"5\xaa\xbb\x18\x07\x08\x02\x12\x01\x03\x18\x02\x82\xd3\xe4\x93\x02$\"\x1f/v1/users/{user_id}:setDisabled:\x01*\x12\x83\x01\n\x0eGetSigningKeys\x12#.learnflow.v1.GetSigningKeysRequest\x1a$.learnflow.v1.GetSigningKeysResponse\"&\xaa\xbb\x18\x04\x08\x01\x18\x01\x82\xd3\xe4\x93\x02\x18\x12\x16/.well-known/jwks.json2\x8b\x01\n\x0eProfileService\x12y\n\x0eGetCurrentUser\x12#.learnflow.v1.GetCurrentUserRequest\x1a$.learnflow.v1.GetCurrentUserResponse\"\x1c\xaa\xbb\x18\x04\x08\x02\x18\x01\x82\xd3\xe4\x93\x02\x0e\x12\x0c/v1/users/meb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1blearnflow/v1/identity.proto\x12\x0clearnflow.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19learnflow/v1/access.proto\"\xb4\x01\n\x04User\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\r\n\x05\x65mail\x18\x02 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x03 \x01(\t\x12&\n\x04role\x18\x04 \x01(\x0e\x32\x12.learnflow.v1.RoleB\x04\xe2\x41\x01\x03\x12\x16\n\x08\x64isabled\x18\x05 \x01(\x08\x42\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\"r\n\x13RegisterUserRequest\x12\x13\n\x05\x65mail\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x16\n\x08password\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1a\n\x0c\x64isplay_name\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"S\n\x14RegisterUserResponse\x12 \n\x04user\x18\x01 \x01(\x0b\x32\x12.learnflow.v1.User\x12\x19\n\x11\x63onsistency_token\x18\x02 \x01(\t\"C\n\x14\x43reateSessionRequest\x12\x13\n\x05\x65mail\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x16\n\x08password\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\"\x87\x01\n\x15\x43reateSessionResponse\x12\x14\n\x0c\x61\x63\x63\x65ss_token\x18\x01 \x01(\t\x12\x15\n\rrefresh_token\x18\x02 \x01(\t\x12\x12\n\nexpires_in\x18\x03 \x01(\x05\x12\x12\n\ntoken_type\x18\x04 \x01(\t\x12\x19\n\x11\x63onsistency_token\x18\x05 \x01(\t\"4\n\x15RefreshSessionRequest\x12\x1b\n\rrefresh_token\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"\x88\x01\n\x16RefreshSessionResponse\x12\x14\n\x0c\x61\x63\x63\x65ss_token\x18\x01 \x01(\t\x12\x15\n\rrefresh_token\x18\x02 \x01(\t\x12\x12\n\nexpires_in\x18\x03 \x01(\x05\x12\x12\n\ntoken_type\x18\x04 \x01(\t\x12\x19\n\x11\x63onsistency_token\x18\x05 \x01(\t\"C\n\x14RevokeSessionRequest\x12\x15\n\rrefresh_token\x18\x01 \x01(\t\x12\x14\n\x0c\x61ll_sessions\x18\x02 \x01(\x08\"2\n\x15RevokeSessionResponse\x12\x19\n\x11\x63onsistency_token\x18\x01 \x01(\t\"g\n\x12SetUserRoleRequest\x12\x15\n\x07user_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12&\n\x04role\x18\x02 \x01(\x0e\x32\x12.learnflow.v1.RoleB\x04\xe2\x41\x01\x02\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"R\n\x13SetUserRoleResponse\x12 \n\x04user\x18\x01 \x01(\x0b\x32\x12.learnflow.v1.User\x12\x19\n\x11\x63onsistency_token\x18\x02 \x01(\t\"U\n\x16SetUserDisabledRequest\x12\x15\n\x07user_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x10\n\x08\x64isabled\x18\x02 \x01(\x08\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"V\n\x17SetUserDisabledResponse\x12 \n\x04user\x18\x01 \x01(\x0b\x32\x12.learnflow.v1.User\x12\x19\n\x11\x63onsistency_token\x18\x02 \x01(\t\"\x17\n\x15GetSigningKeysRequest\"@\n\x16GetSigningKeysResponse\x12&\n\x04keys\x18\x01 \x03(\x0b\x32\x18.learnflow.v1.JsonWebKey\"X\n\nJsonWebKey\x12\x0b\n\x03kty\x18\x01 \x01(\t\x12\x0b\n\x03\x63rv\x18\x02 \x01(\t\x12\t\n\x01x\x18\x03 \x01(\t\x12\x0b\n\x03kid\x18\x04 \x01(\t\x12\x0b\n\x03\x61lg\x18\x05 \x01(\t\x12\x0b\n\x03use\x18\x06 \x01(\t\"\x17\n\x15GetCurrentUserRequest\":\n\x16GetCurrentUserResponse\x12 \n\x04user\x18\x01 \x01(\x0b\x32\x12.learnflow.v1.User2\xba\x07\n\x0fIdentityService\x12|\n\x0cRegisterUser\x12!.learnflow.v1.RegisterUserRequest\x1a\".learnflow.v1.RegisterUserResponse\"%\xaa\xbb\x18\x04\x08\x01\x18\x03\x82\xd3\xe4\x93\x02\x17\"\x12/v1/users:register:\x01*\x12y\n\rCreateSession\x12\".learnflow.v1.CreateSessionRequest\x1a#.learnflow.v1.CreateSessionResponse\"\x1f\xaa\xbb\x18\x04\x08\x01\x18\x03\x82\xd3\xe4\x93\x02\x11\"\x0c/v1/sessions:\x01*\x12\x84\x01\n\x0eRefreshSession\x12#.learnflow.v1.RefreshSessionRequest\x1a$.learnflow.v1.RefreshSessionResponse\"\'\xaa\xbb\x18\x04\x08\x01\x18\x03\x82\xd3\xe4\x93\x02\x19\"\x14/v1/sessions:refresh:\x01*\x12\x80\x01\n\rRevokeSession\x12\".learnflow.v1.RevokeSessionRequest\x1a#.learnflow.v1.RevokeSessionResponse\"&\xaa\xbb\x18\x04\x08\x02\x18\x02\x82\xd3\xe4\x93\x02\x18\"\x13/v1/sessions:revoke:\x01*\x12\x85\x01\n\x0bSetUserRole\x12 .learnflow.v1.SetUserRoleRequest\x1a!.learnflow.v1.SetUserRoleResponse\"1\xaa\xbb\x18\x07\x08\x02\x12\x01\x03\x18\x02\x82\xd3\xe4\x93\x02 \"\x1b/v1/users/{user_id}:setRole:\x01*\x12\x95\x01\n\x0fSetUserDisabled\x12$.learnflow.v1.SetUserDisabledRequest\x1a%.learnflow.v1.SetUserDisabledResponse\"5\xaa\xbb\x18\x07\x08\x02\x12\x01\x03\x18\x02\x82\xd3\xe4\x93\x02$\"\x1f/v1/users/{user_id}:setDisabled:\x01*\x12\x83\x01\n\x0eGetSigningKeys\x12#.learnflow.v1.GetSigningKeysRequest\x1a$.learnflow.v1.GetSigningKeysResponse\"&\xaa\xbb\x18\x04\x08\x01\x18\x01\x82\xd3\xe4\x93\x02\x18\x12\x16/.well-known/jwks.json2\x8b\x01\n\x0eProfileService\x12y\n\x0eGetCurrentUser\x12#.learnflow.v1.GetCurrentUserRequest\x1a$.learnflow.v1.GetCurrentUserResponse\"\x1c\xaa\xbb\x18\x04\x08\x02\x18\x01\x82\xd3\xe4\x93\x02\x0e\x12\x0c/v1/users/meb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -55,8 +55,6 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CREATESESSIONREQUEST'].fields_by_name['password']._serialized_options = b'\342A\001\002'
   _globals['_REFRESHSESSIONREQUEST'].fields_by_name['refresh_token']._loaded_options = None
   _globals['_REFRESHSESSIONREQUEST'].fields_by_name['refresh_token']._serialized_options = b'\342A\001\002'
-  _globals['_REVOKESESSIONREQUEST'].fields_by_name['refresh_token']._loaded_options = None
-  _globals['_REVOKESESSIONREQUEST'].fields_by_name['refresh_token']._serialized_options = b'\342A\001\002'
   _globals['_SETUSERROLEREQUEST'].fields_by_name['user_id']._loaded_options = None
   _globals['_SETUSERROLEREQUEST'].fields_by_name['user_id']._serialized_options = b'\342A\001\002'
   _globals['_SETUSERROLEREQUEST'].fields_by_name['role']._loaded_options = None
@@ -94,29 +92,29 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REFRESHSESSIONRESPONSE']._serialized_start=814
   _globals['_REFRESHSESSIONRESPONSE']._serialized_end=950
   _globals['_REVOKESESSIONREQUEST']._serialized_start=952
-  _globals['_REVOKESESSIONREQUEST']._serialized_end=1003
-  _globals['_REVOKESESSIONRESPONSE']._serialized_start=1005
-  _globals['_REVOKESESSIONRESPONSE']._serialized_end=1055
-  _globals['_SETUSERROLEREQUEST']._serialized_start=1057
-  _globals['_SETUSERROLEREQUEST']._serialized_end=1160
-  _globals['_SETUSERROLERESPONSE']._serialized_start=1162
-  _globals['_SETUSERROLERESPONSE']._serialized_end=1244
-  _globals['_SETUSERDISABLEDREQUEST']._serialized_start=1246
-  _globals['_SETUSERDISABLEDREQUEST']._serialized_end=1331
-  _globals['_SETUSERDISABLEDRESPONSE']._serialized_start=1333
-  _globals['_SETUSERDISABLEDRESPONSE']._serialized_end=1419
-  _globals['_GETSIGNINGKEYSREQUEST']._serialized_start=1421
-  _globals['_GETSIGNINGKEYSREQUEST']._serialized_end=1444
-  _globals['_GETSIGNINGKEYSRESPONSE']._serialized_start=1446
-  _globals['_GETSIGNINGKEYSRESPONSE']._serialized_end=1510
-  _globals['_JSONWEBKEY']._serialized_start=1512
-  _globals['_JSONWEBKEY']._serialized_end=1600
-  _globals['_GETCURRENTUSERREQUEST']._serialized_start=1602
-  _globals['_GETCURRENTUSERREQUEST']._serialized_end=1625
-  _globals['_GETCURRENTUSERRESPONSE']._serialized_start=1627
-  _globals['_GETCURRENTUSERRESPONSE']._serialized_end=1685
-  _globals['_IDENTITYSERVICE']._serialized_start=1688
-  _globals['_IDENTITYSERVICE']._serialized_end=2642
-  _globals['_PROFILESERVICE']._serialized_start=2645
-  _globals['_PROFILESERVICE']._serialized_end=2784
+  _globals['_REVOKESESSIONREQUEST']._serialized_end=1019
+  _globals['_REVOKESESSIONRESPONSE']._serialized_start=1021
+  _globals['_REVOKESESSIONRESPONSE']._serialized_end=1071
+  _globals['_SETUSERROLEREQUEST']._serialized_start=1073
+  _globals['_SETUSERROLEREQUEST']._serialized_end=1176
+  _globals['_SETUSERROLERESPONSE']._serialized_start=1178
+  _globals['_SETUSERROLERESPONSE']._serialized_end=1260
+  _globals['_SETUSERDISABLEDREQUEST']._serialized_start=1262
+  _globals['_SETUSERDISABLEDREQUEST']._serialized_end=1347
+  _globals['_SETUSERDISABLEDRESPONSE']._serialized_start=1349
+  _globals['_SETUSERDISABLEDRESPONSE']._serialized_end=1435
+  _globals['_GETSIGNINGKEYSREQUEST']._serialized_start=1437
+  _globals['_GETSIGNINGKEYSREQUEST']._serialized_end=1460
+  _globals['_GETSIGNINGKEYSRESPONSE']._serialized_start=1462
+  _globals['_GETSIGNINGKEYSRESPONSE']._serialized_end=1526
+  _globals['_JSONWEBKEY']._serialized_start=1528
+  _globals['_JSONWEBKEY']._serialized_end=1616
+  _globals['_GETCURRENTUSERREQUEST']._serialized_start=1618
+  _globals['_GETCURRENTUSERREQUEST']._serialized_end=1641
+  _globals['_GETCURRENTUSERRESPONSE']._serialized_start=1643
+  _globals['_GETCURRENTUSERRESPONSE']._serialized_end=1701
+  _globals['_IDENTITYSERVICE']._serialized_start=1704
+  _globals['_IDENTITYSERVICE']._serialized_end=2658
+  _globals['_PROFILESERVICE']._serialized_start=2661
+  _globals['_PROFILESERVICE']._serialized_end=2800
 # @@protoc_insertion_point(module_scope)

@@ -257,16 +257,22 @@ class RevokeSessionRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     REFRESH_TOKEN_FIELD_NUMBER: _builtins.int
+    ALL_SESSIONS_FIELD_NUMBER: _builtins.int
     refresh_token: _builtins.str
-    """The refresh token whose family to revoke."""
+    """The refresh token whose family to revoke; required unless `all_sessions` is set."""
+    all_sessions: _builtins.bool
+    """Log out everywhere: revoke every refresh token of the caller and invalidate every
+    access token issued so far.
+    """
     def __init__(
         self,
         *,
         refresh_token: _builtins.str = ...,
+        all_sessions: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["refresh_token", b"refresh_token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["all_sessions", b"all_sessions", "refresh_token", b"refresh_token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -99,7 +99,7 @@ class IdentityServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def RevokeSession(self, request, context):
-        """Logs out: revokes the refresh token's family.
+        """Logs out: revokes the refresh token's family, or every session of the caller.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

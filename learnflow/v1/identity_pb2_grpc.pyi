@@ -42,7 +42,7 @@ class IdentityServiceStub:
     Presenting an already-used refresh token revokes its whole family.
     """
     RevokeSession: _grpc.UnaryUnaryMultiCallable[_identity_pb2.RevokeSessionRequest, _identity_pb2.RevokeSessionResponse]
-    """Logs out: revokes the refresh token's family."""
+    """Logs out: revokes the refresh token's family, or every session of the caller."""
     SetUserRole: _grpc.UnaryUnaryMultiCallable[_identity_pb2.SetUserRoleRequest, _identity_pb2.SetUserRoleResponse]
     """Changes a user's role (admins only). Revokes the user's sessions."""
     SetUserDisabled: _grpc.UnaryUnaryMultiCallable[_identity_pb2.SetUserDisabledRequest, _identity_pb2.SetUserDisabledResponse]
@@ -64,7 +64,7 @@ class IdentityServiceAsyncStub(IdentityServiceStub):
     Presenting an already-used refresh token revokes its whole family.
     """
     RevokeSession: _aio.UnaryUnaryMultiCallable[_identity_pb2.RevokeSessionRequest, _identity_pb2.RevokeSessionResponse]  # type: ignore[assignment]
-    """Logs out: revokes the refresh token's family."""
+    """Logs out: revokes the refresh token's family, or every session of the caller."""
     SetUserRole: _aio.UnaryUnaryMultiCallable[_identity_pb2.SetUserRoleRequest, _identity_pb2.SetUserRoleResponse]  # type: ignore[assignment]
     """Changes a user's role (admins only). Revokes the user's sessions."""
     SetUserDisabled: _aio.UnaryUnaryMultiCallable[_identity_pb2.SetUserDisabledRequest, _identity_pb2.SetUserDisabledResponse]  # type: ignore[assignment]
@@ -107,7 +107,7 @@ class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _identity_pb2.RevokeSessionRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_identity_pb2.RevokeSessionResponse, _abc.Awaitable[_identity_pb2.RevokeSessionResponse]]:
-        """Logs out: revokes the refresh token's family."""
+        """Logs out: revokes the refresh token's family, or every session of the caller."""
 
     @_abc_1.abstractmethod
     def SetUserRole(
