@@ -1,0 +1,186 @@
+"""Assembly of the ASGI application."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from starlette.applications import Starlette
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gateway import errors
+from gateway.descriptors import ReflectionError
+from gateway.metadata import request_id_from
+from gateway.openapi import OpenApiCache
+from gateway.proxy import Dispatcher, Gateway, error_response
+from gateway.settings import Settings
+
+access_log = logging.getLogger("gateway.access")
+
+READY_TIMEOUT_S = 2.0
+CORS_ALLOW_HEADERS = (
+    "Authorization",
+    "Content-Type",
+    "X-Request-Id",
+    "X-Consistency-Token",
+    "Grpc-Timeout",
+)
+CORS_EXPOSE_HEADERS = (
+    "X-Request-Id",
+    "X-Consistency-Token",
+    "Retry-After",
+    "WWW-Authenticate",
+    "Grpc-Metadata-X-Consistency-Token",
+)
+
+
+class RequestContextMiddleware:
+    """Request id in and out, and one structured access-log line per request."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = request_id_from(Headers(scope=scope))
+        state: dict[str, Any] = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                MutableHeaders(scope=message)["X-Request-Id"] = request_id
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            access_log.info(
+                json.dumps(
+                    {
+                        "event": "http_request",
+                        "method": scope["method"],
+                        "path": scope["path"],
+                        "status": status,
+                        "grpc_method": state.get("grpc_method"),
+                        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                        "request_id": request_id,
+                    }
+                )
+            )
+
+
+def _is_loopback(request: Request) -> bool:
+    if request.client is None:
+        return False
+    try:
+        return ipaddress.ip_address(request.client.host).is_loopback
+    except ValueError:
+        return False
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or Settings.from_env()
+    gateway = Gateway(settings)
+    openapi = OpenApiCache(gateway, title=settings.api_title)
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(request: Request) -> Response:
+        if gateway.registry is None:
+            return JSONResponse({"status": "NOT_LOADED"}, status_code=503)
+        stub: Any = health_pb2_grpc.HealthStub(gateway.channel)
+        try:
+            reply = await stub.Check(
+                health_pb2.HealthCheckRequest(service=""), timeout=READY_TIMEOUT_S
+            )
+        except grpc.aio.AioRpcError as exc:
+            return JSONResponse({"status": exc.code().name}, status_code=503)
+        name = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+        return JSONResponse({"status": name}, status_code=200 if name == "SERVING" else 503)
+
+    async def reload(request: Request) -> Response:
+        # Reloading only re-reads the backend, but it is an admin action: loopback only.
+        if not _is_loopback(request):
+            return error_response(
+                errors.simple_error(grpc.StatusCode.PERMISSION_DENIED, "reload is loopback-only")
+            )
+        try:
+            changed = await gateway.loader.reload()
+        except (grpc.aio.AioRpcError, ReflectionError) as exc:
+            return error_response(
+                errors.simple_error(grpc.StatusCode.UNAVAILABLE, f"reload failed: {exc}")
+            )
+        schema = gateway.loader.schema
+        assert schema is not None
+        return JSONResponse(
+            {
+                "changed": changed,
+                "fingerprint": schema.fingerprint,
+                "services": [s.full_name for s in schema.services],
+            }
+        )
+
+    async def openapi_json(request: Request) -> Response:
+        document = openapi.document()
+        if document is None:
+            return error_response(
+                errors.simple_error(
+                    grpc.StatusCode.UNAVAILABLE, "the backend's API description is not loaded yet"
+                )
+            )
+        return JSONResponse(document)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await gateway.start()
+        try:
+            yield
+        finally:
+            await gateway.stop()
+
+    expose = CORS_EXPOSE_HEADERS + tuple(
+        "Grpc-Metadata-" + key for key in settings.cors_expose_metadata
+    )
+    app = Starlette(
+        routes=[
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
+            Route("/openapi.json", openapi_json, methods=["GET"]),
+            Route("/-/reload", reload, methods=["POST"]),
+            Mount("", app=Dispatcher(gateway)),
+        ],
+        middleware=[
+            Middleware(RequestContextMiddleware),
+            Middleware(
+                CORSMiddleware,
+                allow_origins=list(settings.cors_origins),
+                allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+                allow_headers=list(CORS_ALLOW_HEADERS),
+                expose_headers=list(expose),
+                max_age=600,
+            ),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.gateway = gateway
+    return app

@@ -1,0 +1,141 @@
+"""gRPC status -> HTTP error response with a `google.rpc.Status` JSON body."""
+
+from __future__ import annotations
+
+import base64
+import logging
+import math
+from collections.abc import Iterable
+from typing import Any
+
+import grpc
+from google.protobuf import any_pb2, descriptor_pool, json_format
+from google.protobuf.descriptor_pool import DescriptorPool
+from google.protobuf.message import DecodeError
+from google.protobuf.message_factory import GetMessageClass
+from google.rpc import error_details_pb2, status_pb2
+
+from gateway.metadata import pairs
+
+log = logging.getLogger("gateway.errors")
+
+STATUS_DETAILS_KEY = "grpc-status-details-bin"
+
+# The same table as grpc-gateway's runtime.HTTPStatusFromCode.
+HTTP_STATUS: dict[grpc.StatusCode, int] = {
+    grpc.StatusCode.OK: 200,
+    grpc.StatusCode.CANCELLED: 499,
+    grpc.StatusCode.UNKNOWN: 500,
+    grpc.StatusCode.INVALID_ARGUMENT: 400,
+    grpc.StatusCode.DEADLINE_EXCEEDED: 504,
+    grpc.StatusCode.NOT_FOUND: 404,
+    grpc.StatusCode.ALREADY_EXISTS: 409,
+    grpc.StatusCode.PERMISSION_DENIED: 403,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
+    grpc.StatusCode.FAILED_PRECONDITION: 400,
+    grpc.StatusCode.ABORTED: 409,
+    grpc.StatusCode.OUT_OF_RANGE: 400,
+    grpc.StatusCode.UNIMPLEMENTED: 501,
+    grpc.StatusCode.INTERNAL: 500,
+    grpc.StatusCode.UNAVAILABLE: 503,
+    grpc.StatusCode.DATA_LOSS: 500,
+    grpc.StatusCode.UNAUTHENTICATED: 401,
+}
+
+_RETRY_INFO = error_details_pb2.RetryInfo.DESCRIPTOR.full_name
+
+
+def http_status(code: grpc.StatusCode) -> int:
+    return HTTP_STATUS.get(code, 500)
+
+
+def code_number(code: grpc.StatusCode) -> int:
+    number: int = code.value[0]
+    return number
+
+
+class HttpError:
+    """An error answer: HTTP status, Status JSON body and extra headers."""
+
+    def __init__(self, status: int, body: dict[str, Any], headers: dict[str, str]) -> None:
+        self.status = status
+        self.body = body
+        self.headers = headers
+
+
+def status_json(
+    code: grpc.StatusCode, message: str, details: list[Any] | None = None
+) -> dict[str, Any]:
+    return {"code": code_number(code), "message": message, "details": details or []}
+
+
+def simple_error(code: grpc.StatusCode, message: str, *, status: int | None = None) -> HttpError:
+    headers = {"WWW-Authenticate": "Bearer"} if code is grpc.StatusCode.UNAUTHENTICATED else {}
+    return HttpError(status or http_status(code), status_json(code, message), headers)
+
+
+def _detail_json(detail: any_pb2.Any, pools: Iterable[DescriptorPool]) -> dict[str, Any]:
+    """One `Any` detail as proto3 JSON, resolving its type in the backend's pool first."""
+    type_name = detail.type_url.rsplit("/", 1)[-1]
+    for pool in pools:
+        try:
+            descriptor = pool.FindMessageTypeByName(type_name)
+        except KeyError:
+            continue
+        message = GetMessageClass(descriptor)()
+        try:
+            message.ParseFromString(detail.value)
+        except DecodeError:
+            break
+        body: Any = json_format.MessageToDict(message, descriptor_pool=pool)
+        if not isinstance(body, dict):
+            # A well-known type with a scalar JSON form nests under "value" inside an Any.
+            body = {"value": body}
+        return {"@type": detail.type_url, **body}
+    # Unknown or undecodable type: keep the bytes rather than dropping the detail.
+    return {"@type": detail.type_url, "value": base64.b64encode(detail.value).decode()}
+
+
+def _retry_after(details: Iterable[any_pb2.Any]) -> str | None:
+    for detail in details:
+        if detail.type_url.rsplit("/", 1)[-1] == _RETRY_INFO:
+            info = error_details_pb2.RetryInfo.FromString(detail.value)
+            delay = info.retry_delay
+            return str(max(0, math.ceil(delay.seconds + delay.nanos / 1e9)))
+    return None
+
+
+def rich_status(trailing: Iterable[tuple[str, str | bytes]]) -> status_pb2.Status | None:
+    for key, value in trailing:
+        if key == STATUS_DETAILS_KEY and isinstance(value, bytes):
+            try:
+                return status_pb2.Status.FromString(value)
+            except Exception:  # a malformed trailer must not hide the original error
+                log.warning("unparseable %s trailer", STATUS_DETAILS_KEY)
+    return None
+
+
+def from_status(
+    code: grpc.StatusCode,
+    message: str,
+    trailing: Iterable[tuple[str, str | bytes]],
+    pool: DescriptorPool | None,
+) -> HttpError:
+    details: list[Any] = []
+    headers: dict[str, str] = {}
+    rich = rich_status(trailing)
+    if rich is not None:
+        pools = [p for p in (pool, descriptor_pool.Default()) if p is not None]
+        details = [_detail_json(d, pools) for d in rich.details]
+        retry_after = _retry_after(rich.details)
+        if retry_after is not None:
+            headers["Retry-After"] = retry_after
+        message = message or rich.message
+    if code is grpc.StatusCode.UNAUTHENTICATED:
+        headers["WWW-Authenticate"] = "Bearer"
+    return HttpError(http_status(code), status_json(code, message, details), headers)
+
+
+def from_rpc_error(error: grpc.aio.AioRpcError, pool: DescriptorPool | None) -> HttpError:
+    trailing = pairs(error.trailing_metadata())
+    return from_status(error.code(), error.details() or "", trailing, pool)

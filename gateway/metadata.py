@@ -1,0 +1,104 @@
+"""HTTP headers <-> gRPC metadata, and the gRPC timeout header."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+from starlette.datastructures import Headers
+
+MetadataPairs = list[tuple[str, str | bytes]]
+
+METADATA_HEADER_PREFIX = "grpc-metadata-"
+REQUEST_ID = "x-request-id"
+CONSISTENCY_TOKEN = "x-consistency-token"
+
+_TIMEOUT = re.compile(r"(\d{1,8})([HMSmun])")
+_TIMEOUT_UNITS = {"H": 3600.0, "M": 60.0, "S": 1.0, "m": 1e-3, "u": 1e-6, "n": 1e-9}
+# Metadata keys per the gRPC spec; anything else would make the call fail inside grpc.
+_KEY = re.compile(r"[0-9a-z_.-]+")
+# Printable ASCII: the only characters a non-binary metadata value may carry.
+_VALUE = re.compile(r"[\x20-\x7e]*")
+_MANAGED = frozenset({REQUEST_ID, "x-forwarded-for"})
+_URLSAFE = str.maketrans("-_", "+/")
+_REQUEST_ID = re.compile(r"[\x21-\x7e]{1,128}")
+
+
+class HeaderError(ValueError):
+    """A request header cannot be carried as gRPC metadata."""
+
+
+def parse_grpc_timeout(value: str) -> float:
+    """`Grpc-Timeout` (e.g. `5S`, `100m`) in seconds."""
+    match = _TIMEOUT.fullmatch(value.strip())
+    if match is None:
+        raise HeaderError(f'invalid Grpc-Timeout "{value}"')
+    return int(match.group(1)) * _TIMEOUT_UNITS[match.group(2)]
+
+
+def request_id_from(headers: Headers) -> str:
+    """The client's request id when it is a sane token, else a fresh one."""
+    given = headers.get(REQUEST_ID, "")
+    return given if _REQUEST_ID.fullmatch(given) else str(uuid.uuid4())
+
+
+def pairs(metadata: Any) -> MetadataPairs:
+    """Normalise grpc.aio.Metadata / tuples of metadata into (key, value) pairs."""
+    if not metadata:
+        return []
+    return [(str(key), value) for key, value in metadata]
+
+
+def _text(key: str, value: str) -> str:
+    if not _VALUE.fullmatch(value):
+        raise HeaderError(f'header for metadata "{key}" must be printable ASCII')
+    return value
+
+
+def outgoing_metadata(headers: Headers, client_host: str | None, request_id: str) -> MetadataPairs:
+    md: MetadataPairs = [(REQUEST_ID, request_id)]
+    for name in ("authorization", CONSISTENCY_TOKEN):
+        value = headers.get(name)
+        if value is not None:
+            md.append((name, _text(name, value)))
+    for name, value in headers.items():
+        lowered = name.lower()
+        if not lowered.startswith(METADATA_HEADER_PREFIX):
+            continue
+        key = lowered[len(METADATA_HEADER_PREFIX) :]
+        if not _KEY.fullmatch(key) or key.startswith("grpc-"):
+            raise HeaderError(f'invalid metadata key "{key}"')
+        if key in _MANAGED or any(k == key for k, _ in md):
+            # The gateway sets these itself; a client must not spoof or duplicate them.
+            continue
+        if key.endswith("-bin"):
+            try:
+                # Accept padded or unpadded, standard or URL-safe alphabet; reject junk.
+                text = value.strip().translate(_URLSAFE).rstrip("=")
+                md.append((key, base64.b64decode(text + "=" * (-len(text) % 4), validate=True)))
+            except binascii.Error:
+                raise HeaderError(f'metadata "{key}" must be base64') from None
+        else:
+            md.append((key, _text(key, value)))
+    forwarded = headers.get("x-forwarded-for")
+    chain = [part for part in (forwarded, client_host) if part]
+    if chain:
+        md.append(("x-forwarded-for", _text("x-forwarded-for", ", ".join(chain))))
+    return md
+
+
+def response_headers(*metadata: Iterable[tuple[str, str | bytes]]) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    for group in metadata:
+        for key, value in group:
+            # Binary values have no safe header form; grpc-* and pseudo keys are transport.
+            if key.endswith("-bin") or key.startswith(("grpc-", ":")) or isinstance(value, bytes):
+                continue
+            out.append(("Grpc-Metadata-" + key, value))
+            if key == CONSISTENCY_TOKEN:
+                out.append(("X-Consistency-Token", value))
+    return out

@@ -1,0 +1,337 @@
+"""The transcoding proxy: HTTP request -> gRPC call on the backend -> HTTP response."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+from google.protobuf.descriptor import MethodDescriptor
+from google.protobuf.message import Message
+from google.protobuf.message_factory import GetMessageClass
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
+
+from gateway import errors
+from gateway.descriptors import EOF, DescriptorLoader, Schema
+from gateway.metadata import (
+    HeaderError,
+    outgoing_metadata,
+    pairs,
+    parse_grpc_timeout,
+    request_id_from,
+    response_headers,
+)
+from gateway.routing import Match, MethodNotAllowed, Route, Router
+from gateway.settings import Settings
+from gateway.transcode import BodyInput, TranscodeError, build_request, response_to_json
+
+log = logging.getLogger("gateway.proxy")
+
+_JSON_MEDIA = "application/json"
+_SSE_MEDIA = "text/event-stream"
+_NDJSON_MEDIA = "application/x-ndjson"
+
+
+@dataclass(frozen=True)
+class Registry:
+    """Everything derived from one Schema, swapped as a unit when the contract changes."""
+
+    schema: Schema
+    router: Router
+
+    @classmethod
+    def build(cls, schema: Schema) -> Registry:
+        methods: list[MethodDescriptor] = [m for s in schema.services for m in s.methods]
+        return cls(schema=schema, router=Router.for_methods(methods))
+
+
+class Gateway:
+    """Owns the backend channel, the descriptor loader and the current Registry."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._channel: grpc.aio.Channel | None = None
+        self._loader: DescriptorLoader | None = None
+        self.registry: Registry | None = None
+        self._loaded = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._listeners: list[Callable[[Registry], None]] = []
+
+    @property
+    def channel(self) -> grpc.aio.Channel:
+        if self._channel is None:
+            raise RuntimeError("gateway not started")
+        return self._channel
+
+    @property
+    def loader(self) -> DescriptorLoader:
+        if self._loader is None:
+            raise RuntimeError("gateway not started")
+        return self._loader
+
+    def subscribe(self, listener: Callable[[Registry], None]) -> None:
+        self._listeners.append(listener)
+
+    def _install(self, schema: Schema) -> None:
+        registry = Registry.build(schema)
+        self.registry = registry
+        for listener in self._listeners:
+            listener(registry)
+        self._loaded.set()
+
+    async def start(self) -> None:
+        """Open the channel and load the contract in the background.
+
+        Loading does not block start-up: the gateway answers /healthz at once and 503 on
+        API routes until the backend's reflection has answered.
+        """
+        self._channel = grpc.aio.insecure_channel(
+            self.settings.grpc_target,
+            # grpc's default reconnect backoff grows to 2 minutes; a restarted backend next to
+            # the gateway should be picked up within seconds.
+            options=[("grpc.max_reconnect_backoff_ms", 5000)],
+        )
+        self._loader = DescriptorLoader(self._channel)
+        self._loader.subscribe(self._install)
+        self._tasks.append(asyncio.create_task(self._run_loader(), name="gateway-descriptors"))
+
+    async def _run_loader(self) -> None:
+        await self.loader.load_with_retry(max_delay=self.settings.startup_max_backoff_s)
+        if self.settings.reload_interval_s > 0:
+            await self.loader.watch(self.settings.reload_interval_s)
+
+    async def wait_loaded(self, within: float | None = None) -> Registry:
+        await asyncio.wait_for(self._loaded.wait(), within)
+        assert self.registry is not None
+        return self.registry
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        if self._channel is not None:
+            await self._channel.close(grace=None)
+            self._channel = None
+
+
+def error_response(err: errors.HttpError, extra: list[tuple[str, str]] | None = None) -> Response:
+    response = JSONResponse(err.body, status_code=err.status, headers=err.headers)
+    for key, value in extra or ():
+        response.headers.append(key, value)
+    return response
+
+
+def _serialize(message: Message) -> bytes:
+    return message.SerializeToString()
+
+
+def _dumps(payload: Any) -> str:
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+
+
+def _raw_path(scope: Scope) -> str:
+    raw = scope.get("raw_path")
+    if isinstance(raw, bytes):
+        # Keep the percent-encoding: the template matcher decodes per segment.
+        return raw.decode("latin-1").split("?", 1)[0]
+    path: str = scope["path"]
+    return path
+
+
+class Dispatcher:
+    """ASGI app serving every path the fixed endpoints do not claim."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        request = Request(scope, receive)
+        try:
+            response = await self.handle(request)
+        except Exception:
+            log.exception("unhandled error for %s %s", request.method, request.url.path)
+            response = error_response(
+                errors.simple_error(grpc.StatusCode.INTERNAL, "internal gateway error")
+            )
+        await response(scope, receive, send)
+
+    async def handle(self, request: Request) -> Response:
+        registry = self.gateway.registry
+        if registry is None:
+            err = errors.simple_error(
+                grpc.StatusCode.UNAVAILABLE, "the backend's API description is not loaded yet"
+            )
+            err.headers["Retry-After"] = "1"
+            return error_response(err)
+        path = _raw_path(request.scope)
+        found = registry.router.match(request.method, path)
+        if found is None:
+            return error_response(
+                errors.simple_error(
+                    grpc.StatusCode.NOT_FOUND, f"no route for {request.method} {path}"
+                )
+            )
+        if isinstance(found, MethodNotAllowed):
+            err = errors.simple_error(
+                grpc.StatusCode.UNIMPLEMENTED,
+                f"method {request.method} not allowed on {path}",
+                status=405,
+            )
+            err.headers["Allow"] = ", ".join(found.allowed)
+            return error_response(err)
+        request.state.grpc_method = found.route.grpc_path
+        try:
+            return await self._call(request, found, registry)
+        except (TranscodeError, HeaderError) as exc:
+            if isinstance(exc, TranscodeError):
+                err = errors.simple_error(exc.code, exc.message, status=exc.http_status)
+            else:
+                err = errors.simple_error(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            return error_response(err)
+
+    async def _read_body(self, request: Request) -> BodyInput | None:
+        limit = self.gateway.settings.max_body_bytes
+        too_large = TranscodeError(
+            f"request body exceeds {limit} bytes",
+            http_status=413,
+            code=grpc.StatusCode.RESOURCE_EXHAUSTED,
+        )
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise too_large
+        data = bytearray()
+        async for chunk in request.stream():
+            data += chunk
+            if len(data) > limit:
+                raise too_large
+        if not data.strip():
+            return None
+        media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        if media != _JSON_MEDIA and not (
+            media.startswith("application/") and media.endswith("+json")
+        ):
+            raise TranscodeError(
+                f'unsupported content type "{media or "(none)"}"; send application/json',
+                http_status=415,
+            )
+        try:
+            return BodyInput(json.loads(data))
+        except ValueError as exc:
+            raise TranscodeError(f"request body is not valid JSON: {exc}") from None
+
+    async def _call(self, request: Request, found: Match, registry: Registry) -> Response:
+        route = found.route
+        if route.method.client_streaming:
+            return error_response(
+                errors.simple_error(
+                    grpc.StatusCode.UNIMPLEMENTED, "client-streaming methods have no HTTP mapping"
+                )
+            )
+        settings = self.gateway.settings
+        timeout_header = request.headers.get("grpc-timeout")
+        if timeout_header:
+            deadline_s: float | None = parse_grpc_timeout(timeout_header)
+        elif route.method.server_streaming:
+            deadline_s = settings.stream_timeout_s or None
+        else:
+            deadline_s = settings.default_timeout_s or None
+        request_id = getattr(request.state, "request_id", None) or request_id_from(request.headers)
+        metadata = outgoing_metadata(
+            request.headers, request.client.host if request.client else None, request_id
+        )
+        body = await self._read_body(request) if route.body else None
+        message = build_request(
+            route, found.params, request.query_params.multi_items(), body, registry.schema.pool
+        )
+        output_class = GetMessageClass(route.method.output_type)
+        if route.method.server_streaming:
+            return await self._stream(request, route, registry, message, deadline_s, metadata)
+        callable_ = self.gateway.channel.unary_unary(
+            route.grpc_path,
+            request_serializer=_serialize,
+            response_deserializer=output_class.FromString,
+        )
+        call: Any = callable_(message, timeout=deadline_s, metadata=metadata)
+        try:
+            reply = await call
+            initial = pairs(await call.initial_metadata())
+            trailing = pairs(await call.trailing_metadata())
+        except grpc.aio.AioRpcError as exc:
+            return error_response(
+                errors.from_rpc_error(exc, registry.schema.pool),
+                response_headers(pairs(exc.initial_metadata()), pairs(exc.trailing_metadata())),
+            )
+        response = JSONResponse(response_to_json(route, reply, registry.schema.pool))
+        for key, value in response_headers(initial, trailing):
+            response.headers.append(key, value)
+        return response
+
+    async def _stream(
+        self,
+        request: Request,
+        route: Route,
+        registry: Registry,
+        message: Message,
+        deadline_s: float | None,
+        metadata: list[tuple[str, str | bytes]],
+    ) -> Response:
+        pool = registry.schema.pool
+        callable_ = self.gateway.channel.unary_stream(
+            route.grpc_path,
+            request_serializer=_serialize,
+            response_deserializer=GetMessageClass(route.method.output_type).FromString,
+        )
+        call: Any = callable_(message, timeout=deadline_s, metadata=metadata)
+        try:
+            # Wait for the first message so an immediate failure gets a proper HTTP status
+            # instead of a 200 followed by an error event.
+            first = await call.read()
+            initial = pairs(await call.initial_metadata())
+        except grpc.aio.AioRpcError as exc:
+            call.cancel()
+            return error_response(
+                errors.from_rpc_error(exc, pool),
+                response_headers(pairs(exc.initial_metadata()), pairs(exc.trailing_metadata())),
+            )
+        sse = _SSE_MEDIA in request.headers.get("accept", "")
+
+        def encode(payload: Any) -> str:
+            return f"data: {_dumps(payload)}\n\n" if sse else _dumps(payload) + "\n"
+
+        def encode_error(exc: grpc.aio.AioRpcError) -> str:
+            status = errors.from_rpc_error(exc, pool).body
+            if sse:
+                return f"event: error\ndata: {_dumps(status)}\n\n"
+            return _dumps({"error": status}) + "\n"
+
+        async def messages() -> AsyncIterator[str]:
+            item = first
+            try:
+                while item is not EOF:
+                    yield encode(response_to_json(route, item, pool))
+                    item = await call.read()
+            except grpc.aio.AioRpcError as exc:
+                # Headers are long gone: the failure becomes the stream's last event.
+                yield encode_error(exc)
+            finally:
+                call.cancel()
+
+        headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        response = StreamingResponse(
+            messages(), media_type=_SSE_MEDIA if sse else _NDJSON_MEDIA, headers=headers
+        )
+        for key, value in response_headers(initial):
+            response.headers.append(key, value)
+        return response

@@ -1,0 +1,74 @@
+"""Gateway configuration, read once from the environment."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+_PREFIX = "LEARNFLOW_GATEWAY_"
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value the gateway cannot use."""
+
+
+def _split(raw: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    grpc_target: str = "127.0.0.1:50051"
+    cors_origins: tuple[str, ...] = ("http://localhost:5173", "http://127.0.0.1:5173")
+    # Extra response metadata keys browsers may read, exposed as `Grpc-Metadata-<key>`.
+    cors_expose_metadata: tuple[str, ...] = ()
+    max_body_bytes: int = 1024 * 1024
+    default_timeout_s: float = 30.0
+    # Server-streaming calls (watch feeds) are long-lived: no deadline unless the client sends
+    # Grpc-Timeout, or this is set. 0 means none.
+    stream_timeout_s: float = 0.0
+    host: str = "127.0.0.1"
+    api_title: str = "LearnFlow API"
+    port: int = 8080
+    # How often to re-read reflection to notice a redeployed backend; 0 turns it off.
+    reload_interval_s: float = 30.0
+    # Upper bound of the wait between attempts while the backend is not up yet.
+    startup_max_backoff_s: float = 5.0
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        defaults = cls()
+
+        def get(name: str) -> str | None:
+            value = env.get(_PREFIX + name)
+            return value if value not in (None, "") else None
+
+        def number(name: str, default: float, *, integer: bool = False) -> float:
+            raw = get(name)
+            if raw is None:
+                return default
+            try:
+                value = int(raw) if integer else float(raw)
+            except ValueError:
+                raise SettingsError(f"{_PREFIX}{name}={raw!r} is not a number") from None
+            if value < 0:
+                raise SettingsError(f"{_PREFIX}{name} must not be negative")
+            return value
+
+        origins = get("CORS_ORIGINS")
+        expose = get("CORS_EXPOSE_METADATA")
+        return cls(
+            grpc_target=get("GRPC_TARGET") or defaults.grpc_target,
+            cors_origins=defaults.cors_origins if origins is None else _split(origins),
+            cors_expose_metadata=() if expose is None else _split(expose),
+            max_body_bytes=int(number("MAX_BODY_BYTES", defaults.max_body_bytes, integer=True)),
+            default_timeout_s=number("DEFAULT_TIMEOUT_S", defaults.default_timeout_s),
+            stream_timeout_s=number("STREAM_TIMEOUT_S", defaults.stream_timeout_s),
+            host=get("HOST") or defaults.host,
+            api_title=get("API_TITLE") or defaults.api_title,
+            port=int(number("PORT", defaults.port, integer=True)),
+            reload_interval_s=number("RELOAD_INTERVAL_S", defaults.reload_interval_s),
+            startup_max_backoff_s=number("STARTUP_MAX_BACKOFF_S", defaults.startup_max_backoff_s),
+        )

@@ -1,0 +1,270 @@
+"""JSON/HTTP request -> protobuf request, protobuf response -> JSON."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+from google.protobuf import json_format
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.descriptor_pool import DescriptorPool
+from google.protobuf.message import Message
+from google.protobuf.message_factory import GetMessageClass
+
+from gateway.routing import Route
+
+FIELD_MASK = "google.protobuf.FieldMask"
+# Well-known messages whose JSON form is a single string or scalar, so a query parameter or
+# path segment can carry them.
+_STRING_WKT = frozenset({"google.protobuf.Timestamp", "google.protobuf.Duration", FIELD_MASK})
+_WRAPPERS = frozenset(
+    f"google.protobuf.{name}Value"
+    for name in ("Double", "Float", "Int64", "UInt64", "Int32", "UInt32", "Bool", "String", "Bytes")
+)
+# Well-known messages with a JSON form of their own: a body field mask stops descending here.
+WELL_KNOWN_JSON = (
+    _STRING_WKT
+    | _WRAPPERS
+    | {
+        "google.protobuf.Struct",
+        "google.protobuf.Value",
+        "google.protobuf.ListValue",
+        "google.protobuf.Any",
+        "google.protobuf.Empty",
+    }
+)
+
+
+class TranscodeError(Exception):
+    """The HTTP request cannot become a gRPC request; carries the HTTP status to answer."""
+
+    def __init__(
+        self, message: str, *, http_status: int = 400, code: grpc.StatusCode | None = None
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.http_status = http_status
+        self.code = code or grpc.StatusCode.INVALID_ARGUMENT
+
+
+def _field_by_any_name(message: Descriptor, name: str) -> FieldDescriptor | None:
+    field = message.fields_by_name.get(name)
+    if field is not None:
+        return field
+    for candidate in message.fields:
+        if candidate.json_name == name:
+            return candidate
+    return None
+
+
+def _is_map(field: FieldDescriptor) -> bool:
+    return field.message_type is not None and field.message_type.GetOptions().map_entry
+
+
+def _resolve_param(message: Descriptor, name: str) -> list[FieldDescriptor]:
+    """Resolve a dotted query/path name, accepting proto and lowerCamel JSON names."""
+    fields: list[FieldDescriptor] = []
+    current: Descriptor | None = message
+    for part in name.split("."):
+        field = _field_by_any_name(current, part) if current is not None else None
+        if field is None:
+            raise TranscodeError(f'unknown query parameter "{name}"')
+        if fields and (fields[-1].is_repeated):
+            raise TranscodeError(f'query parameter "{name}" goes through a repeated field')
+        fields.append(field)
+        full = field.message_type.full_name if field.message_type else ""
+        # A well-known type is a leaf: its JSON form is a scalar.
+        current = None if full in WELL_KNOWN_JSON else field.message_type
+    return fields
+
+
+def _scalar_json(field: FieldDescriptor, raw: str, name: str) -> Any:
+    """Turn one query/path string into the JSON value ParseDict expects for the field."""
+    if field.message_type is not None:
+        full = field.message_type.full_name
+        if full in _STRING_WKT:
+            return raw
+        if full in _WRAPPERS:
+            return _scalar_json(field.message_type.fields_by_name["value"], raw, name)
+        if full in ("google.protobuf.Value", "google.protobuf.Struct", "google.protobuf.ListValue"):
+            try:
+                return json.loads(raw)
+            except ValueError:
+                if full == "google.protobuf.Value":
+                    return raw
+                raise TranscodeError(f'parameter "{name}" must be JSON') from None
+        raise TranscodeError(f'parameter "{name}" names a message, not a value')
+    if field.type == FieldDescriptor.TYPE_BOOL:
+        lowered = raw.lower()
+        if lowered in ("true", "1"):
+            return True
+        if lowered in ("false", "0"):
+            return False
+        raise TranscodeError(f'parameter "{name}" must be true or false, got "{raw}"')
+    # Integers, floats, enums (name or number), strings and base64 bytes: ParseDict accepts
+    # the string form of all of them.
+    return raw
+
+
+def _assign(
+    target: dict[str, Any],
+    fields: Sequence[FieldDescriptor],
+    raw_values: Sequence[str],
+    name: str,
+) -> None:
+    node = target
+    for field in fields[:-1]:
+        child = node.setdefault(field.name, {})
+        if not isinstance(child, dict):
+            raise TranscodeError(f'parameter "{name}" conflicts with another parameter')
+        node = child
+    leaf = fields[-1]
+    if _is_map(leaf):
+        raise TranscodeError(f'parameter "{name}" names a map field')
+    if leaf.name in node:
+        raise TranscodeError(f'parameter "{name}" is given more than once')
+    if leaf.is_repeated:
+        if leaf.message_type is not None and leaf.message_type.full_name not in WELL_KNOWN_JSON:
+            raise TranscodeError(f'parameter "{name}" names a repeated message field')
+        node[leaf.name] = [_scalar_json(leaf, v, name) for v in raw_values]
+        return
+    if len(raw_values) != 1:
+        raise TranscodeError(f'parameter "{name}" is given more than once')
+    node[leaf.name] = _scalar_json(leaf, raw_values[0], name)
+
+
+def _covers(prefix: Sequence[str], path: Sequence[str]) -> bool:
+    return len(prefix) <= len(path) and tuple(path[: len(prefix)]) == tuple(prefix)
+
+
+def _parse_error(exc: Exception) -> TranscodeError:
+    # ParseError messages name the offending field first; the field listing that may follow
+    # is noise for an API client.
+    first_line = str(exc).splitlines()[0] if str(exc) else "invalid request"
+    return TranscodeError(first_line)
+
+
+@dataclass(frozen=True)
+class BodyInput:
+    """The decoded JSON body (None when the request had none)."""
+
+    value: Any
+
+
+def build_request(
+    route: Route,
+    path_params: dict[str, str],
+    query: Iterable[tuple[str, str]],
+    body: BodyInput | None,
+    pool: DescriptorPool,
+) -> Message:
+    request_type = route.method.input_type
+    message = GetMessageClass(request_type)()
+
+    # 1. The body.
+    body_value = body.value if body is not None else None
+    if route.body == "*":
+        if body_value is None:
+            body_value = {}
+        if not isinstance(body_value, dict):
+            raise TranscodeError("request body must be a JSON object")
+        _parse_into(body_value, message, pool)
+    elif route.body and body_value is not None:
+        _parse_into({route.body: body_value}, message, pool)
+
+    # 2. Path variables and query parameters, merged over the body.
+    bound: list[tuple[str, ...]] = []
+    params: dict[str, Any] = {}
+    for name, value in path_params.items():
+        fields = [request_type.fields_by_name[name.split(".")[0]]]
+        for part in name.split(".")[1:]:
+            parent = fields[-1].message_type
+            assert parent is not None  # checked when the route was built
+            fields.append(parent.fields_by_name[part])
+        bound.append(tuple(f.name for f in fields))
+        _assign(params, fields, [value], name)
+
+    grouped: dict[str, list[str]] = {}
+    for name, value in query:
+        grouped.setdefault(name, []).append(value)
+    for name, values in grouped.items():
+        if route.body == "*":
+            raise TranscodeError(f'unknown query parameter "{name}"')
+        fields = _resolve_param(request_type, name)
+        proto_path = tuple(f.name for f in fields)
+        if route.body and _covers((route.body,), proto_path):
+            raise TranscodeError(f'query parameter "{name}" is bound by the request body')
+        if any(_covers(p, proto_path) or _covers(proto_path, p) for p in bound):
+            raise TranscodeError(f'query parameter "{name}" is bound by the path')
+        _assign(params, fields, values, name)
+    if params:
+        _parse_into(params, message, pool)
+
+    if route.http_method == "PATCH" and route.body not in ("", "*"):
+        _infer_update_mask(route, message, body_value)
+    return message
+
+
+def _parse_into(value: dict[str, Any], message: Message, pool: DescriptorPool) -> None:
+    try:
+        json_format.ParseDict(value, message, descriptor_pool=pool)
+    except (json_format.ParseError, ValueError, TypeError, AttributeError) as exc:
+        raise _parse_error(exc) from None
+
+
+def _infer_update_mask(route: Route, message: Message, body_value: Any) -> None:
+    """PATCH without an explicit `update_mask`: the mask is the set of body keys present."""
+    mask_field = route.method.input_type.fields_by_name.get("update_mask")
+    if (
+        mask_field is None
+        or mask_field.message_type is None
+        or mask_field.message_type.full_name != FIELD_MASK
+        or not isinstance(body_value, dict)
+    ):
+        return
+    mask: Any = getattr(message, "update_mask")  # noqa: B009 - the field exists only at runtime
+    if message.HasField("update_mask") and list(mask.paths):
+        return
+    body_field = route.method.input_type.fields_by_name[route.body]
+    if body_field.message_type is None:
+        return
+    mask.paths.extend(_mask_paths(body_value, body_field.message_type, ""))
+
+
+def _mask_paths(obj: dict[str, Any], message: Descriptor, prefix: str) -> list[str]:
+    paths: list[str] = []
+    for key, value in obj.items():
+        field = _field_by_any_name(message, key)
+        if field is None:
+            continue  # ParseDict has already rejected unknown keys
+        path = prefix + field.name
+        nested = field.message_type
+        if (
+            nested is not None
+            and not field.is_repeated
+            and nested.full_name not in WELL_KNOWN_JSON
+            and isinstance(value, dict)
+            and value
+        ):
+            paths.extend(_mask_paths(value, nested, path + "."))
+        else:
+            paths.append(path)
+    return paths
+
+
+def message_to_json(message: Message, pool: DescriptorPool) -> Any:
+    return json_format.MessageToDict(
+        message, always_print_fields_with_no_presence=True, descriptor_pool=pool
+    )
+
+
+def response_to_json(route: Route, message: Message, pool: DescriptorPool) -> Any:
+    if not route.response_body:
+        return message_to_json(message, pool)
+    field = route.method.output_type.fields_by_name[route.response_body]
+    if field.message_type is not None and not field.is_repeated:
+        return message_to_json(getattr(message, field.name), pool)
+    return message_to_json(message, pool).get(field.json_name)
