@@ -20,7 +20,10 @@ from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 from sqlalchemy import text
 
+from learnflow.commands.courses import CourseCommands
+from learnflow.commands.discussion import DiscussionCommands
 from learnflow.commands.identity import IdentityCommands
+from learnflow.commands.learning import LearningCommands
 from learnflow.commands.unit_of_work import Database
 from learnflow.projections.accounts import AuditTrail, UserProfiles
 from learnflow.projections.base import Projection
@@ -35,7 +38,7 @@ from learnflow.security.passwords import PasswordHasher
 from learnflow.security.rate_limits import RateLimiter
 from learnflow.security.tokens import TokenService, load_keys
 from learnflow.settings import Settings
-from learnflow.v1 import identity_pb2_grpc
+from learnflow.v1 import courses_pb2_grpc, discussion_pb2_grpc, identity_pb2_grpc, learning_pb2_grpc
 
 log = logging.getLogger("learnflow.server")
 
@@ -98,6 +101,9 @@ async def build(settings: Settings, run_projector: bool = True) -> Backend:
         IdentityCommands(db, hasher, tokens, settings.refresh_token_ttl_s, rate_limiter), server
     )
     identity_pb2_grpc.add_ProfileServiceServicer_to_server(ProfileQueries(read_models), server)
+    courses_pb2_grpc.add_CourseServiceServicer_to_server(CourseCommands(db), server)
+    learning_pb2_grpc.add_LearningServiceServicer_to_server(LearningCommands(db), server)
+    discussion_pb2_grpc.add_DiscussionServiceServicer_to_server(DiscussionCommands(db), server)
 
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)

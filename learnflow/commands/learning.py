@@ -1,0 +1,493 @@
+"""Learning commands: enrollments (enroll, withdraw) and progress (complete a lesson, quiz
+attempts graded on the server).
+
+Locks, always taken in this order so that no two commands wait on each other in a cycle:
+the caller's enrollment row first, then the course row. The course row lock serialises every
+change of `active_enrollment_count`, which is how capacity holds under concurrent enrollment
+(the CHECK constraint on `courses` is the backstop, never the mechanism).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+from sqlalchemy import func, insert, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from learnflow.commands import tables
+from learnflow.commands.common import (
+    caller,
+    course_name,
+    course_payload,
+    iso,
+    load_course,
+    lock_course_row,
+    parse_ids,
+    reload_course,
+)
+from learnflow.commands.courses import lesson_name
+from learnflow.commands.unit_of_work import Database, UnitOfWork
+from learnflow.context import Ctx
+from learnflow.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    FieldViolation,
+    InvalidArgument,
+    NotFound,
+)
+from learnflow.events import EnrollmentPayload, LessonCompletedPayload, QuizAttemptedPayload
+from learnflow.v1 import learning_pb2, learning_pb2_grpc
+from learnflow.values import parse_uuid, timestamp
+
+ENROLLMENT_STATES = {
+    "active": learning_pb2.ENROLLMENT_STATE_ACTIVE,
+    "withdrawn": learning_pb2.ENROLLMENT_STATE_WITHDRAWN,
+    "completed": learning_pb2.ENROLLMENT_STATE_COMPLETED,
+}
+# A completed enrollment still belongs to the course: its learner may revisit lessons and
+# retake quizzes. Only a withdrawn (or missing) enrollment shuts the door.
+ENROLLED_STATES = frozenset({"active", "completed"})
+
+
+def enrollment_name(course_id: uuid.UUID | str, user_id: uuid.UUID | str) -> str:
+    return f"courses/{course_id}/enrollments/{user_id}"
+
+
+def enrollment_message(row: Any) -> learning_pb2.Enrollment:
+    return learning_pb2.Enrollment(
+        course_id=str(row.course_id),
+        user_id=str(row.user_id),
+        state=ENROLLMENT_STATES[row.state],
+        enroll_time=timestamp(row.enrolled_at),
+    )
+
+
+def enrollment_payload(row: Any, active_enrollment_count: int) -> EnrollmentPayload:
+    return {
+        "course_id": str(row.course_id),
+        "user_id": str(row.user_id),
+        "state": row.state,
+        "enrolled_at": row.enrolled_at.isoformat(),
+        "updated_at": row.updated_at.isoformat(),
+        "completed_at": iso(row.completed_at),
+        "active_enrollment_count": active_enrollment_count,
+    }
+
+
+async def lock_enrollment(conn: AsyncConnection, course_id: uuid.UUID, user_id: uuid.UUID) -> Any:
+    return (
+        await conn.execute(
+            select(tables.enrollments)
+            .where(
+                tables.enrollments.c.course_id == course_id,
+                tables.enrollments.c.user_id == user_id,
+            )
+            .with_for_update()
+        )
+    ).first()
+
+
+async def load_lesson(conn: AsyncConnection, course_id: uuid.UUID, lesson_id: uuid.UUID) -> Any:
+    lesson = (
+        await conn.execute(
+            select(tables.lessons).where(
+                tables.lessons.c.id == lesson_id, tables.lessons.c.course_id == course_id
+            )
+        )
+    ).first()
+    if lesson is None:
+        raise NotFound("lesson", lesson_name(course_id, lesson_id))
+    return lesson
+
+
+def require_enrolled(enrollment: Any, course_id: uuid.UUID) -> None:
+    if enrollment is None or enrollment.state not in ENROLLED_STATES:
+        raise FailedPrecondition(
+            "ENROLLMENT",
+            course_name(course_id),
+            "enroll in the course first: only enrolled learners make progress in it",
+        )
+
+
+async def _change_count(uow: UnitOfWork, course_id: uuid.UUID, delta: int) -> Any:
+    await uow.conn.execute(
+        update(tables.courses)
+        .where(tables.courses.c.id == course_id)
+        .values(active_enrollment_count=tables.courses.c.active_enrollment_count + delta)
+    )
+    return await reload_course(uow.conn, course_id)
+
+
+_MISSING_LESSONS = text(
+    "SELECT count(*) FROM lessons l WHERE l.course_id = :c AND NOT EXISTS ("
+    " SELECT 1 FROM lesson_completions lc"
+    " WHERE lc.user_id = :u AND lc.course_id = :c AND lc.lesson_id = l.id)"
+)
+
+
+async def record_completion(uow: UnitOfWork, enrollment: Any, lesson_id: uuid.UUID) -> Any:
+    """Mark `lesson_id` complete for the enrollment's user (once) and complete the enrollment
+    when no lesson is left. Returns the enrollment row after it; writes nothing when the lesson
+    was already complete. The caller holds the enrollment row lock."""
+    course_id, user_id = enrollment.course_id, enrollment.user_id
+    completed_at = (
+        await uow.conn.execute(
+            pg_insert(tables.lesson_completions)
+            .values(user_id=user_id, course_id=course_id, lesson_id=lesson_id)
+            .on_conflict_do_nothing()
+            .returning(tables.lesson_completions.c.completed_at)
+        )
+    ).scalar()
+    if completed_at is None:
+        return enrollment
+    lessons = tables.lessons
+    done = tables.lesson_completions
+    rows = await uow.conn.execute(
+        select(lessons.c.id, done.c.lesson_id.is_not(None).label("done"))
+        .select_from(
+            lessons.outerjoin(
+                done,
+                (done.c.lesson_id == lessons.c.id)
+                & (done.c.user_id == user_id)
+                & (done.c.course_id == course_id),
+            )
+        )
+        .where(lessons.c.course_id == course_id)
+        .order_by(lessons.c.position)
+    )
+    outline = [(str(row.id), bool(row.done)) for row in rows]
+    completed_ids = [lesson for lesson, finished in outline if finished]
+    await uow.audit("lesson.complete", lesson_name(course_id, lesson_id))
+    payload: LessonCompletedPayload = {
+        "user_id": str(user_id),
+        "course_id": str(course_id),
+        "lesson_id": str(lesson_id),
+        "completed_at": completed_at.isoformat(),
+        "completed_lesson_ids": completed_ids,
+        "lesson_count": len(outline),
+    }
+    await uow.emit("progress.lesson_completed", "enrollment", _aggregate(enrollment), payload)
+    if enrollment.state != "active" or len(completed_ids) < len(outline):
+        return enrollment
+    # Every lesson is done. Take the course lock (lessons change only under it) and look
+    # again, then complete the enrollment: it stops counting as an active one.
+    await lock_course_row(uow.conn, course_id)
+    missing = (await uow.conn.execute(_MISSING_LESSONS, {"c": course_id, "u": user_id})).scalar()
+    if missing:
+        return enrollment
+    enrollment = (
+        await uow.conn.execute(
+            update(tables.enrollments)
+            .where(
+                tables.enrollments.c.course_id == course_id,
+                tables.enrollments.c.user_id == user_id,
+            )
+            .values(state="completed", completed_at=func.now(), updated_at=func.now())
+            .returning(*tables.enrollments.c)
+        )
+    ).one()
+    course = await _change_count(uow, course_id, -1)
+    await uow.audit("enrollment.complete", enrollment_name(course_id, user_id))
+    await uow.emit(
+        "enrollment.completed",
+        "enrollment",
+        _aggregate(enrollment),
+        enrollment_payload(enrollment, course.active_enrollment_count),
+    )
+    await uow.emit("course.counts_changed", "course", course_id, course_payload(course))
+    return enrollment
+
+
+def _aggregate(enrollment: Any) -> str:
+    return f"{enrollment.course_id}:{enrollment.user_id}"
+
+
+class LearningCommands(learning_pb2_grpc.LearningServiceServicer):
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def EnrollInCourse(
+        self, request: learning_pb2.EnrollInCourseRequest, context: Ctx = None
+    ) -> learning_pb2.EnrollInCourseResponse:
+        principal = caller()
+        course_id = parse_uuid(request.course_id, "course_id")
+        user_id = principal.user_id
+
+        async def enroll(uow: UnitOfWork) -> learning_pb2.EnrollInCourseResponse:
+            existing = await lock_enrollment(uow.conn, course_id, user_id)
+            course = await load_course(uow.conn, course_id, principal, lock=True)
+            name = course_name(course_id)
+            if existing is not None and existing.state in ENROLLED_STATES:
+                raise AlreadyExists(
+                    "enrollment",
+                    enrollment_name(course_id, user_id),
+                    "you are already enrolled in this course"
+                    if existing.state == "active"
+                    else "you have already completed this course",
+                )
+            if course.state != "published":
+                raise FailedPrecondition(
+                    "COURSE_STATE",
+                    name,
+                    f"only published courses accept enrollments; this one is {course.state}",
+                )
+            now = dt.datetime.now(dt.UTC)
+            if course.enrollment_open_at is not None and now < course.enrollment_open_at:
+                raise FailedPrecondition(
+                    "ENROLLMENT_WINDOW",
+                    name,
+                    f"enrollment opens at {course.enrollment_open_at.isoformat()}",
+                )
+            if course.enrollment_close_at is not None and now >= course.enrollment_close_at:
+                raise FailedPrecondition(
+                    "ENROLLMENT_WINDOW",
+                    name,
+                    f"enrollment closed at {course.enrollment_close_at.isoformat()}",
+                )
+            if course.capacity and course.active_enrollment_count >= course.capacity:
+                raise FailedPrecondition(
+                    "CAPACITY", name, f"the course is full ({course.capacity} seats taken)"
+                )
+            enrollments = tables.enrollments
+            enrollment: Any
+            if existing is not None:
+                enrollment = (
+                    await uow.conn.execute(
+                        update(enrollments)
+                        .where(
+                            enrollments.c.course_id == course_id, enrollments.c.user_id == user_id
+                        )
+                        .values(
+                            state="active",
+                            enrolled_at=func.now(),
+                            updated_at=func.now(),
+                            completed_at=None,
+                        )
+                        .returning(*enrollments.c)
+                    )
+                ).one()
+            else:
+                enrollment = (
+                    await uow.conn.execute(
+                        pg_insert(enrollments)
+                        .values(course_id=course_id, user_id=user_id, state="active")
+                        .on_conflict_do_nothing()
+                        .returning(*enrollments.c)
+                    )
+                ).first()
+                if enrollment is None:  # a concurrent enrollment of the same user won
+                    raise AlreadyExists(
+                        "enrollment",
+                        enrollment_name(course_id, user_id),
+                        "you are already enrolled in this course",
+                    )
+            course = await _change_count(uow, course_id, +1)
+            await uow.audit(
+                "enrollment.enroll",
+                enrollment_name(course_id, user_id),
+                details={"reactivated": existing is not None},
+            )
+            await uow.emit(
+                "enrollment.activated",
+                "enrollment",
+                _aggregate(enrollment),
+                enrollment_payload(enrollment, course.active_enrollment_count),
+            )
+            await uow.emit("course.counts_changed", "course", course_id, course_payload(course))
+            return learning_pb2.EnrollInCourseResponse(
+                enrollment=enrollment_message(enrollment),
+                consistency_token=uow.consistency_token,
+            )
+
+        return await self.db.run_command(
+            request, request.request_id, learning_pb2.EnrollInCourseResponse, enroll
+        )
+
+    async def WithdrawEnrollment(
+        self, request: learning_pb2.WithdrawEnrollmentRequest, context: Ctx = None
+    ) -> learning_pb2.WithdrawEnrollmentResponse:
+        principal = caller()
+        course_id = parse_uuid(request.course_id, "course_id")
+        user_id = principal.user_id
+
+        async def withdraw(uow: UnitOfWork) -> learning_pb2.WithdrawEnrollmentResponse:
+            existing = await lock_enrollment(uow.conn, course_id, user_id)
+            await load_course(uow.conn, course_id, principal, lock=True)
+            name = enrollment_name(course_id, user_id)
+            if existing is None:
+                raise NotFound("enrollment", name)
+            if existing.state != "active":
+                raise FailedPrecondition(
+                    "ENROLLMENT_STATE",
+                    name,
+                    f"only an active enrollment can be withdrawn; this one is {existing.state}",
+                )
+            enrollments = tables.enrollments
+            enrollment = (
+                await uow.conn.execute(
+                    update(enrollments)
+                    .where(enrollments.c.course_id == course_id, enrollments.c.user_id == user_id)
+                    .values(state="withdrawn", updated_at=func.now())
+                    .returning(*enrollments.c)
+                )
+            ).one()
+            course = await _change_count(uow, course_id, -1)
+            await uow.audit("enrollment.withdraw", name)
+            await uow.emit(
+                "enrollment.withdrawn",
+                "enrollment",
+                _aggregate(enrollment),
+                enrollment_payload(enrollment, course.active_enrollment_count),
+            )
+            await uow.emit("course.counts_changed", "course", course_id, course_payload(course))
+            return learning_pb2.WithdrawEnrollmentResponse(
+                enrollment=enrollment_message(enrollment),
+                consistency_token=uow.consistency_token,
+            )
+
+        return await self.db.run_command(
+            request, request.request_id, learning_pb2.WithdrawEnrollmentResponse, withdraw
+        )
+
+    async def CompleteLesson(
+        self, request: learning_pb2.CompleteLessonRequest, context: Ctx = None
+    ) -> learning_pb2.CompleteLessonResponse:
+        principal = caller()
+        course_id, lesson_id = parse_ids(
+            ("course_id", request.course_id), ("lesson_id", request.lesson_id)
+        )
+
+        async def complete(uow: UnitOfWork) -> learning_pb2.CompleteLessonResponse:
+            enrollment = await lock_enrollment(uow.conn, course_id, principal.user_id)
+            await load_course(uow.conn, course_id, principal)
+            await load_lesson(uow.conn, course_id, lesson_id)
+            require_enrolled(enrollment, course_id)
+            # Completing a completed lesson again changes nothing and writes nothing.
+            enrollment = await record_completion(uow, enrollment, lesson_id)
+            return learning_pb2.CompleteLessonResponse(
+                enrollment=enrollment_message(enrollment),
+                consistency_token=uow.consistency_token,
+            )
+
+        return await self.db.run_command(
+            request, request.request_id, learning_pb2.CompleteLessonResponse, complete
+        )
+
+    async def CreateQuizAttempt(
+        self, request: learning_pb2.CreateQuizAttemptRequest, context: Ctx = None
+    ) -> learning_pb2.CreateQuizAttemptResponse:
+        principal = caller()
+        course_id, lesson_id = parse_ids(
+            ("course_id", request.course_id), ("lesson_id", request.lesson_id)
+        )
+        violations: list[FieldViolation] = []
+        seen: set[str] = set()
+        for i, answer in enumerate(request.answers):
+            if not answer.question_id:
+                violations.append(FieldViolation(f"answers[{i}].question_id", "is required"))
+            elif answer.question_id in seen:
+                violations.append(
+                    FieldViolation(f"answers[{i}].question_id", "question answered twice")
+                )
+            seen.add(answer.question_id)
+        if violations:
+            raise InvalidArgument(violations)
+
+        async def attempt(uow: UnitOfWork) -> learning_pb2.CreateQuizAttemptResponse:
+            enrollment = await lock_enrollment(uow.conn, course_id, principal.user_id)
+            await load_course(uow.conn, course_id, principal)
+            lesson = await load_lesson(uow.conn, course_id, lesson_id)
+            require_enrolled(enrollment, course_id)
+            if lesson.content_type != "quiz":
+                raise FailedPrecondition(
+                    "LESSON_TYPE",
+                    lesson_name(course_id, lesson_id),
+                    f"only quiz lessons take attempts; this one is a {lesson.content_type}",
+                )
+            questions = {q["id"]: q for q in lesson.content["questions"]}
+            bad: list[FieldViolation] = []
+            for i, answer in enumerate(request.answers):
+                question = questions.get(answer.question_id)
+                if question is None:
+                    bad.append(
+                        FieldViolation(f"answers[{i}].question_id", "no such question in the quiz")
+                    )
+                elif any(not 0 <= k < len(question["choices"]) for k in answer.choice_indexes):
+                    bad.append(
+                        FieldViolation(
+                            f"answers[{i}].choice_indexes",
+                            f"must be indexes into the choices (0 to "
+                            f"{len(question['choices']) - 1})",
+                        )
+                    )
+            if bad:
+                raise InvalidArgument(bad)
+            chosen = {a.question_id: set(a.choice_indexes) for a in request.answers}
+            right = sum(
+                1
+                for qid, question in questions.items()
+                if chosen.get(qid) == set(question["correct_choice_indexes"])
+            )
+            score = right * 100 // len(questions)
+            passed = score >= lesson.content["pass_threshold_percent"]
+            attempt_id = uuid.uuid4()
+            attempted_at = (
+                await uow.conn.execute(
+                    insert(tables.quiz_attempts)
+                    .values(
+                        id=attempt_id,
+                        user_id=principal.user_id,
+                        course_id=course_id,
+                        lesson_id=lesson_id,
+                        score=score,
+                        passed=passed,
+                        answers=[
+                            {
+                                "question_id": a.question_id,
+                                "choice_indexes": sorted(chosen[a.question_id]),
+                            }
+                            for a in request.answers
+                        ],
+                    )
+                    .returning(tables.quiz_attempts.c.created_at)
+                )
+            ).scalar_one()
+            best = (
+                await uow.conn.execute(
+                    select(func.max(tables.quiz_attempts.c.score)).where(
+                        tables.quiz_attempts.c.user_id == principal.user_id,
+                        tables.quiz_attempts.c.lesson_id == lesson_id,
+                    )
+                )
+            ).scalar_one()
+            await uow.audit(
+                "quiz.attempt",
+                lesson_name(course_id, lesson_id),
+                details={"attempt_id": str(attempt_id), "score": score, "passed": passed},
+            )
+            payload: QuizAttemptedPayload = {
+                "user_id": str(principal.user_id),
+                "course_id": str(course_id),
+                "lesson_id": str(lesson_id),
+                "attempt_id": str(attempt_id),
+                "score": score,
+                "passed": passed,
+                "best_score": best,
+                "attempted_at": attempted_at.isoformat(),
+            }
+            await uow.emit("progress.quiz_attempted", "enrollment", _aggregate(enrollment), payload)
+            if passed:
+                await record_completion(uow, enrollment, lesson_id)
+            return learning_pb2.CreateQuizAttemptResponse(
+                score=score,
+                passed=passed,
+                best_score=best,
+                consistency_token=uow.consistency_token,
+            )
+
+        return await self.db.run_command(
+            request, request.request_id, learning_pb2.CreateQuizAttemptResponse, attempt
+        )
