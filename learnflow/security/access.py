@@ -65,6 +65,8 @@ def load_rules(services: list[ServiceDescriptor] | None = None) -> dict[str, Met
                 raise MissingAccessRule(f"{path} declares no audience")
             if rule.rate_limit not in RATE_CLASSES:
                 raise MissingAccessRule(f"{path} declares no rate-limit class")
+            if any(role not in ROLE_NAMES for role in rule.roles):
+                raise MissingAccessRule(f"{path} lists an unspecified or unknown role")
             if rule.audience == access_pb2.AUDIENCE_PUBLIC and rule.roles:
                 raise MissingAccessRule(f"{path} is public but lists roles")
             rules[path] = MethodRule(

@@ -20,9 +20,15 @@ from google.rpc import status_pb2
 from grpc_interceptor.server import AsyncServerInterceptor
 
 from learnflow.context import CallContext, reset_call, set_call
-from learnflow.errors import DomainError, PermissionDenied, Unauthenticated, internal_status
+from learnflow.errors import DomainError, Unauthenticated, internal_status
 from learnflow.security.access import MethodRule
 from learnflow.security.authentication import Authenticator
+from learnflow.security.denials import (
+    REASON_TOKEN_INVALID,
+    REASON_TOKEN_REQUIRED,
+    AccessUnauthenticated,
+    RoleNotAllowed,
+)
 from learnflow.security.rate_limits import RateLimiter
 
 log = logging.getLogger("learnflow.rpc")
@@ -100,11 +106,20 @@ class ApiInterceptor(AsyncServerInterceptor):
         if rule is None:  # reflection and health: public, not rate limited
             return call
         authorization = metadata.get("authorization", "")
-        principal = await self.authenticator.authenticate(authorization) if authorization else None
+        principal = None
+        if authorization:
+            try:
+                principal = await self.authenticator.authenticate(authorization)
+            except Unauthenticated as exc:
+                raise AccessUnauthenticated(
+                    exc.message, REASON_TOKEN_INVALID, call.method
+                ) from None
         if principal is None and not rule.public:
-            raise Unauthenticated("this method requires an access token")
+            raise AccessUnauthenticated(
+                "this method requires an access token", REASON_TOKEN_REQUIRED, call.method
+            )
         if rule.roles and (principal is None or principal.role not in rule.roles):
-            raise PermissionDenied("your role may not call this method")
+            raise RoleNotAllowed("your role may not call this method", call.method)
         call = CallContext(
             method=call.method,
             request_id=call.request_id,

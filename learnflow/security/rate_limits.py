@@ -10,7 +10,7 @@ from limits import RateLimitItem, parse
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
 
-from learnflow.errors import ResourceExhausted
+from learnflow.security.denials import RateLimited
 from learnflow.settings import Settings
 
 
@@ -33,16 +33,21 @@ class RateLimiter:
         self.login_per_account = parse(settings.rate_limit_login_per_account)
 
     async def hit(self, rate_class: str, principal: str) -> None:
-        await self._hit(self.classes[rate_class], "class", rate_class, principal)
+        await self._hit(
+            self.classes[rate_class], f"class:{rate_class}", "class", rate_class, principal
+        )
 
     async def hit_login_account(self, email: str) -> None:
-        await self._hit(self.login_per_account, "login-account", email)
+        await self._hit(self.login_per_account, "login-account", "login-account", email)
 
-    async def _hit(self, item: RateLimitItem, *identifiers: str) -> None:
+    async def _hit(self, item: RateLimitItem, scope: str, *identifiers: str) -> None:
         if await self.limiter.hit(item, *identifiers):
             return
         stats = await self.limiter.get_window_stats(item, *identifiers)
         retry_after = max(1.0, stats.reset_time - time.time())
-        raise ResourceExhausted(
-            f"rate limit exceeded ({item}); retry in {retry_after:.0f}s", retry_after
+        raise RateLimited(
+            f"rate limit exceeded ({item}); retry in {retry_after:.0f}s",
+            retry_after,
+            scope=scope,
+            limit=str(item),
         )
