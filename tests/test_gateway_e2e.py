@@ -1,0 +1,499 @@
+"""LearnFlow end to end through the HTTP gateway: uvicorn on a loopback port, real HTTP,
+in front of the real gRPC server (PostgreSQL, MongoDB read models, interceptors)."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from learnflow.server import Backend, build
+from learnflow.settings import Settings
+from tests.gateway_support import (
+    PASSWORD,
+    HttpUser,
+    RunningServer,
+    login_over_http,
+    register_over_http,
+    running_gateway,
+)
+from tests.support import Caller
+
+BAD_REQUEST = "type.googleapis.com/google.rpc.BadRequest"
+PRECONDITION_FAILURE = "type.googleapis.com/google.rpc.PreconditionFailure"
+RETRY_INFO = "type.googleapis.com/google.rpc.RetryInfo"
+
+
+@pytest.fixture(scope="module")
+async def gateway(backend: Backend) -> AsyncIterator[RunningServer]:
+    async with running_gateway(f"127.0.0.1:{backend.port}") as running:
+        yield running
+
+
+@pytest.fixture
+async def http(gateway: RunningServer) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=gateway.url, timeout=30) as client:
+        yield client
+
+
+@pytest.fixture
+async def student(http: httpx.AsyncClient) -> HttpUser:
+    return await register_over_http(http, name="Web Student")
+
+
+def detail(body: dict[str, Any], type_url: str) -> dict[str, Any]:
+    for item in body["details"]:
+        if item["@type"] == type_url:
+            found: dict[str, Any] = item
+            return found
+    raise AssertionError(f"no {type_url} in {body}")
+
+
+async def published_course(
+    http: httpx.AsyncClient, owner: Caller, *, capacity: int = 0, lessons: int = 2
+) -> tuple[str, list[str]]:
+    """An instructor's course with article lessons, published, all over HTTP."""
+    auth = {"Authorization": f"Bearer {owner.access_token}"}
+    created = await http.post(
+        "/v1/courses",
+        json={"course": {"title": f"Course {uuid.uuid4().hex[:6]}", "capacity": capacity}},
+        headers=auth,
+    )
+    assert created.status_code == 200, created.text
+    course_id: str = created.json()["course"]["id"]
+    lesson_ids = []
+    for i in range(lessons):
+        lesson = await http.post(
+            f"/v1/courses/{course_id}/lessons",
+            json={"lesson": {"title": f"Lesson {i}", "article": {"markdown": f"# {i}"}}},
+            headers=auth,
+        )
+        assert lesson.status_code == 200, lesson.text
+        lesson_ids.append(lesson.json()["lesson"]["id"])
+    published = await http.post(f"/v1/courses/{course_id}:publish", json={}, headers=auth)
+    assert published.status_code == 200, published.text
+    return course_id, lesson_ids
+
+
+# -- identity ------------------------------------------------------------------------------
+
+
+async def test_register_login_and_read_own_profile_with_consistency_token(
+    http: httpx.AsyncClient,
+) -> None:
+    email = f"Mixed.Case-{uuid.uuid4().hex[:8]}@Example.com"
+    registered = await http.post(
+        "/v1/users:register",
+        json={"email": email, "password": PASSWORD, "displayName": "Ada Lovelace"},
+    )
+    assert registered.status_code == 200, registered.text
+    assert registered.headers["content-type"].startswith("application/json")
+    body = registered.json()
+    # proto3 JSON: lowerCamel names, enums by name, timestamps as RFC 3339.
+    assert body["user"]["displayName"] == "Ada Lovelace"
+    assert body["user"]["role"] == "ROLE_STUDENT"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT[\d:.]+Z", body["user"]["createTime"])
+    token = body["consistencyToken"]
+    assert token
+
+    session = await http.post("/v1/sessions", json={"email": email, "password": PASSWORD})
+    assert session.status_code == 200, session.text
+    tokens = session.json()
+    assert tokens["accessToken"].count(".") == 2  # a JWT
+    assert tokens["refreshToken"]
+    assert tokens["expiresIn"] > 0
+
+    # Right after the write: the read model may lag, the token makes the query wait for it.
+    me = await http.get(
+        "/v1/users/me",
+        headers={"Authorization": f"Bearer {tokens['accessToken']}", "X-Consistency-Token": token},
+    )
+    assert me.status_code == 200, me.text
+    user = me.json()["user"]
+    assert user["id"] == body["user"]["id"]
+    assert user["email"] == email.lower()
+    assert user["displayName"] == "Ada Lovelace"
+
+
+async def test_refresh_rotates_and_revoke_logs_out(
+    http: httpx.AsyncClient, student: HttpUser
+) -> None:
+    refreshed = await http.post(
+        "/v1/sessions:refresh", json={"refreshToken": student.refresh_token}
+    )
+    assert refreshed.status_code == 200, refreshed.text
+    new_refresh = refreshed.json()["refreshToken"]
+    assert new_refresh != student.refresh_token
+    # The old one is spent.
+    reused = await http.post("/v1/sessions:refresh", json={"refreshToken": student.refresh_token})
+    assert reused.status_code == 401, reused.text
+    assert reused.headers["www-authenticate"].startswith("Bearer")
+
+    access = refreshed.json()["accessToken"]
+    revoked = await http.post(
+        "/v1/sessions:revoke",
+        json={"allSessions": True},
+        headers={"Authorization": f"Bearer {access}"},
+    )
+    assert revoked.status_code == 200, revoked.text
+    after = await http.get("/v1/users/me", headers={"Authorization": f"Bearer {access}"})
+    assert after.status_code == 401, after.text
+
+
+async def test_jwks_is_public(http: httpx.AsyncClient) -> None:
+    jwks = await http.get("/.well-known/jwks.json")
+    assert jwks.status_code == 200, jwks.text
+    keys = jwks.json()["keys"]
+    assert keys
+    assert all(k["kid"] and k["kty"] for k in keys)
+    assert all("d" not in k for k in keys)  # never a private part
+
+
+async def test_admin_sets_a_role_over_http(
+    http: httpx.AsyncClient, admin: Caller, student: HttpUser
+) -> None:
+    changed = await http.post(
+        f"/v1/users/{student.user_id}:setRole",
+        json={"role": "ROLE_INSTRUCTOR"},
+        headers={"Authorization": f"Bearer {admin.access_token}"},
+    )
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["user"]["role"] == "ROLE_INSTRUCTOR"
+    # A role change revokes the user's sessions: the old token no longer works.
+    stale = await http.get("/v1/users/me", headers=student.headers())
+    assert stale.status_code == 401, stale.text
+    fresh = await login_over_http(http, student.email)
+    me = await http.get(
+        "/v1/users/me",
+        headers={
+            "Authorization": f"Bearer {fresh['accessToken']}",
+            "X-Consistency-Token": changed.json()["consistencyToken"],
+        },
+    )
+    assert me.status_code == 200, me.text
+    assert me.json()["user"]["role"] == "ROLE_INSTRUCTOR"
+
+
+# -- courses and enrollment ----------------------------------------------------------------
+
+
+async def test_instructor_publishes_a_course_and_a_student_enrolls_and_learns(
+    http: httpx.AsyncClient, instructor: Caller, student: HttpUser
+) -> None:
+    auth = {"Authorization": f"Bearer {instructor.access_token}"}
+    created = await http.post(
+        "/v1/courses",
+        json={
+            "course": {
+                "title": "Distributed Systems, Gently",
+                "summary": "Clocks, consensus and humility.",
+                "tags": ["systems", "theory"],
+                "level": "COURSE_LEVEL_INTERMEDIATE",
+                "capacity": 10,
+            },
+            "requestId": str(uuid.uuid4()),
+        },
+        headers=auth,
+    )
+    assert created.status_code == 200, created.text
+    course = created.json()["course"]
+    assert course["state"] == "COURSE_STATE_DRAFT"
+    assert course["tags"] == ["systems", "theory"]
+    assert course["level"] == "COURSE_LEVEL_INTERMEDIATE"
+    assert course["ownerId"] == instructor.user_id
+    course_id = course["id"]
+
+    renamed = await http.patch(
+        f"/v1/courses/{course_id}",
+        params={"updateMask": "title"},
+        json={"title": "Distributed Systems, Kindly", "summary": "ignored: not in the mask"},
+        headers=auth,
+    )
+    assert renamed.status_code == 200, renamed.text
+    assert renamed.json()["course"]["title"] == "Distributed Systems, Kindly"
+    assert renamed.json()["course"]["summary"] == "Clocks, consensus and humility."
+
+    lessons: dict[str, dict[str, Any]] = {
+        "article": {"title": "Time", "article": {"markdown": "# There is no now"}},
+        "video": {
+            "title": "Raft",
+            "video": {"url": "https://video.example/raft", "durationSeconds": 900},
+        },
+        "quiz": {
+            "title": "Check",
+            "quiz": {
+                "passThresholdPercent": 50,
+                "questions": [
+                    {"id": "q1", "prompt": "CAP: pick?", "choices": ["2", "3"]},
+                ],
+            },
+        },
+        "codeExercise": {
+            "title": "Lamport",
+            "codeExercise": {"language": "python", "prompt": "tick()", "starterCode": "pass"},
+        },
+    }
+    lesson_ids: dict[str, str] = {}
+    for kind, lesson in lessons.items():
+        if kind == "quiz":
+            lesson["quiz"]["questions"][0]["correctChoiceIndexes"] = [0]
+        added = await http.post(
+            f"/v1/courses/{course_id}/lessons", json={"lesson": lesson}, headers=auth
+        )
+        assert added.status_code == 200, added.text
+        got = added.json()["lesson"]
+        assert kind in got, got  # the oneof member comes back under its own name
+        assert got["courseId"] == course_id
+        lesson_ids[kind] = got["id"]
+
+    # Drafts are invisible to students: enrolling in one is NOT_FOUND, not a hint it exists.
+    too_early = await http.post(
+        f"/v1/courses/{course_id}/enrollments", json={}, headers=student.headers()
+    )
+    assert too_early.status_code == 404, too_early.text
+    assert too_early.json()["code"] == 5
+
+    published = await http.post(f"/v1/courses/{course_id}:publish", json={}, headers=auth)
+    assert published.status_code == 200, published.text
+    assert published.json()["course"]["state"] == "COURSE_STATE_PUBLISHED"
+
+    enrolled = await http.post(
+        f"/v1/courses/{course_id}/enrollments", json={}, headers=student.headers()
+    )
+    assert enrolled.status_code == 200, enrolled.text
+    enrollment = enrolled.json()["enrollment"]
+    assert enrollment["state"] == "ENROLLMENT_STATE_ACTIVE"
+    assert enrollment["userId"] == student.user_id
+    assert enrolled.json()["consistencyToken"]
+
+    again = await http.post(
+        f"/v1/courses/{course_id}/enrollments", json={}, headers=student.headers()
+    )
+    assert again.status_code == 409, again.text
+    assert again.json()["code"] == 6  # ALREADY_EXISTS
+
+    wrong = await http.post(
+        f"/v1/courses/{course_id}/lessons/{lesson_ids['quiz']}/quizAttempts",
+        json={"answers": [{"questionId": "q1", "choiceIndexes": [1]}]},
+        headers=student.headers(),
+    )
+    assert wrong.status_code == 200, wrong.text
+    assert wrong.json()["passed"] is False
+    right = await http.post(
+        f"/v1/courses/{course_id}/lessons/{lesson_ids['quiz']}/quizAttempts",
+        json={"answers": [{"questionId": "q1", "choiceIndexes": [0]}]},
+        headers=student.headers(),
+    )
+    assert right.status_code == 200, right.text
+    assert right.json()["passed"] is True
+    assert right.json()["bestScore"] == 100
+
+    for kind in ("article", "video", "codeExercise"):
+        done = await http.post(
+            f"/v1/courses/{course_id}/lessons/{lesson_ids[kind]}:complete",
+            json={},
+            headers=student.headers(),
+        )
+        assert done.status_code == 200, done.text
+    # The passed quiz and every other lesson done: the enrollment is complete.
+    assert done.json()["enrollment"]["state"] == "ENROLLMENT_STATE_COMPLETED"
+
+    # Withdrawing from a completed course: FAILED_PRECONDITION is 400 (grpc-gateway's table),
+    # with the PreconditionFailure detail in proto3 JSON.
+    withdrawn = await http.post(
+        f"/v1/courses/{course_id}/enrollments/me:withdraw", json={}, headers=student.headers()
+    )
+    assert withdrawn.status_code == 400, withdrawn.text
+    assert withdrawn.json()["code"] == 9
+    violation = detail(withdrawn.json(), PRECONDITION_FAILURE)["violations"][0]
+    assert violation["type"] == "ENROLLMENT_STATE"
+
+
+async def test_delete_lesson_and_empty_response_body(
+    http: httpx.AsyncClient, instructor: Caller
+) -> None:
+    course_id, (first, second) = await published_course(http, instructor)
+    auth = {"Authorization": f"Bearer {instructor.access_token}"}
+    deleted = await http.delete(f"/v1/courses/{course_id}/lessons/{first}", headers=auth)
+    assert deleted.status_code == 200, deleted.text
+    assert deleted.json()["consistencyToken"]
+    gone = await http.delete(f"/v1/courses/{course_id}/lessons/{first}", headers=auth)
+    assert gone.status_code == 404, gone.text
+    assert gone.json()["code"] == 5
+    assert second
+
+
+async def test_capacity_is_a_precondition_over_http(
+    http: httpx.AsyncClient, instructor: Caller
+) -> None:
+    course_id, _ = await published_course(http, instructor, capacity=1, lessons=1)
+    first = await register_over_http(http)
+    second = await register_over_http(http)
+    ok = await http.post(f"/v1/courses/{course_id}/enrollments", json={}, headers=first.headers())
+    assert ok.status_code == 200, ok.text
+    full = await http.post(
+        f"/v1/courses/{course_id}/enrollments", json={}, headers=second.headers()
+    )
+    assert full.status_code == 400, full.text
+    assert detail(full.json(), PRECONDITION_FAILURE)["violations"][0]["type"] == "CAPACITY"
+
+
+# -- error mapping -------------------------------------------------------------------------
+
+
+async def test_invalid_registration_is_400_with_field_violations(
+    http: httpx.AsyncClient,
+) -> None:
+    bad = await http.post(
+        "/v1/users:register",
+        json={"email": "not-an-email", "password": "short", "displayName": ""},
+    )
+    assert bad.status_code == 400, bad.text
+    body = bad.json()
+    assert body["code"] == 3  # INVALID_ARGUMENT
+    fields = {v["field"] for v in detail(body, BAD_REQUEST)["fieldViolations"]}
+    assert {"email", "password"} <= fields, body
+
+
+async def test_unknown_json_field_and_query_parameter_are_named(
+    http: httpx.AsyncClient, student: HttpUser
+) -> None:
+    unknown = await http.post(
+        "/v1/sessions", json={"email": student.email, "password": PASSWORD, "remember": True}
+    )
+    assert unknown.status_code == 400, unknown.text
+    assert "remember" in unknown.json()["message"]
+    query = await http.get("/v1/users/me", params={"verbose": "1"}, headers=student.headers())
+    assert query.status_code == 400, query.text
+    assert "verbose" in query.json()["message"]
+    wrong_type = await http.post(
+        "/v1/sessions", content=b"email=x", headers={"Content-Type": "text/plain"}
+    )
+    assert wrong_type.status_code == 415, wrong_type.text
+
+
+async def test_unauthenticated_is_401_with_www_authenticate(http: httpx.AsyncClient) -> None:
+    missing = await http.get("/v1/users/me")
+    assert missing.status_code == 401, missing.text
+    assert missing.headers["www-authenticate"].startswith("Bearer")
+    assert missing.json()["code"] == 16
+    forged = await http.get("/v1/users/me", headers={"Authorization": "Bearer not.a.jwt"})
+    assert forged.status_code == 401, forged.text
+    assert forged.headers["www-authenticate"].startswith("Bearer")
+    bad_login = await http.post(
+        "/v1/sessions", json={"email": "nobody@example.com", "password": "wrong-password"}
+    )
+    assert bad_login.status_code == 401, bad_login.text
+
+
+async def test_wrong_role_is_403(
+    http: httpx.AsyncClient, student: HttpUser, instructor: Caller
+) -> None:
+    denied = await http.post(
+        "/v1/courses", json={"course": {"title": "Mine now"}}, headers=student.headers()
+    )
+    assert denied.status_code == 403, denied.text
+    assert denied.json()["code"] == 7
+    # Authenticated and enrolled-capable, but not the course's owner.
+    course_id, _ = await published_course(http, instructor, lessons=1)
+    not_owner = await http.post(
+        f"/v1/courses/{course_id}:archive", json={}, headers=student.headers()
+    )
+    assert not_owner.status_code == 403, not_owner.text
+    admin_only = await http.post(
+        f"/v1/users/{student.user_id}:setRole",
+        json={"role": "ROLE_ADMIN"},
+        headers=student.headers(),
+    )
+    assert admin_only.status_code == 403, admin_only.text
+
+
+async def test_unknown_course_is_404_and_unknown_route_is_404(
+    http: httpx.AsyncClient, instructor: Caller
+) -> None:
+    missing = await http.post(
+        f"/v1/courses/{uuid.uuid4()}:publish",
+        json={},
+        headers={"Authorization": f"Bearer {instructor.access_token}"},
+    )
+    assert missing.status_code == 404, missing.text
+    assert missing.json()["code"] == 5
+    no_route = await http.get("/v1/nothing/here")
+    assert no_route.status_code == 404
+    wrong_method = await http.delete("/v1/sessions")
+    assert wrong_method.status_code == 405
+    assert "POST" in wrong_method.headers["allow"]
+
+
+async def test_duplicate_registration_is_409(http: httpx.AsyncClient, student: HttpUser) -> None:
+    dup = await http.post(
+        "/v1/users:register",
+        json={"email": student.email.upper(), "password": PASSWORD, "displayName": "Twin"},
+    )
+    assert dup.status_code == 409, dup.text
+    assert dup.json()["code"] == 6
+
+
+async def test_request_id_is_echoed_or_generated(
+    http: httpx.AsyncClient, student: HttpUser
+) -> None:
+    mine = f"req-{uuid.uuid4().hex}"
+    echoed = await http.get("/v1/users/me", headers={**student.headers(), "X-Request-Id": mine})
+    assert echoed.status_code == 200
+    assert echoed.headers["x-request-id"] == mine
+    # Also on errors, where support needs it most.
+    failed = await http.get("/v1/users/me", headers={"X-Request-Id": mine + "-2"})
+    assert failed.status_code == 401
+    assert failed.headers["x-request-id"] == mine + "-2"
+    generated = await http.get("/v1/users/me", headers=student.headers())
+    assert re.fullmatch(r"[0-9a-f-]{36}", generated.headers["x-request-id"])
+
+
+async def test_health_readiness_and_openapi(http: httpx.AsyncClient) -> None:
+    assert (await http.get("/healthz")).json() == {"status": "ok"}
+    ready = await http.get("/readyz")
+    assert ready.status_code == 200, ready.text
+    assert ready.json() == {"status": "SERVING"}
+    document = (await http.get("/openapi.json")).json()
+    assert "/v1/users:register" in document["paths"]
+    register = document["paths"]["/v1/users:register"]["post"]
+    assert register["x-learnflow.v1.access"]["audience"] == "AUDIENCE_PUBLIC"
+    me = document["paths"]["/v1/users/me"]["get"]
+    assert me["x-learnflow.v1.access"]["audience"] == "AUDIENCE_AUTHENTICATED"
+
+
+# -- rate limits ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+async def strict_gateway(settings: Settings) -> AsyncIterator[RunningServer]:
+    """A second server on the same databases with a tiny per-account login budget."""
+    strict = dataclasses.replace(settings, rate_limit_login_per_account="2/minute")
+    server = await build(strict, run_projector=False)
+    try:
+        async with running_gateway(f"127.0.0.1:{server.port}") as running:
+            yield running
+    finally:
+        await server.close(grace_s=1)
+
+
+async def test_rate_limited_login_is_429_with_retry_after(strict_gateway: RunningServer) -> None:
+    async with httpx.AsyncClient(base_url=strict_gateway.url, timeout=30) as http:
+        user = await register_over_http(http)
+        statuses = []
+        for _ in range(4):
+            answer = await http.post(
+                "/v1/sessions", json={"email": user.email, "password": "wrong-password"}
+            )
+            statuses.append(answer.status_code)
+        assert statuses[-1] == 429, statuses
+        assert answer.json()["code"] == 8  # RESOURCE_EXHAUSTED
+        retry_after = int(answer.headers["retry-after"])
+        assert 1 <= retry_after <= 60
+        delay = detail(answer.json(), RETRY_INFO)["retryDelay"]
+        assert delay.endswith("s")
