@@ -27,9 +27,16 @@ from learnflow.commands.learning import LearningCommands
 from learnflow.commands.unit_of_work import Database
 from learnflow.projections.accounts import AuditTrail, UserProfiles
 from learnflow.projections.base import Projection
+from learnflow.projections.catalog import Catalog
+from learnflow.projections.discussion import Discussion
+from learnflow.projections.learning import Progress
 from learnflow.projections.projector import Projector
 from learnflow.projections.store import ReadStore
+from learnflow.queries.audit import AuditQueries
+from learnflow.queries.catalog import CatalogQueries
+from learnflow.queries.discussion import CommentQueries
 from learnflow.queries.profiles import ProfileQueries
+from learnflow.queries.progress import ProgressQueries
 from learnflow.queries.read_models import ReadModels
 from learnflow.security.access import api_services, load_rules
 from learnflow.security.authentication import Authenticator
@@ -38,13 +45,20 @@ from learnflow.security.passwords import PasswordHasher
 from learnflow.security.rate_limits import RateLimiter
 from learnflow.security.tokens import TokenService, load_keys
 from learnflow.settings import Settings
-from learnflow.v1 import courses_pb2_grpc, discussion_pb2_grpc, identity_pb2_grpc, learning_pb2_grpc
+from learnflow.v1 import (
+    audit_pb2_grpc,
+    courses_pb2_grpc,
+    discussion_pb2_grpc,
+    identity_pb2_grpc,
+    learning_pb2_grpc,
+)
 
 log = logging.getLogger("learnflow.server")
 
 
 def all_projections() -> list[Projection]:
-    return [UserProfiles(), AuditTrail()]
+    # Order matters within one event: Catalog writes the course before Progress reads it.
+    return [UserProfiles(), AuditTrail(), Catalog(), Progress(), Discussion()]
 
 
 @dataclass
@@ -104,6 +118,14 @@ async def build(settings: Settings, run_projector: bool = True) -> Backend:
     courses_pb2_grpc.add_CourseServiceServicer_to_server(CourseCommands(db), server)
     learning_pb2_grpc.add_LearningServiceServicer_to_server(LearningCommands(db), server)
     discussion_pb2_grpc.add_DiscussionServiceServicer_to_server(DiscussionCommands(db), server)
+    courses_pb2_grpc.add_CatalogServiceServicer_to_server(CatalogQueries(read_models), server)
+    learning_pb2_grpc.add_ProgressServiceServicer_to_server(
+        ProgressQueries(read_models, watch_poll_s=settings.projector_poll_s), server
+    )
+    discussion_pb2_grpc.add_CommentQueryServiceServicer_to_server(
+        CommentQueries(read_models), server
+    )
+    audit_pb2_grpc.add_AuditServiceServicer_to_server(AuditQueries(read_models), server)
 
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
-from learnflow.projections.base import Event, Projection, on
+from learnflow.projections.base import Batch, Event, Projection, on, stale
 from learnflow.projections.store import Document
 
 
@@ -16,24 +16,28 @@ class UserProfiles(Projection):
         await db["users"].create_index([("email", ASCENDING)], unique=True)
 
     @on("user.registered", "user.role_changed", "user.disabled", "user.enabled")
-    async def user_changed(self, db: AsyncDatabase[Document], event: Event) -> None:
+    async def user_changed(self, batch: Batch, event: Event) -> None:
         p = event.payload
-        await db["users"].update_one(
-            {"_id": p["id"]},
+        doc = await batch.get("users", p["id"])
+        if stale(doc, event):
+            return
+        batch.put(
+            "users",
             {
-                "$set": {
-                    "email": p["email"],
-                    "display_name": p["display_name"],
-                    "role": p["role"],
-                    "disabled": p["disabled"],
-                    "created_at": p["created_at"],
-                }
+                "_id": p["id"],
+                "email": p["email"],
+                "display_name": p["display_name"],
+                "role": p["role"],
+                "disabled": p["disabled"],
+                "created_at": p["created_at"],
+                "v": event.version,
             },
-            upsert=True,
         )
 
 
 class AuditTrail(Projection):
+    """Insert-only: an audit record never changes, a duplicate insert is a replay."""
+
     name = "audit_events"
 
     async def ensure_indexes(self, db: AsyncDatabase[Document]) -> None:
@@ -42,10 +46,9 @@ class AuditTrail(Projection):
         await db["audit_events"].create_index([("action", ASCENDING), ("seq", DESCENDING)])
 
     @on("audit.recorded")
-    async def recorded(self, db: AsyncDatabase[Document], event: Event) -> None:
+    async def recorded(self, batch: Batch, event: Event) -> None:
         p = event.payload
-        await db["audit_events"].update_one(
-            {"_id": str(p["id"])},
-            {"$set": {**{k: v for k, v in p.items() if k != "id"}, "seq": int(p["id"])}},
-            upsert=True,
+        batch.append(
+            "audit_events",
+            {"_id": str(p["id"]), **{k: v for k, v in p.items() if k != "id"}, "seq": int(p["id"])},
         )

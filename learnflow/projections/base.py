@@ -1,8 +1,17 @@
-"""What a projection is: a named set of event handlers that upsert read-model documents.
+"""What a projection is: a named set of event handlers that change read-model documents.
 
-Handlers must be idempotent (the same event applied twice leaves the same documents), because
-after a crash the projector replays from its last checkpoint. Events carry the resulting state
-of what changed, so handlers mostly `$set` it.
+Handlers work on a `Batch`: the documents one batch of events touches, read once from MongoDB,
+changed in memory, written once when the batch ends (then the checkpoint moves). That keeps a
+busy aggregate (a course whose counts change with every enrollment) at one write per batch,
+and it matters on FerretDB 1.24/SQLite, where only `_id` lookups and inserts are cheap and
+every update scans its collection.
+
+Idempotency and ordering: every document a handler writes carries `v`, the commit-order key
+(`Event.version`) of the last event applied to it. A handler skips an event its document
+already reflects (`stale(doc, event)`), so replaying after a crash (events after the
+checkpoint, some already written) changes nothing, and writes are conditional on `v` being
+older, so a projector that lost its lock but still finishes a batch cannot overwrite newer
+documents written by its successor.
 """
 
 from __future__ import annotations
@@ -12,9 +21,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from pymongo import InsertOne, ReplaceOne
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError
 
 from learnflow.projections.store import Document, EventKey
+
+DUPLICATE_KEY = 11000
 
 
 @dataclass(frozen=True)
@@ -27,8 +40,160 @@ class Event:
     payload: dict[str, Any]
     occurred_at: dt.datetime
 
+    @property
+    def version(self) -> str:
+        """The commit-order key as a string that sorts like the key (stored as `v`)."""
+        return version_of(self.key)
 
-Handler = Callable[[AsyncDatabase[Document], Event], Awaitable[None]]
+
+def version_of(key: EventKey) -> str:
+    return f"{key.txid:020d}.{key.position:020d}"
+
+
+def stale(doc: Document | None, event: Event) -> bool:
+    """Whether `doc` already reflects `event` (or a later one)."""
+    return doc is not None and str(doc.get("v", "")) >= event.version
+
+
+def utc_key(value: str | None) -> str:
+    """An ISO timestamp normalised to UTC with fixed width, so strings sort like times."""
+    if not value:
+        return ""
+    parsed = dt.datetime.fromisoformat(value)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt.UTC)
+    return parsed.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class Batch:
+    """The unit of work of the projector: documents read once, written once.
+
+    `persistent=True` (used by rebuilds into a fresh, not yet readable generation) keeps the
+    documents across batches and, as long as nothing was evicted, knows that a document it
+    has not seen does not exist, so a rebuild reads nothing back; it writes by replacing
+    (delete + insert per batch), which is safe only because nobody reads that generation yet.
+    """
+
+    def __init__(
+        self,
+        db: AsyncDatabase[Document],
+        persistent: bool = False,
+        max_cached: int = 500_000,
+    ) -> None:
+        self.db = db
+        self.persistent = persistent
+        self.max_cached = max_cached
+        self.complete = persistent  # every existing document is in the cache
+        self._docs: dict[tuple[str, str], Document | None] = {}
+        self._existed: set[tuple[str, str]] = set()  # as stored in MongoDB
+        self._dirty: dict[tuple[str, str], Document] = {}
+        self._appends: dict[str, list[Document]] = {}
+
+    async def get(self, collection: str, doc_id: str) -> Document | None:
+        """The document (mutable: change it, then `put` it), or None."""
+        key = (collection, doc_id)
+        if key in self._docs:
+            return self._docs[key]
+        if self.complete:
+            return None
+        doc = await self.db[collection].find_one({"_id": doc_id})
+        self._docs[key] = doc
+        if doc is not None:
+            self._existed.add(key)
+        return doc
+
+    def put(self, collection: str, doc: Document) -> None:
+        """Marks `doc` (with `_id` and `v`) to be written at the end of the batch."""
+        key = (collection, str(doc["_id"]))
+        self._docs[key] = doc
+        self._dirty[key] = doc
+
+    def append(self, collection: str, doc: Document) -> None:
+        """An insert-only document (an audit record): written once, a duplicate is a replay."""
+        self._appends.setdefault(collection, []).append(doc)
+
+    async def find(self, collection: str, field: str, value: str) -> list[Document]:
+        """Documents whose `field` (one that never changes, such as course_id) is `value`."""
+        found: dict[str, Document] = {}
+        if not self.complete:
+            async for stored in self.db[collection].find({field: value}):
+                key = (collection, str(stored["_id"]))
+                if key not in self._docs:
+                    self._docs[key] = stored
+                    self._existed.add(key)
+        for (name, doc_id), cached in self._docs.items():
+            if name == collection and cached is not None and cached.get(field) == value:
+                found[doc_id] = cached
+        return [found[k] for k in sorted(found)]
+
+    async def flush(self) -> int:
+        """Writes the changed documents; returns how many writes were sent."""
+        by_collection: dict[str, list[tuple[str, Document]]] = {}
+        for (collection, doc_id), doc in self._dirty.items():
+            by_collection.setdefault(collection, []).append((doc_id, doc))
+        writes = 0
+        for collection in sorted(set(by_collection) | set(self._appends)):
+            docs = by_collection.get(collection, [])
+            appends = self._appends.get(collection, [])
+            writes += len(docs) + len(appends)
+            if self.persistent:
+                await self._replace_wholesale(collection, docs, appends)
+            else:
+                await self._write_guarded(collection, docs, appends)
+        self._existed.update(self._dirty)
+        self._dirty.clear()
+        self._appends.clear()
+        if not self.persistent:
+            self._docs.clear()
+            self._existed.clear()
+        elif len(self._docs) > self.max_cached:
+            self._docs.clear()
+            self.complete = False
+        return writes
+
+    async def _replace_wholesale(
+        self, collection: str, docs: list[tuple[str, Document]], appends: list[Document]
+    ) -> None:
+        coll = self.db[collection]
+        existing = [doc_id for doc_id, _ in docs if (collection, doc_id) in self._existed]
+        if existing:
+            await coll.delete_many({"_id": {"$in": existing}})
+        await _insert_ignoring_duplicates(self.db, collection, [d for _, d in docs] + appends)
+
+    async def _write_guarded(
+        self, collection: str, docs: list[tuple[str, Document]], appends: list[Document]
+    ) -> None:
+        coll = self.db[collection]
+        new = [doc for doc_id, doc in docs if (collection, doc_id) not in self._existed]
+        old = [doc for doc_id, doc in docs if (collection, doc_id) in self._existed]
+        # A new document may exist after all if a previous run wrote it and crashed before
+        # its checkpoint: then it is replaced under the same guard as the others.
+        old += await _insert_ignoring_duplicates(self.db, collection, new)
+        if old:
+            await coll.bulk_write(
+                [ReplaceOne({"_id": doc["_id"], "v": {"$lt": doc["v"]}}, doc) for doc in old],
+                ordered=False,
+            )
+        await _insert_ignoring_duplicates(self.db, collection, appends)
+
+
+async def _insert_ignoring_duplicates(
+    db: AsyncDatabase[Document], collection: str, docs: list[Document]
+) -> list[Document]:
+    """Inserts `docs`; returns those that already existed."""
+    if not docs:
+        return []
+    try:
+        await db[collection].bulk_write([InsertOne(doc) for doc in docs], ordered=False)
+    except BulkWriteError as exc:
+        errors = exc.details.get("writeErrors", [])
+        if any(e.get("code") != DUPLICATE_KEY for e in errors):
+            raise
+        return [docs[int(e["index"])] for e in errors]
+    return []
+
+
+Handler = Callable[[Batch, Event], Awaitable[None]]
 
 
 class Projection:
@@ -46,10 +211,10 @@ class Projection:
     async def ensure_indexes(self, db: AsyncDatabase[Document]) -> None:
         return None
 
-    async def apply(self, db: AsyncDatabase[Document], event: Event) -> None:
+    async def apply(self, batch: Batch, event: Event) -> None:
         handler = self.handlers.get(event.event_type)
         if handler is not None:
-            await handler(self, db, event)  # type: ignore[call-arg, arg-type]
+            await handler(self, batch, event)  # type: ignore[call-arg, arg-type]
 
 
 def on(*event_types: str) -> Callable[[Any], Any]:

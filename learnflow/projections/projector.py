@@ -22,7 +22,7 @@ import psycopg
 from pymongo.asynchronous.database import AsyncDatabase
 
 from learnflow.commands.unit_of_work import EVENTS_CHANNEL
-from learnflow.projections.base import Event, Projection
+from learnflow.projections.base import Batch, Event, Projection
 from learnflow.projections.store import Document, EventKey, ReadStore
 
 log = logging.getLogger("learnflow.projector")
@@ -73,29 +73,44 @@ class Projector:
         self.is_leader = False
         self.applied = 0
 
-    async def apply_batch(self, db: AsyncDatabase[Document], events: list[Event]) -> None:
+    async def apply_batch(
+        self, db: AsyncDatabase[Document], events: list[Event], batch: Batch | None = None
+    ) -> None:
+        """Apply `events` to `db`, write the documents they touched, then the checkpoint."""
+        if not events:
+            return
+        batch = batch or Batch(db)
         for event in events:
             for projection in self.projections:
-                await projection.apply(db, event)
-        if events:
-            await self.store.save_checkpoint(db, events[-1].key)
-            self.applied += len(events)
+                await projection.apply(batch, event)
+        await batch.flush()
+        await self.store.save_checkpoint(db, events[-1].key)
+        self.applied += len(events)
+        self.store.notify_changed()
 
     async def ensure_indexes(self, db: AsyncDatabase[Document]) -> None:
         for projection in self.projections:
             await projection.ensure_indexes(db)
 
     async def catch_up(
-        self, conn: psycopg.AsyncConnection[Any], db: AsyncDatabase[Document]
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        db: AsyncDatabase[Document],
+        batch: Batch | None = None,
+        batch_size: int | None = None,
     ) -> int:
-        """Apply every final event after the checkpoint of `db`; returns how many."""
+        """Apply every final event after the checkpoint of `db`; returns how many.
+
+        `batch` (a persistent one, for rebuilds) is reused across rounds; by default each
+        round reads its documents afresh."""
+        size = batch_size or self.batch_size
         total = 0
         while True:
             after = await self.store.checkpoint(db)
-            events = await fetch_events(conn, after, self.batch_size)
-            await self.apply_batch(db, events)
+            events = await fetch_events(conn, after, size)
+            await self.apply_batch(db, events, batch)
             total += len(events)
-            if len(events) < self.batch_size:
+            if len(events) < size:
                 return total
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -180,7 +195,10 @@ class Projector:
         async with await psycopg.AsyncConnection.connect(
             self.postgres_url, autocommit=True
         ) as conn:
-            applied = await self.catch_up(conn, db)
+            # Nobody reads the new generation yet: keep every document in memory and write
+            # each batch wholesale (see Batch), in large batches.
+            batch = Batch(db, persistent=True)
+            applied = await self.catch_up(conn, db, batch, batch_size=max(self.batch_size, 5000))
         await self.store.activate(target)
         if current > 1:
             await self.store.client.drop_database(self.store.database(current - 1).name)

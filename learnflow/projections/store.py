@@ -51,6 +51,7 @@ class ReadStore:
         self.name = name
         self.meta = client[f"{name}_meta"]["generations"]
         self._cached: tuple[float, int] | None = None
+        self._changed = asyncio.Event()
 
     @classmethod
     def connect(cls, url: str, name: str) -> ReadStore:
@@ -96,6 +97,23 @@ class ReadStore:
             {"$set": {"txid": key.txid, "position": key.position, "at": time.time()}},
             upsert=True,
         )
+
+    def notify_changed(self) -> None:
+        """Called by the projector of this process after each batch it wrote."""
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+
+    async def wait_changed(self, timeout_s: float) -> bool:
+        """Waits until this process's projector writes a batch, at most `timeout_s`.
+
+        Readers served by a replica whose projector stands by only see the timeout, so they
+        must treat this as a hint and re-read (polling fallback)."""
+        changed = self._changed
+        try:
+            await asyncio.wait_for(changed.wait(), timeout_s)
+        except TimeoutError:
+            return False
+        return True
 
     async def wait_for(self, token: str, timeout_s: float) -> AsyncDatabase[Document]:
         """Read-your-writes: the active read models once they include `token`'s event."""

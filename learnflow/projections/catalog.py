@@ -1,0 +1,202 @@
+"""Read models of the catalog: courses (catalog entry + outline), lessons, quiz answers.
+
+- `courses`: one document per course with everything the catalog and the course page show
+  (instructor name, lesson and enrollment counts, the outline), plus `title_lower` for the
+  title search and `sort_key` (publication time, id) for newest-first keyset pagination.
+- `lessons`: one per lesson with its course title, owner (for the staff check), position and
+  previous/next lesson ids; quiz content *without* the correct answers. A deleted lesson stays
+  as a tombstone (`deleted: true`) so that late writes cannot bring it back.
+- `quiz_answers`: the correct answers per quiz lesson, read only for course staff.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING
+from pymongo.asynchronous.database import AsyncDatabase
+
+from learnflow.projections.base import Batch, Event, Projection, on, stale, utc_key
+from learnflow.projections.store import Document
+
+COURSE_FIELDS = (
+    "owner_id",
+    "owner_name",
+    "title",
+    "slug",
+    "summary",
+    "tags",
+    "level",
+    "state",
+    "capacity",
+    "enrollment_open_at",
+    "enrollment_close_at",
+    "lesson_count",
+    "active_enrollment_count",
+    "created_at",
+    "updated_at",
+    "published_at",
+)
+
+
+def split_answers(
+    content_type: str, content: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, list[int]] | None]:
+    """The content students see, and the answers by question id (quizzes only)."""
+    if content_type != "quiz":
+        return copy.deepcopy(content), None
+    public = copy.deepcopy(content)
+    answers: dict[str, list[int]] = {}
+    for question in public.get("questions", []):
+        answers[str(question["id"])] = list(question.pop("correct_choice_indexes", []))
+    return public, answers
+
+
+def neighbours(outline: list[dict[str, Any]], lesson_id: str) -> tuple[int, str, str]:
+    """(position, previous id, next id) of `lesson_id` in `outline`."""
+    ids = [str(entry["id"]) for entry in outline]
+    if lesson_id not in ids:
+        return 0, "", ""
+    index = ids.index(lesson_id)
+    previous = ids[index - 1] if index > 0 else ""
+    following = ids[index + 1] if index + 1 < len(ids) else ""
+    return int(outline[index]["position"]), previous, following
+
+
+class Catalog(Projection):
+    name = "catalog"
+
+    async def ensure_indexes(self, db: AsyncDatabase[Document]) -> None:
+        courses = db["courses"]
+        await courses.create_index([("state", ASCENDING), ("sort_key", DESCENDING)])
+        await courses.create_index(
+            [("state", ASCENDING), ("tags", ASCENDING), ("sort_key", DESCENDING)]
+        )
+        await courses.create_index(
+            [("state", ASCENDING), ("level", ASCENDING), ("sort_key", DESCENDING)]
+        )
+        await db["lessons"].create_index([("course_id", ASCENDING), ("position", ASCENDING)])
+
+    @on(
+        "course.created",
+        "course.updated",
+        "course.published",
+        "course.archived",
+        "course.counts_changed",
+    )
+    async def course_changed(self, batch: Batch, event: Event) -> None:
+        p = event.payload
+        doc = await batch.get("courses", p["id"])
+        if stale(doc, event):
+            return
+        previous_title = doc["title"] if doc else None
+        doc = doc if doc is not None else {"_id": p["id"], "outline": []}
+        doc.update({name: copy.deepcopy(p[name]) for name in COURSE_FIELDS})
+        doc["title_lower"] = p["title"].lower()
+        published = utc_key(p["published_at"])
+        doc["sort_key"] = f"{published}|{p['id']}" if published else ""
+        doc["v"] = event.version
+        batch.put("courses", doc)
+        if previous_title is not None and previous_title != p["title"]:
+            for lesson in await batch.find("lessons", "course_id", p["id"]):
+                if not stale(lesson, event):
+                    lesson["course_title"] = p["title"]
+                    lesson["v"] = event.version
+                    batch.put("lessons", lesson)
+
+    @on("lesson.created", "lesson.updated")
+    async def lesson_changed(self, batch: Batch, event: Event) -> None:
+        p = event.payload
+        doc = await batch.get("lessons", p["id"])
+        if not stale(doc, event):
+            course = await batch.get("courses", p["course_id"])
+            content, _ = split_answers(p["content_type"], p["content"])
+            position, previous, following = neighbours(p["outline"], p["id"])
+            batch.put(
+                "lessons",
+                {
+                    "_id": p["id"],
+                    "course_id": p["course_id"],
+                    "course_title": p["course_title"],
+                    "owner_id": course["owner_id"] if course else "",
+                    "title": p["title"],
+                    "position": position or p["position"],
+                    "content_type": p["content_type"],
+                    "content": content,
+                    "previous_lesson_id": previous,
+                    "next_lesson_id": following,
+                    "created_at": p["created_at"],
+                    "updated_at": p["updated_at"],
+                    "deleted": False,
+                    "v": event.version,
+                },
+            )
+        answers_doc = await batch.get("quiz_answers", p["id"])
+        _, answers = split_answers(p["content_type"], p["content"])
+        if (answers is not None or answers_doc is not None) and not stale(answers_doc, event):
+            batch.put(
+                "quiz_answers",
+                {
+                    "_id": p["id"],
+                    "course_id": p["course_id"],
+                    "answers": answers or {},
+                    "v": event.version,
+                },
+            )
+        await self._outline(batch, event, p["course_id"], p["outline"])
+
+    @on("lesson.deleted")
+    async def lesson_deleted(self, batch: Batch, event: Event) -> None:
+        p = event.payload
+        for collection in ("lessons", "quiz_answers"):
+            doc = await batch.get(collection, p["id"])
+            if doc is not None and not stale(doc, event):
+                batch.put(
+                    collection,
+                    {
+                        "_id": p["id"],
+                        "course_id": p["course_id"],
+                        "deleted": True,
+                        "v": event.version,
+                    },
+                )
+        await self._outline(batch, event, p["course_id"], p["outline"])
+
+    async def _outline(
+        self, batch: Batch, event: Event, course_id: str, outline: list[dict[str, Any]]
+    ) -> None:
+        """Every lesson's position and neighbours, and the course's outline, after a change."""
+        course = await batch.get("courses", course_id)
+        if course is not None and not stale(course, event):
+            course["outline"] = [
+                {
+                    "id": str(e["id"]),
+                    "title": e["title"],
+                    "position": int(e["position"]),
+                    "content_type": e["content_type"],
+                }
+                for e in outline
+            ]
+            course["v"] = event.version
+            batch.put("courses", course)
+        for entry in outline:
+            lesson = await batch.get("lessons", str(entry["id"]))
+            if lesson is None or stale(lesson, event):
+                continue
+            position, previous, following = neighbours(outline, str(entry["id"]))
+            if (
+                lesson["position"],
+                lesson["title"],
+                lesson["previous_lesson_id"],
+                lesson["next_lesson_id"],
+            ) == (position, entry["title"], previous, following):
+                continue
+            lesson.update(
+                position=position,
+                title=entry["title"],
+                previous_lesson_id=previous,
+                next_lesson_id=following,
+                v=event.version,
+            )
+            batch.put("lessons", lesson)

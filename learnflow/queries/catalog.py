@@ -1,0 +1,204 @@
+"""Catalog queries: the course list (filters, title search, keyset pages), a course with its
+outline, and a lesson (enrolled users and course staff; quiz answers only for staff)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pymongo import DESCENDING
+from pymongo.asynchronous.database import AsyncDatabase
+
+from learnflow.context import Ctx, Principal, current_call
+from learnflow.errors import FieldViolation, InvalidArgument, NotFound, PermissionDenied
+from learnflow.projections.learning import progress_id
+from learnflow.projections.store import Document
+from learnflow.queries.pagination import decode_token, encode_token, page_size
+from learnflow.queries.read_models import ReadModels
+from learnflow.v1 import courses_pb2, courses_pb2_grpc
+from learnflow.values import parse_timestamp, parse_uuid
+
+LEVELS: dict[str, courses_pb2.CourseLevel.ValueType] = {
+    "beginner": courses_pb2.COURSE_LEVEL_BEGINNER,
+    "intermediate": courses_pb2.COURSE_LEVEL_INTERMEDIATE,
+    "advanced": courses_pb2.COURSE_LEVEL_ADVANCED,
+}
+LEVEL_NAMES = {value: name for name, value in LEVELS.items()}
+STATES: dict[str, courses_pb2.CourseState.ValueType] = {
+    "draft": courses_pb2.COURSE_STATE_DRAFT,
+    "published": courses_pb2.COURSE_STATE_PUBLISHED,
+    "archived": courses_pb2.COURSE_STATE_ARCHIVED,
+}
+ENROLLED_STATES = frozenset({"active", "completed"})
+MAX_QUERY = 200
+
+
+def course_name(course_id: str) -> str:
+    return f"courses/{course_id}"
+
+
+def lesson_name(course_id: str, lesson_id: str) -> str:
+    return f"courses/{course_id}/lessons/{lesson_id}"
+
+
+def is_staff(principal: Principal | None, owner_id: str) -> bool:
+    return principal is not None and (principal.is_admin or str(principal.user_id) == owner_id)
+
+
+def course_message(doc: Document) -> courses_pb2.Course:
+    return courses_pb2.Course(
+        id=doc["_id"],
+        title=doc["title"],
+        slug=doc["slug"],
+        summary=doc["summary"],
+        tags=list(doc["tags"]),
+        level=LEVELS.get(doc["level"], courses_pb2.COURSE_LEVEL_UNSPECIFIED),
+        state=STATES.get(doc["state"], courses_pb2.COURSE_STATE_UNSPECIFIED),
+        capacity=doc["capacity"],
+        enrollment_open_time=parse_timestamp(doc.get("enrollment_open_at")),
+        enrollment_close_time=parse_timestamp(doc.get("enrollment_close_at")),
+        owner_id=doc["owner_id"],
+        instructor_name=doc["owner_name"],
+        lesson_count=doc["lesson_count"],
+        enrollment_count=doc["active_enrollment_count"],
+        create_time=parse_timestamp(doc.get("created_at")),
+        update_time=parse_timestamp(doc.get("updated_at")),
+        publish_time=parse_timestamp(doc.get("published_at")),
+    )
+
+
+def lesson_message(doc: Document, answers: dict[str, list[int]] | None) -> courses_pb2.Lesson:
+    message = courses_pb2.Lesson(
+        id=doc["_id"],
+        course_id=doc["course_id"],
+        title=doc["title"],
+        position=doc["position"],
+        course_title=doc["course_title"],
+        previous_lesson_id=doc["previous_lesson_id"],
+        next_lesson_id=doc["next_lesson_id"],
+    )
+    content: dict[str, Any] = doc["content"]
+    kind = doc["content_type"]
+    if kind == "article":
+        message.article.markdown = content["markdown"]
+    elif kind == "video":
+        message.video.url = content["url"]
+        message.video.duration_seconds = content["duration_seconds"]
+    elif kind == "quiz":
+        message.quiz.pass_threshold_percent = content["pass_threshold_percent"]
+        for q in content["questions"]:
+            message.quiz.questions.append(
+                courses_pb2.QuizQuestion(
+                    id=q["id"],
+                    prompt=q["prompt"],
+                    choices=q["choices"],
+                    # Only staff get the answers; they live in another collection.
+                    correct_choice_indexes=(answers or {}).get(q["id"], []),
+                )
+            )
+    elif kind == "code_exercise":
+        message.code_exercise.language = content["language"]
+        message.code_exercise.prompt = content["prompt"]
+        message.code_exercise.starter_code = content["starter_code"]
+    return message
+
+
+async def visible_lesson(
+    db: AsyncDatabase[Document], course_id: str, lesson_id: str
+) -> tuple[Document, bool]:
+    """The lesson if the caller may read it (enrolled or course staff), and whether the caller
+    is staff. Lessons of courses the caller may not see are NOT_FOUND; of a visible course the
+    caller has not enrolled in, PERMISSION_DENIED."""
+    parse_uuid(course_id, "course_id")
+    parse_uuid(lesson_id, "lesson_id")
+    principal = current_call().principal
+    lesson = await db["lessons"].find_one({"_id": lesson_id})
+    if lesson is None or lesson.get("deleted") or lesson["course_id"] != course_id:
+        raise NotFound("lesson", lesson_name(course_id, lesson_id))
+    if is_staff(principal, lesson["owner_id"]):
+        return lesson, True
+    if principal is not None:
+        progress = await db["progress"].find_one(
+            {"_id": progress_id(str(principal.user_id), course_id)}
+        )
+        if progress is not None and progress["state"] in ENROLLED_STATES:
+            return lesson, False
+    course = await db["courses"].find_one({"_id": course_id})
+    if course is None or course["state"] != "published":
+        raise NotFound("lesson", lesson_name(course_id, lesson_id))
+    raise PermissionDenied("enroll in the course to read its lessons")
+
+
+class CatalogQueries(courses_pb2_grpc.CatalogServiceServicer):
+    def __init__(self, read_models: ReadModels) -> None:
+        self.read_models = read_models
+
+    async def ListCourses(
+        self, request: courses_pb2.ListCoursesRequest, context: Ctx = None
+    ) -> courses_pb2.ListCoursesResponse:
+        size = page_size(request.page_size, 20)
+        query: dict[str, Any] = {"state": "published"}
+        if request.tag:
+            query["tags"] = request.tag
+        if request.level:
+            if request.level not in LEVEL_NAMES:
+                raise InvalidArgument([FieldViolation("level", "unknown level")])
+            query["level"] = LEVEL_NAMES[request.level]
+        q = request.q.strip().lower()
+        if len(q) > MAX_QUERY:
+            raise InvalidArgument([FieldViolation("q", f"at most {MAX_QUERY} characters")])
+        if q:
+            query["title_lower"] = {"$regex": re.escape(q)}
+        scope = f"courses|{request.tag}|{request.level}|{q}"
+        after = decode_token(request.page_token, scope)
+        if after is not None:
+            query["sort_key"] = {"$lt": str(after)}
+        db = await self.read_models.database()
+        docs = (
+            await db["courses"]
+            .find(query, {"outline": 0})
+            .sort([("sort_key", DESCENDING)])
+            .limit(size + 1)
+            .to_list()
+        )
+        response = courses_pb2.ListCoursesResponse(
+            courses=[course_message(doc) for doc in docs[:size]]
+        )
+        if len(docs) > size:
+            response.next_page_token = encode_token(docs[size - 1]["sort_key"], scope)
+        return response
+
+    async def GetCourse(
+        self, request: courses_pb2.GetCourseRequest, context: Ctx = None
+    ) -> courses_pb2.GetCourseResponse:
+        parse_uuid(request.course_id, "course_id")
+        db = await self.read_models.database()
+        doc = await db["courses"].find_one({"_id": request.course_id})
+        principal = current_call().principal
+        if doc is None or (
+            doc["state"] != "published" and not is_staff(principal, doc["owner_id"])
+        ):
+            raise NotFound("course", course_name(request.course_id))
+        return courses_pb2.GetCourseResponse(
+            course=course_message(doc),
+            lessons=[
+                courses_pb2.LessonSummary(
+                    id=e["id"],
+                    title=e["title"],
+                    position=e["position"],
+                    content_type=e["content_type"],
+                )
+                for e in doc.get("outline", [])
+            ],
+        )
+
+    async def GetLesson(
+        self, request: courses_pb2.GetLessonRequest, context: Ctx = None
+    ) -> courses_pb2.GetLessonResponse:
+        db = await self.read_models.database()
+        lesson, staff = await visible_lesson(db, request.course_id, request.lesson_id)
+        answers = None
+        if staff and lesson["content_type"] == "quiz":
+            doc = await db["quiz_answers"].find_one({"_id": lesson["_id"]})
+            answers = doc["answers"] if doc else None
+        return courses_pb2.GetLessonResponse(lesson=lesson_message(lesson, answers))
