@@ -14,11 +14,12 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from starlette.applications import Starlette
 from starlette.datastructures import Headers, MutableHeaders
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway import errors
@@ -97,6 +98,25 @@ def _is_loopback(request: Request) -> bool:
         return False
 
 
+_HTTP_CODES = {
+    404: grpc.StatusCode.NOT_FOUND,
+    405: grpc.StatusCode.UNIMPLEMENTED,
+    413: grpc.StatusCode.RESOURCE_EXHAUSTED,
+}
+
+
+async def starlette_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own refusals (e.g. a wrong method on /healthz) in the same error model."""
+    assert isinstance(exc, HTTPException)
+    code = _HTTP_CODES.get(exc.status_code, grpc.StatusCode.INVALID_ARGUMENT)
+    if exc.status_code >= 500:
+        code = grpc.StatusCode.INTERNAL
+    response = error_response(errors.simple_error(code, exc.detail, status=exc.status_code))
+    for key, value in (exc.headers or {}).items():
+        response.headers[key] = value
+    return response
+
+
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings.from_env()
     gateway = Gateway(settings)
@@ -167,8 +187,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/readyz", readyz, methods=["GET"]),
             Route("/openapi.json", openapi_json, methods=["GET"]),
             Route("/-/reload", reload, methods=["POST"]),
-            Mount("", app=Dispatcher(gateway)),
         ],
+        exception_handlers={HTTPException: starlette_error},
         middleware=[
             Middleware(RequestContextMiddleware),
             Middleware(
@@ -182,5 +202,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         ],
         lifespan=lifespan,
     )
+    # Everything the fixed endpoints do not claim goes to the transcoder: not a `Mount`,
+    # whose pattern does not match paths with an encoded newline (those would get Starlette's
+    # plain-text 404 instead of a google.rpc.Status).
+    app.router.default = Dispatcher(gateway)
     app.state.gateway = gateway
     return app

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import itertools
 import logging
+import re
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from google.protobuf import descriptor_pb2, json_format
@@ -319,26 +321,31 @@ class _Builder:
 
     # -- operations ------------------------------------------------------------------------
 
-    def parameters(self, route: Route) -> list[dict[str, Any]]:
+    def parameters(self, route: Route, names: Sequence[str]) -> list[dict[str, Any]]:
         request = route.method.input_type
         params: list[dict[str, Any]] = []
         bound: list[tuple[str, ...]] = []
-        for var in route.template.variables:
+        for var, name in zip(route.template.variables, names, strict=True):
             fields = resolve_field_path(request, var.field_path)
             bound.append(var.field_path)
             param: dict[str, Any] = {
-                "name": var.name,
+                "name": name,
                 "in": "path",
                 "required": True,
                 "schema": self.value_schema(fields[-1]),
             }
+            notes = []
+            if name != var.name:
+                notes.append(f"Binds the request field `{var.name}`.")
             if var.multi_segment:
                 # OpenAPI has no multi-segment path parameters: document the pattern.
                 pattern = "/".join(
                     s.value if s.kind is SegmentKind.LITERAL else s.kind.value
                     for s in route.template.segments[var.start : var.end]
                 )
-                param["description"] = f"Matches `{pattern}`; may contain `/`."
+                notes.append(f"Matches `{pattern}`; may contain `/`.")
+            if notes:
+                param["description"] = " ".join(notes)
             params.append(param)
         if route.body == "*":
             return params
@@ -418,7 +425,7 @@ class _Builder:
             return self.field_schema(output.fields_by_name[route.response_body])
         return self.message_ref(output)
 
-    def operation(self, route: Route, operation_id: str) -> dict[str, Any]:
+    def operation(self, route: Route, operation_id: str, names: Sequence[str]) -> dict[str, Any]:
         method = route.method
         service = method.containing_service
         op: dict[str, Any] = {"operationId": operation_id, "tags": [service.full_name]}
@@ -427,7 +434,7 @@ class _Builder:
             op["summary"] = comment.splitlines()[0]
             if "\n" in comment:
                 op["description"] = comment
-        params = self.parameters(route)
+        params = self.parameters(route, names)
         if params:
             op["parameters"] = params
         body = self.request_body(route)
@@ -456,6 +463,40 @@ class _Builder:
         op["x-grpc-method"] = route.grpc_path
         op.update(self.method_extensions(method))
         return op
+
+
+_PLACEHOLDER = re.compile(r"\{[^}]*\}")
+_NOT_NAME = re.compile(r"[^A-Za-z0-9_]")
+
+
+def _shape(route: Route) -> str:
+    """The OpenAPI path with its parameter names blanked: paths of one shape are one path."""
+    return _PLACEHOLDER.sub("{}", route.template.openapi_path())
+
+
+def _parameter_names(routes: Sequence[Route]) -> dict[str, tuple[str, ...]]:
+    """Path parameter names per path shape.
+
+    OpenAPI forbids two templated paths that differ only in their parameter names (e.g.
+    `/v1/things/{thing_id}` and `/v1/things/{thing.id}`: one path), and tools that expand
+    templates with format strings choke on `.` in a name. So each shape gets one set of plain
+    names, taken from the route whose variables are simplest (top-level fields), with dots
+    turned into underscores; every route of that shape uses them by position.
+    """
+    candidates: dict[str, list[Route]] = {}
+    for route in routes:
+        candidates.setdefault(_shape(route), []).append(route)
+    out: dict[str, tuple[str, ...]] = {}
+    for shape, members in candidates.items():
+        best = min(members, key=lambda r: sum(len(v.field_path) for v in r.template.variables))
+        names: list[str] = []
+        for var in best.template.variables:
+            name = _NOT_NAME.sub("_", var.name)
+            while name in names:
+                name += "_"
+            names.append(name)
+        out[shape] = tuple(names)
+    return out
 
 
 def _synthetic(oneof: Any) -> bool:
@@ -498,23 +539,27 @@ def build_document(
     routes = sorted(
         router.routes, key=lambda r: (*order.get(r.method.full_name, (0, 0)), r.binding)
     )
+    names = _parameter_names(routes)
     paths: dict[str, dict[str, Any]] = {}
     custom: dict[str, dict[str, Any]] = {}
     for route in routes:
         operation_id = f"{route.method.containing_service.name}_{route.method.name}"
         if route.binding:
             operation_id += f"_{route.binding}"
-        path = route.template.openapi_path()
+        route_names = names[_shape(route)]
+        path = route.template.openapi_path(route_names)
         verb = route.http_method.lower()
         item = paths.setdefault(path, {})
         if verb in ("get", "put", "post", "delete", "patch", "head", "options", "trace"):
             if verb in item:
                 log.warning("%s %s is mapped twice; documenting the first", verb, path)
                 continue
-            item[verb] = builder.operation(route, operation_id)
+            item[verb] = builder.operation(route, operation_id, route_names)
         else:
             # OpenAPI 3.1 has no slot for other HTTP methods: keep them as an extension.
-            custom.setdefault(path, {})[route.http_method] = builder.operation(route, operation_id)
+            custom.setdefault(path, {})[route.http_method] = builder.operation(
+                route, operation_id, route_names
+            )
     for path, operations in custom.items():
         paths[path]["x-custom-methods"] = operations
     tags = []

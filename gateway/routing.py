@@ -106,15 +106,20 @@ class PathTemplate:
                 bound[var.name] = unquote(captured[0])
         return bound
 
-    def openapi_path(self) -> str:
-        """The template as an OpenAPI path: each variable one `{name}` parameter."""
+    def openapi_path(self, names: Sequence[str] | None = None) -> str:
+        """The template as an OpenAPI path: each variable one `{name}` parameter.
+
+        `names` (one per variable, in order) replaces the variables' field paths as the
+        parameter names.
+        """
         out: list[str] = []
         i = 0
         by_start = {v.start: v for v in self.variables}
+        renamed = dict(zip((v.start for v in self.variables), names or (), strict=False))
         while i < len(self.segments):
             var = by_start.get(i)
             if var is not None:
-                out.append("{" + var.name + "}")
+                out.append("{" + renamed.get(i, var.name) + "}")
                 i = len(self.segments) if var.end is None else var.end
                 continue
             seg = self.segments[i]

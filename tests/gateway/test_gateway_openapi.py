@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -42,9 +43,14 @@ def test_document_is_valid_openapi_3_1(doc: dict[str, Any]) -> None:
 
 def test_every_route_is_documented(doc: dict[str, Any]) -> None:
     paths = doc["paths"]
-    assert set(paths["/v1/things/{thing_id}"]) == {"get", "put", "delete"}
+    # `patch: /v1/things/{thing.id}` is the same OpenAPI path as `/v1/things/{thing_id}`: one
+    # path item, one plain parameter name, which says the field it binds.
+    assert set(paths["/v1/things/{thing_id}"]) == {"get", "put", "delete", "patch"}
+    assert "/v1/things/{thing.id}" not in paths
+    patch = param(paths["/v1/things/{thing_id}"]["patch"], "thing_id")
+    assert patch["in"] == "path"
+    assert "`thing.id`" in patch["description"]
     assert "post" in paths["/v1/things/{thing_id}:publish"]
-    assert "patch" in paths["/v1/things/{thing.id}"]
     assert "get" in paths["/v1/{name}"]  # `{name=projects/*/docs/**}`
     assert "SEARCH" in paths["/v1/{name}/search"]["x-custom-methods"]
     assert "get" in paths["/v1/shelves/{shelf}/*/books/{book}"]
@@ -54,6 +60,9 @@ def test_every_route_is_documented(doc: dict[str, Any]) -> None:
     ]
     assert len(ids) == len(set(ids))
     assert all("Hidden" not in i for i in ids)
+    shapes = [re.sub(r"\{[^}]*\}", "{}", path) for path in paths]
+    assert len(shapes) == len(set(shapes)), "two paths differ only in parameter names"
+    assert not [path for path in paths if re.search(r"\{[^}]*[^\w{}][^}]*\}", path)]
     deep = param(paths["/v1/{name}"]["get"], "name")
     assert deep["in"] == "path" and deep["required"] is True
     assert "projects/*/docs/**" in deep["description"]
