@@ -216,3 +216,19 @@ async def test_end_to_end_under_uvicorn_with_contract_change(
             assert "/v1/extra/{value}" in doc.json()["paths"]
         finally:
             await stop_second()
+
+
+async def test_every_refusal_is_a_status_json_even_outside_the_api(
+    client: httpx.AsyncClient,
+) -> None:
+    # An encoded newline in the path: no route, but still the gateway's error model.
+    odd = await client.get("/v1/things/a%0Ab/c%0A")
+    assert odd.status_code == 404
+    assert odd.headers["content-type"].startswith("application/json")
+    assert odd.json()["code"] == 5
+    # A wrong method on a fixed endpoint is Starlette's refusal, rendered the same way.
+    wrong = await client.post("/healthz")
+    assert wrong.status_code == 405
+    assert wrong.headers["content-type"].startswith("application/json")
+    assert wrong.json()["code"] == 12
+    assert "GET" in wrong.headers["allow"]
