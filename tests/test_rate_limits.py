@@ -96,6 +96,7 @@ async def limited_server(
     read: str = HIGH,
     auth: str = HIGH,
     login_per_account: str = HIGH,
+    storage: str = "memory://",
 ) -> AsyncIterator[tuple[Backend, grpc.aio.Channel]]:
     """A second in-process server on the session's databases with the given limits."""
     limited = dataclasses.replace(
@@ -105,6 +106,7 @@ async def limited_server(
         rate_limit_write=HIGH,
         rate_limit_auth=auth,
         rate_limit_login_per_account=login_per_account,
+        rate_limit_storage=storage,
     )
     backend = await build(limited, run_projector=False)
     host = listen.rsplit(":", 1)[0]
@@ -255,6 +257,26 @@ async def test_x_forwarded_for_is_trusted_only_from_a_local_proxy(settings: Sett
     async with limited_server(settings, read="2/minute") as (_, local):
         rotating = [await attempt(signing_keys(local, client(fresh_address()))) for _ in range(3)]
         assert [o.code for o in rotating] == [grpc.StatusCode.OK] * 3
+
+
+async def test_unreachable_shared_storage_fails_closed_with_unavailable(
+    settings: Settings,
+) -> None:
+    """Without its counters the server neither serves unmetered nor answers INTERNAL."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed_port = s.getsockname()[1]  # nothing listens once the socket is closed
+    dead = f"redis://127.0.0.1:{closed_port}/0"
+    async with limited_server(settings, storage=dead) as (_, limited):
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await signing_keys(limited, client(fresh_address()))
+    assert refused.value.code() == grpc.StatusCode.UNAVAILABLE, refused.value
+    delays = []
+    for detail in rich_status(refused.value).details:
+        retry = error_details_pb2.RetryInfo()
+        if detail.Unpack(retry):
+            delays.append(retry.retry_delay.seconds)
+    assert delays and delays[0] > 0
 
 
 # ------------------------------------------------------------- two processes, shared storage

@@ -4,14 +4,23 @@ across server processes."""
 
 from __future__ import annotations
 
+import logging
 import time
 
+import redis.exceptions
 from limits import RateLimitItem, parse
 from limits.aio.strategies import MovingWindowRateLimiter
+from limits.errors import StorageError
 from limits.storage import storage_from_string
 
+from learnflow.errors import Unavailable
 from learnflow.security.denials import RateLimited
 from learnflow.settings import Settings
+
+log = logging.getLogger("learnflow.rate_limits")
+
+# Raised when the shared storage cannot be reached or answers garbage.
+_STORAGE_ERRORS = (redis.exceptions.RedisError, StorageError, OSError)
 
 
 class RateLimiter:
@@ -41,9 +50,17 @@ class RateLimiter:
         await self._hit(self.login_per_account, "login-account", "login-account", email)
 
     async def _hit(self, item: RateLimitItem, scope: str, *identifiers: str) -> None:
-        if await self.limiter.hit(item, *identifiers):
-            return
-        stats = await self.limiter.get_window_stats(item, *identifiers)
+        # Fail closed: without its counters the server cannot tell a burst from a trickle, so
+        # it answers UNAVAILABLE (retryable) rather than serving unmetered or failing INTERNAL.
+        try:
+            if await self.limiter.hit(item, *identifiers):
+                return
+            stats = await self.limiter.get_window_stats(item, *identifiers)
+        except _STORAGE_ERRORS as exc:
+            log.error("rate-limit storage unreachable: %s: %s", type(exc).__name__, exc)
+            raise Unavailable(
+                "rate limiting is temporarily unavailable; retry shortly", 1.0
+            ) from None
         retry_after = max(1.0, stats.reset_time - time.time())
         raise RateLimited(
             f"rate limit exceeded ({item}); retry in {retry_after:.0f}s",
