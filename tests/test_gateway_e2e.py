@@ -3,7 +3,9 @@ in front of the real gRPC server (PostgreSQL, MongoDB read models, interceptors)
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import json
 import re
 import uuid
 from collections.abc import AsyncIterator
@@ -497,3 +499,168 @@ async def test_rate_limited_login_is_429_with_retry_after(strict_gateway: Runnin
         assert 1 <= retry_after <= 60
         delay = detail(answer.json(), RETRY_INFO)["retryDelay"]
         assert delay.endswith("s")
+
+
+# -- read side: catalog, lessons, progress, watch --------------------------------------------
+
+
+async def test_catalog_lessons_and_progress_read_your_writes(
+    http: httpx.AsyncClient, instructor: Caller, student: HttpUser
+) -> None:
+    auth = {"Authorization": f"Bearer {instructor.access_token}"}
+    tag = f"tag{uuid.uuid4().hex[:10]}"
+    created = await http.post(
+        "/v1/courses",
+        json={"course": {"title": "Catalogued", "tags": [tag], "level": "COURSE_LEVEL_ADVANCED"}},
+        headers=auth,
+    )
+    assert created.status_code == 200, created.text
+    course_id = created.json()["course"]["id"]
+    article = await http.post(
+        f"/v1/courses/{course_id}/lessons",
+        json={"lesson": {"title": "Read me", "article": {"markdown": "text"}}},
+        headers=auth,
+    )
+    quiz = await http.post(
+        f"/v1/courses/{course_id}/lessons",
+        json={
+            "lesson": {
+                "title": "Answer me",
+                "quiz": {
+                    "passThresholdPercent": 100,
+                    "questions": [
+                        {
+                            "id": "q",
+                            "prompt": "1+1?",
+                            "choices": ["2", "3"],
+                            "correctChoiceIndexes": [0],
+                        }
+                    ],
+                },
+            }
+        },
+        headers=auth,
+    )
+    assert article.status_code == quiz.status_code == 200, (article.text, quiz.text)
+    article_id, quiz_id = article.json()["lesson"]["id"], quiz.json()["lesson"]["id"]
+    published = await http.post(f"/v1/courses/{course_id}:publish", json={}, headers=auth)
+    assert published.status_code == 200, published.text
+    token = published.json()["consistencyToken"]
+
+    # Public catalog, filtered by tag, caught up with the publish thanks to the token.
+    listed = await http.get(
+        "/v1/courses", params={"tag": tag, "pageSize": 5}, headers={"X-Consistency-Token": token}
+    )
+    assert listed.status_code == 200, listed.text
+    [entry] = listed.json()["courses"]
+    assert entry["id"] == course_id
+    assert entry["state"] == "COURSE_STATE_PUBLISHED"
+    assert entry["lessonCount"] == 2
+    by_level = await http.get(
+        "/v1/courses",
+        params={"tag": tag, "level": "COURSE_LEVEL_BEGINNER"},
+        headers={"X-Consistency-Token": token},
+    )
+    assert by_level.status_code == 200, by_level.text
+    assert by_level.json().get("courses", []) == []
+
+    outline = await http.get(f"/v1/courses/{course_id}", headers={"X-Consistency-Token": token})
+    assert outline.status_code == 200, outline.text
+    assert [lesson["id"] for lesson in outline.json()["lessons"]] == [article_id, quiz_id]
+
+    enrolled = await http.post(
+        f"/v1/courses/{course_id}/enrollments", json={}, headers=student.headers()
+    )
+    assert enrolled.status_code == 200, enrolled.text
+    after_enroll = enrolled.json()["consistencyToken"]
+
+    # Quiz answers never leave the server to students; staff see them.
+    as_student = await http.get(
+        f"/v1/courses/{course_id}/lessons/{quiz_id}", headers=student.headers(after_enroll)
+    )
+    assert as_student.status_code == 200, as_student.text
+    [question] = as_student.json()["lesson"]["quiz"]["questions"]
+    assert question["prompt"] == "1+1?"
+    assert not question.get("correctChoiceIndexes")
+    as_staff = await http.get(
+        f"/v1/courses/{course_id}/lessons/{quiz_id}", headers={**auth, "X-Consistency-Token": token}
+    )
+    assert as_staff.json()["lesson"]["quiz"]["questions"][0]["correctChoiceIndexes"] == [0]
+
+    done = await http.post(
+        f"/v1/courses/{course_id}/lessons/{article_id}:complete", json={}, headers=student.headers()
+    )
+    assert done.status_code == 200, done.text
+    progress = await http.get(
+        f"/v1/users/me/courses/{course_id}/progress",
+        headers=student.headers(done.json()["consistencyToken"]),
+    )
+    assert progress.status_code == 200, progress.text
+    body = progress.json()["progress"]
+    assert body["completedLessonIds"] == [article_id]
+    assert body["percentComplete"] == 50
+    assert body["state"] == "ENROLLMENT_STATE_ACTIVE"
+
+    dashboard = await http.get(
+        "/v1/users/me/enrollments", headers=student.headers(done.json()["consistencyToken"])
+    )
+    assert dashboard.status_code == 200, dashboard.text
+    assert course_id in [e["courseId"] for e in dashboard.json()["enrollments"]]
+
+    # Someone else's progress does not exist for this student.
+    stranger = await register_over_http(http)
+    none = await http.get(f"/v1/users/me/courses/{course_id}/progress", headers=stranger.headers())
+    assert none.status_code == 404, none.text
+
+
+async def test_watch_progress_as_server_sent_events_and_ndjson(
+    http: httpx.AsyncClient, instructor: Caller, student: HttpUser
+) -> None:
+    course_id, (first, second) = await published_course(http, instructor, lessons=2)
+    enrolled = await http.post(
+        f"/v1/courses/{course_id}/enrollments", json={}, headers=student.headers()
+    )
+    assert enrolled.status_code == 200, enrolled.text
+    token = enrolled.json()["consistencyToken"]
+    path = f"/v1/users/me/courses/{course_id}/progress:watch"
+
+    async def read_events(lines: AsyncIterator[str], count: int) -> list[dict[str, Any]]:
+        events: list[dict[str, Any]] = []
+        async for line in lines:
+            if line.startswith("data: "):
+                events.append(json.loads(line[len("data: ") :]))
+                if len(events) == count:
+                    break
+            else:
+                assert line == "" or line.startswith(":"), line  # no `event: error`
+        return events
+
+    headers = {**student.headers(token), "Accept": "text/event-stream"}
+    async with asyncio.timeout(30), http.stream("GET", path, headers=headers) as stream:
+        assert stream.status_code == 200
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        lines = stream.aiter_lines()
+        [initial] = await read_events(lines, 1)
+        assert initial["progress"]["percentComplete"] == 0
+        done = await http.post(
+            f"/v1/courses/{course_id}/lessons/{first}:complete", json={}, headers=student.headers()
+        )
+        assert done.status_code == 200, done.text
+        [update] = await read_events(lines, 1)
+        assert update["progress"]["completedLessonIds"] == [first]
+        assert update["progress"]["percentComplete"] == 50
+
+    # NDJSON without the SSE Accept header: one JSON document per line.
+    async with asyncio.timeout(30), http.stream("GET", path, headers=student.headers()) as stream:
+        assert stream.status_code == 200
+        assert stream.headers["content-type"].startswith("application/x-ndjson")
+        async for line in stream.aiter_lines():
+            assert json.loads(line)["progress"]["completedLessonIds"] == [first]
+            break
+    assert second
+
+    # Not enrolled: the stream fails before it starts, with a real HTTP status.
+    stranger = await register_over_http(http)
+    refused = await http.get(path, headers={**stranger.headers(), "Accept": "text/event-stream"})
+    assert refused.status_code == 404, refused.text
+    assert refused.json()["code"] == 5
