@@ -16,6 +16,7 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from learnflow.migrations import upgrade_to_head
+from learnflow.projections.store import ReadStore
 from learnflow.server import Backend, build
 from learnflow.settings import Settings
 from learnflow.v1 import identity_pb2, identity_pb2_grpc
@@ -76,10 +77,15 @@ async def backend(settings: Settings) -> AsyncIterator[Backend]:
     server = await build(settings)
     yield server
     await server.close(grace_s=1)
+    # Drop exactly the databases this session made: the meta database and every generation up
+    # to the active one (and a rebuild's next). Not `list_database_names`: FerretDB's SQLite
+    # backend sizes every database to answer it, which is slow and can stall on a busy one.
     client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(settings.mongo_url)
-    for name in await client.list_database_names():
-        if name.startswith(settings.mongo_database):
-            await client.drop_database(name)
+    store = ReadStore(client, settings.mongo_database)
+    last = await store.active_generation()
+    for generation in range(1, last + 2):
+        await client.drop_database(store.database(generation).name)
+    await client.drop_database(f"{settings.mongo_database}_meta")
     await client.close()
 
 
