@@ -201,6 +201,19 @@ async def record_completion(uow: UnitOfWork, enrollment: Any, lesson_id: uuid.UU
     return enrollment
 
 
+async def _passed_quiz(conn: AsyncConnection, user_id: uuid.UUID, lesson_id: uuid.UUID) -> bool:
+    passed = await conn.execute(
+        select(tables.quiz_attempts.c.id)
+        .where(
+            tables.quiz_attempts.c.user_id == user_id,
+            tables.quiz_attempts.c.lesson_id == lesson_id,
+            tables.quiz_attempts.c.passed,
+        )
+        .limit(1)
+    )
+    return passed.first() is not None
+
+
 def _aggregate(enrollment: Any) -> str:
     return f"{enrollment.course_id}:{enrollment.user_id}"
 
@@ -363,8 +376,19 @@ class LearningCommands(learning_pb2_grpc.LearningServiceServicer):
         async def complete(uow: UnitOfWork) -> learning_pb2.CompleteLessonResponse:
             enrollment = await lock_enrollment(uow.conn, course_id, principal.user_id)
             await load_course(uow.conn, course_id, principal)
-            await load_lesson(uow.conn, course_id, lesson_id)
+            lesson = await load_lesson(uow.conn, course_id, lesson_id)
             require_enrolled(enrollment, course_id)
+            if lesson.content_type == "quiz" and not await _passed_quiz(
+                uow.conn, principal.user_id, lesson_id
+            ):
+                # Otherwise the pass threshold would be a suggestion: a quiz lesson is
+                # completed by passing it (CreateQuizAttempt), which records the completion.
+                raise FailedPrecondition(
+                    "QUIZ_NOT_PASSED",
+                    lesson_name(course_id, lesson_id),
+                    "a quiz lesson is completed by passing the quiz: submit an attempt that "
+                    f"scores at least {lesson.content['pass_threshold_percent']}%",
+                )
             # Completing a completed lesson again changes nothing and writes nothing.
             enrollment = await record_completion(uow, enrollment, lesson_id)
             return learning_pb2.CompleteLessonResponse(
