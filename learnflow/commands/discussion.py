@@ -24,7 +24,7 @@ from learnflow.errors import (
 )
 from learnflow.events import CommentPayload
 from learnflow.v1 import discussion_pb2, discussion_pb2_grpc
-from learnflow.values import parse_uuid, timestamp
+from learnflow.values import timestamp
 
 MAX_BODY = 10_000
 
@@ -33,10 +33,14 @@ def comment_name(course_id: uuid.UUID | str, lesson_id: uuid.UUID | str, comment
     return f"{lesson_name(course_id, lesson_id)}/comments/{comment_id}"
 
 
-def _body(body: str) -> str:
+def _body(body: str, violations: list[FieldViolation] | None = None) -> str:
+    """The trimmed body; its violation is appended to `violations` when given, else raised."""
     text = body.strip()
     if not 1 <= len(text) <= MAX_BODY:
-        raise InvalidArgument([FieldViolation("body", "must be 1 to 10,000 characters")])
+        violation = FieldViolation("body", "must be 1 to 10,000 characters")
+        if violations is None:
+            raise InvalidArgument([violation])
+        violations.append(violation)
     return text
 
 
@@ -118,11 +122,20 @@ class DiscussionCommands(discussion_pb2_grpc.DiscussionServiceServicer):
         self, request: discussion_pb2.CreateCommentRequest, context: Ctx = None
     ) -> discussion_pb2.CreateCommentResponse:
         principal = caller()
-        course_id, lesson_id = parse_ids(
-            ("course_id", request.course_id), ("lesson_id", request.lesson_id)
-        )
-        parent_id = parse_uuid(request.parent_id, "parent_id") if request.parent_id else None
-        body = _body(request.body)
+        # Every malformed field is reported at once, not the first one found.
+        violations: list[FieldViolation] = []
+        body = _body(request.body, violations)
+        ids = [("course_id", request.course_id), ("lesson_id", request.lesson_id)]
+        if request.parent_id:
+            ids.append(("parent_id", request.parent_id))
+        try:
+            parsed = parse_ids(*ids)
+        except InvalidArgument as error:
+            violations = error.violations + violations
+        if violations:
+            raise InvalidArgument(violations)
+        course_id, lesson_id = parsed[0], parsed[1]
+        parent_id = parsed[2] if request.parent_id else None
 
         async def create(uow: UnitOfWork) -> discussion_pb2.CreateCommentResponse:
             course = await load_course(uow.conn, course_id, principal)
@@ -176,17 +189,23 @@ class DiscussionCommands(discussion_pb2_grpc.DiscussionServiceServicer):
         self, request: discussion_pb2.UpdateCommentRequest, context: Ctx = None
     ) -> discussion_pb2.UpdateCommentResponse:
         principal = caller()
-        course_id, lesson_id, comment_id = parse_ids(
-            ("course_id", request.course_id),
-            ("lesson_id", request.lesson_id),
-            ("comment_id", request.comment_id),
-        )
+        violations: list[FieldViolation] = []
         unknown = sorted(set(request.update_mask.paths) - {"body"})
         if unknown:
-            raise InvalidArgument(
-                [FieldViolation("update_mask", f"only body is updatable, not {', '.join(unknown)}")]
+            violations.append(
+                FieldViolation("update_mask", f"only body is updatable, not {', '.join(unknown)}")
             )
-        body = _body(request.body)
+        body = _body(request.body, violations)
+        try:
+            course_id, lesson_id, comment_id = parse_ids(
+                ("course_id", request.course_id),
+                ("lesson_id", request.lesson_id),
+                ("comment_id", request.comment_id),
+            )
+        except InvalidArgument as error:
+            violations = error.violations + violations
+        if violations:
+            raise InvalidArgument(violations)
 
         async def edit(uow: UnitOfWork) -> discussion_pb2.UpdateCommentResponse:
             await load_course(uow.conn, course_id, principal)
