@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pymongo import InsertOne, ReplaceOne
+from pymongo import InsertOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
@@ -169,11 +169,9 @@ class Batch:
         # A new document may exist after all if a previous run wrote it and crashed before
         # its checkpoint: then it is replaced under the same guard as the others.
         old += await _insert_ignoring_duplicates(self.db, collection, new)
-        if old:
-            await coll.bulk_write(
-                [ReplaceOne({"_id": doc["_id"], "v": {"$lt": doc["v"]}}, doc) for doc in old],
-                ordered=False,
-            )
+        # One by one: FerretDB 1.24/SQLite hangs on bulk replaces (bulk inserts are fine).
+        for doc in old:
+            await coll.replace_one({"_id": doc["_id"], "v": {"$lt": doc["v"]}}, doc)
         await _insert_ignoring_duplicates(self.db, collection, appends)
 
 

@@ -1,0 +1,83 @@
+"""Helpers for the read-side tests: query stubs, command shortcuts, read-model access."""
+
+from __future__ import annotations
+
+import grpc
+import psycopg
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+from learnflow.projections.store import Document, ReadStore
+from learnflow.settings import Settings
+from learnflow.v1 import (
+    audit_pb2_grpc,
+    courses_pb2_grpc,
+    discussion_pb2,
+    discussion_pb2_grpc,
+    learning_pb2,
+    learning_pb2_grpc,
+)
+from tests.support import Caller
+
+
+def catalog(channel: grpc.aio.Channel) -> courses_pb2_grpc.CatalogServiceAsyncStub:
+    return courses_pb2_grpc.CatalogServiceStub(channel)
+
+
+def progress(channel: grpc.aio.Channel) -> learning_pb2_grpc.ProgressServiceAsyncStub:
+    return learning_pb2_grpc.ProgressServiceStub(channel)
+
+
+def comment_queries(
+    channel: grpc.aio.Channel,
+) -> discussion_pb2_grpc.CommentQueryServiceAsyncStub:
+    return discussion_pb2_grpc.CommentQueryServiceStub(channel)
+
+
+def audit(channel: grpc.aio.Channel) -> audit_pb2_grpc.AuditServiceAsyncStub:
+    return audit_pb2_grpc.AuditServiceStub(channel)
+
+
+async def complete(who: Caller, course_id: str, lesson_id: str) -> str:
+    reply = await learning_pb2_grpc.LearningServiceStub(who.channel).CompleteLesson(
+        learning_pb2.CompleteLessonRequest(course_id=course_id, lesson_id=lesson_id),
+        metadata=who.metadata(),
+    )
+    return reply.consistency_token
+
+
+async def comment(
+    who: Caller, course_id: str, lesson_id: str, body: str, parent_id: str = ""
+) -> discussion_pb2.CreateCommentResponse:
+    return await discussion_pb2_grpc.DiscussionServiceStub(who.channel).CreateComment(
+        discussion_pb2.CreateCommentRequest(
+            course_id=course_id, lesson_id=lesson_id, body=body, parent_id=parent_id
+        ),
+        metadata=who.metadata(),
+    )
+
+
+async def active_db(
+    settings: Settings,
+) -> tuple[AsyncMongoClient[Document], AsyncDatabase[Document]]:
+    store = ReadStore.connect(settings.mongo_url, settings.mongo_database)
+    return store.client, await store.active(max_age_s=0)
+
+
+def strip_ids(docs: list[Document]) -> list[Document]:
+    return [{k: v for k, v in doc.items() if k != "_id"} for doc in docs]
+
+
+async def settle(postgres_url: str, store: ReadStore, timeout_s: float = 10.0) -> str:
+    """Waits until the read models include every committed event; returns that token."""
+    url = postgres_url.replace("postgresql+psycopg://", "postgresql://", 1)
+    async with await psycopg.AsyncConnection.connect(url) as conn:
+        cur = await conn.execute(
+            "SELECT txid::text, position FROM events ORDER BY txid DESC, position DESC LIMIT 1"
+        )
+        row = await cur.fetchone()
+    if row is None:
+        return ""
+    token = f"{row[0]}.{row[1]}"
+    await store.wait_for(token, timeout_s)
+    return token
