@@ -6,6 +6,7 @@ import uuid
 
 import grpc
 import pytest
+from google.protobuf import field_mask_pb2
 
 from learnflow.server import Backend
 from learnflow.v1 import courses_pb2
@@ -194,7 +195,7 @@ async def test_course_outline_and_lesson_neighbours_follow_edits(
     renamed = await stub.UpdateCourse(
         courses_pb2.UpdateCourseRequest(
             course=courses_pb2.Course(id=course.id, title="Renamed course"),
-            update_mask={"paths": ["title"]},
+            update_mask=field_mask_pb2.FieldMask(paths=["title"]),
         ),
         metadata=instructor.metadata(),
     )
