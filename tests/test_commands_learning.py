@@ -433,3 +433,28 @@ async def test_invalid_quiz_answers_name_the_field(
     async with fails(grpc.StatusCode.FAILED_PRECONDITION, pg) as err:
         await send(lesson_id=text.id)
     assert precondition(err.value)[0] == "LESSON_TYPE"
+
+
+async def test_a_learner_left_with_every_remaining_lesson_done_can_complete(
+    instructor: Caller, caller: Caller, pg: Pg
+) -> None:
+    course, [one, two, three] = await published_course(
+        instructor, lessons=[article("1"), article("2"), article("3")]
+    )
+    await enroll(caller, course.id)
+    await complete(caller, course.id, one.id)
+    await complete(caller, course.id, two.id)
+    # The one lesson the learner had not done is removed from the course.
+    await courses(instructor.channel).DeleteLesson(
+        courses_pb2.DeleteLessonRequest(course_id=course.id, lesson_id=three.id),
+        metadata=instructor.metadata(),
+    )
+    assert await enrollment_state(pg, course.id, caller.user_id) == "active"
+    # Completing a done lesson again is how they finish: not stuck one lesson short.
+    reply = await complete(caller, course.id, one.id)
+    assert reply.enrollment.state == learning_pb2.ENROLLMENT_STATE_COMPLETED
+    assert await enrollment_state(pg, course.id, caller.user_id) == "completed"
+    aggregate = f"{course.id}:{caller.user_id}"
+    assert len(await pg.events(aggregate, "enrollment.completed")) == 1
+    assert len(await pg.events(aggregate, "progress.lesson_completed")) == 2  # no duplicate
+    assert await active_count(pg, course.id) == 0

@@ -128,21 +128,12 @@ _MISSING_LESSONS = text(
 )
 
 
-async def record_completion(uow: UnitOfWork, enrollment: Any, lesson_id: uuid.UUID) -> Any:
-    """Mark `lesson_id` complete for the enrollment's user (once) and complete the enrollment
-    when no lesson is left. Returns the enrollment row after it; writes nothing when the lesson
-    was already complete. The caller holds the enrollment row lock."""
+async def _lesson_completed(
+    uow: UnitOfWork, enrollment: Any, lesson_id: uuid.UUID, completed_at: dt.datetime
+) -> bool:
+    """Audit and announce a new completion with the learner's full set of completed lessons;
+    whether that set is now every lesson of the course."""
     course_id, user_id = enrollment.course_id, enrollment.user_id
-    completed_at = (
-        await uow.conn.execute(
-            pg_insert(tables.lesson_completions)
-            .values(user_id=user_id, course_id=course_id, lesson_id=lesson_id)
-            .on_conflict_do_nothing()
-            .returning(tables.lesson_completions.c.completed_at)
-        )
-    ).scalar()
-    if completed_at is None:
-        return enrollment
     lessons = tables.lessons
     done = tables.lesson_completions
     rows = await uow.conn.execute(
@@ -170,7 +161,35 @@ async def record_completion(uow: UnitOfWork, enrollment: Any, lesson_id: uuid.UU
         "lesson_count": len(outline),
     }
     await uow.emit("progress.lesson_completed", "enrollment", _aggregate(enrollment), payload)
-    if enrollment.state != "active" or len(completed_ids) < len(outline):
+    return len(completed_ids) == len(outline)
+
+
+async def record_completion(uow: UnitOfWork, enrollment: Any, lesson_id: uuid.UUID) -> Any:
+    """Mark `lesson_id` complete for the enrollment's user (once) and complete the enrollment
+    when no lesson is left. Returns the enrollment row after it; writes nothing when the lesson
+    was already complete and lessons remain. The caller holds the enrollment row lock.
+
+    An active enrollment whose lessons are all complete already (the one lesson left undone
+    was deleted, or the learner withdrew and re-enrolled) completes on any completion call,
+    so that nobody is stuck one lesson short of a course that has no such lesson any more.
+    """
+    course_id, user_id = enrollment.course_id, enrollment.user_id
+    completed_at = (
+        await uow.conn.execute(
+            pg_insert(tables.lesson_completions)
+            .values(user_id=user_id, course_id=course_id, lesson_id=lesson_id)
+            .on_conflict_do_nothing()
+            .returning(tables.lesson_completions.c.completed_at)
+        )
+    ).scalar()
+    if completed_at is not None:
+        all_done = await _lesson_completed(uow, enrollment, lesson_id, completed_at)
+    else:  # nothing new; written to only if the enrollment completes below
+        missing = (
+            await uow.conn.execute(_MISSING_LESSONS, {"c": course_id, "u": user_id})
+        ).scalar()
+        all_done = not missing
+    if enrollment.state != "active" or not all_done:
         return enrollment
     # Every lesson is done. Take the course lock (lessons change only under it) and look
     # again, then complete the enrollment: it stops counting as an active one.
