@@ -1,4 +1,4 @@
-"""Small conversions shared by handlers: ids, timestamps."""
+"""Small conversions shared by handlers: ids, timestamps, text that storage refuses."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import datetime as dt
 import uuid
 
 from google.protobuf import timestamp_pb2
+from google.protobuf.message import Message
 
 from learnflow.errors import FieldViolation, InvalidArgument
 
@@ -34,3 +35,35 @@ def parse_timestamp(value: str | dt.datetime | None) -> timestamp_pb2.Timestamp 
     if isinstance(value, str):
         value = dt.datetime.fromisoformat(value)
     return timestamp(value)
+
+
+def nul_text_violations(message: Message, prefix: str = "") -> list[FieldViolation]:
+    """Every string field (however deeply nested, repeated or in a map) holding a NUL
+    character. PostgreSQL text cannot store NUL, and no LearnFlow text has a use for one, so
+    such input is refused as a whole before any handler sees it."""
+    violations: list[FieldViolation] = []
+    for field, value in message.ListFields():
+        path = f"{prefix}{field.name}"
+        if field.message_type is not None and field.message_type.GetOptions().map_entry:
+            value_field = field.message_type.fields_by_name["value"]
+            for key, item in value.items():
+                item_path = f"{path}[{key!r}]"
+                if isinstance(key, str) and "\x00" in key:
+                    violations.append(FieldViolation(path, _NUL_MESSAGE))
+                if value_field.message_type is not None:
+                    violations.extend(nul_text_violations(item, f"{item_path}."))
+                elif isinstance(item, str) and "\x00" in item:
+                    violations.append(FieldViolation(item_path, _NUL_MESSAGE))
+            continue
+        repeated = field.is_repeated
+        items = list(value) if repeated else [value]
+        for index, item in enumerate(items):
+            item_path = f"{path}[{index}]" if repeated else path
+            if isinstance(item, Message):
+                violations.extend(nul_text_violations(item, f"{item_path}."))
+            elif isinstance(item, str) and "\x00" in item:
+                violations.append(FieldViolation(item_path, _NUL_MESSAGE))
+    return violations
+
+
+_NUL_MESSAGE = "must not contain NUL (\\u0000) characters"

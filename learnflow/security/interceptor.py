@@ -16,11 +16,12 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
+from google.protobuf.message import Message
 from google.rpc import status_pb2
 from grpc_interceptor.server import AsyncServerInterceptor
 
 from learnflow.context import CallContext, reset_call, set_call
-from learnflow.errors import DomainError, Unauthenticated, internal_status
+from learnflow.errors import DomainError, InvalidArgument, Unauthenticated, internal_status
 from learnflow.security.access import MethodRule
 from learnflow.security.authentication import Authenticator
 from learnflow.security.denials import (
@@ -30,6 +31,7 @@ from learnflow.security.denials import (
     RoleNotAllowed,
 )
 from learnflow.security.rate_limits import RateLimiter
+from learnflow.values import nul_text_violations
 
 log = logging.getLogger("learnflow.rpc")
 
@@ -90,6 +92,10 @@ class ApiInterceptor(AsyncServerInterceptor):
             await context.send_initial_metadata((("x-request-id", call.request_id),))
             call = await self._admit(call, metadata)
             set_call(call)
+            if isinstance(request_or_iterator, Message):
+                violations = nul_text_violations(request_or_iterator)
+                if violations:
+                    raise InvalidArgument(violations)
             result = method(request_or_iterator, context)
             if inspect.isasyncgen(result):
                 return self._stream(result, call, context, started)
