@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 import grpc
 import psycopg
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from learnflow.projections.store import Document, ReadStore
+from learnflow.server import Backend
 from learnflow.settings import Settings
 from learnflow.v1 import (
     audit_pb2_grpc,
@@ -18,6 +24,8 @@ from learnflow.v1 import (
     learning_pb2_grpc,
 )
 from tests.support import Caller
+
+PROJECTOR_TASK = "learnflow-projector"
 
 
 def catalog(channel: grpc.aio.Channel) -> courses_pb2_grpc.CatalogServiceAsyncStub:
@@ -81,3 +89,43 @@ async def settle(postgres_url: str, store: ReadStore, timeout_s: float = 10.0) -
     token = f"{row[0]}.{row[1]}"
     await store.wait_for(token, timeout_s)
     return token
+
+
+@asynccontextmanager
+async def projector_stopped(backend: Backend) -> AsyncIterator[None]:
+    """Kills the server's projector (its connection drops, the advisory lock with it) and
+    starts a new one afterwards."""
+    await stop_projector(backend)
+    try:
+        yield
+    finally:
+        start_projector(backend)
+
+
+async def stop_projector(backend: Backend) -> None:
+    for task in [t for t in backend.tasks if t.get_name() == PROJECTOR_TASK or _is_run(t)]:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        backend.tasks.remove(task)
+
+
+def start_projector(backend: Backend) -> None:
+    task = asyncio.create_task(backend.projector.run(backend.stop), name=PROJECTOR_TASK)
+    backend.tasks.append(task)
+
+
+def _is_run(task: asyncio.Task[None]) -> bool:
+    code = getattr(task.get_coro(), "cr_code", None)
+    return code is not None and code.co_qualname == "Projector.run"
+
+
+async def snapshot(db: AsyncDatabase[Document]) -> dict[str, list[Document]]:
+    """Every read-model document by collection (checkpoints aside), sorted by _id."""
+    out: dict[str, list[Document]] = {}
+    for name in sorted(await db.list_collection_names()):
+        if name == "checkpoints":
+            continue
+        docs = await db[name].find({}).to_list()
+        out[name] = sorted(docs, key=lambda d: str(d["_id"]))
+    return out
