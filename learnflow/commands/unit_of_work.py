@@ -100,8 +100,12 @@ class Database:
 
     @classmethod
     def connect(cls, url: str, pool_size: int = 10) -> Database:
+        # No pre-ping: it costs a round trip on every checkout, i.e. on every authenticated call.
+        # A connection the server dropped is detected when used (SQLAlchemy then invalidates the
+        # whole pool), connections are recycled before idle timeouts, and the health watcher
+        # reports an unreachable database.
         return cls(
-            create_async_engine(url, pool_size=pool_size, max_overflow=20, pool_pre_ping=True)
+            create_async_engine(url, pool_size=pool_size, max_overflow=20, pool_recycle=900)
         )
 
     async def close(self) -> None:
