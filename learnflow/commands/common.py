@@ -92,8 +92,13 @@ async def load_course(
 
 
 async def lock_course_row(conn: AsyncConnection, course_id: uuid.UUID) -> None:
+    # NO KEY UPDATE: the caller already holds a KEY SHARE lock on the row (foreign key of the
+    # completion it inserted); FOR UPDATE would conflict with other completers' KEY SHARE and
+    # two learners finishing the course at once deadlock. It still excludes lesson edits.
     await conn.execute(
-        select(tables.courses.c.id).where(tables.courses.c.id == course_id).with_for_update()
+        select(tables.courses.c.id)
+        .where(tables.courses.c.id == course_id)
+        .with_for_update(key_share=True)  # FOR NO KEY UPDATE
     )
 
 
