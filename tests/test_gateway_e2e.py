@@ -445,14 +445,16 @@ async def test_request_id_is_echoed_or_generated(
     http: httpx.AsyncClient, student: HttpUser
 ) -> None:
     mine = f"req-{uuid.uuid4().hex}"
-    echoed = await http.get("/v1/users/me", headers={**student.headers(), "X-Request-Id": mine})
+    # The consistency token: without it the profile may not be projected yet (404).
+    headers = student.headers(student.consistency_token)
+    echoed = await http.get("/v1/users/me", headers={**headers, "X-Request-Id": mine})
     assert echoed.status_code == 200
     assert echoed.headers["x-request-id"] == mine
     # Also on errors, where support needs it most.
     failed = await http.get("/v1/users/me", headers={"X-Request-Id": mine + "-2"})
     assert failed.status_code == 401
     assert failed.headers["x-request-id"] == mine + "-2"
-    generated = await http.get("/v1/users/me", headers=student.headers())
+    generated = await http.get("/v1/users/me", headers=headers)
     assert re.fullmatch(r"[0-9a-f-]{36}", generated.headers["x-request-id"])
 
 

@@ -104,9 +104,7 @@ class Database:
         # A connection the server dropped is detected when used (SQLAlchemy then invalidates the
         # whole pool), connections are recycled before idle timeouts, and the health watcher
         # reports an unreachable database.
-        return cls(
-            create_async_engine(url, pool_size=pool_size, max_overflow=20, pool_recycle=900)
-        )
+        return cls(create_async_engine(url, pool_size=pool_size, max_overflow=20, pool_recycle=900))
 
     async def close(self) -> None:
         await self.engine.dispose()
