@@ -16,14 +16,15 @@ def _fail(message: str) -> None:
     raise SystemExit(1)
 
 
-def check_dependencies(settings: Settings) -> None:
+def check_dependencies(settings: Settings, postgres_url: str = "") -> None:
     """One clear line per unreachable database instead of a traceback."""
+    postgres_url = postgres_url or settings.postgres_url
     from learnflow.commands.unit_of_work import Database
     from learnflow.projections.store import ReadStore
     from learnflow.server import dependencies_reachable
 
     async def probe() -> dict[str, str]:
-        db = Database.connect(settings.postgres_url, pool_size=1)
+        db = Database.connect(postgres_url, pool_size=1)
         store = ReadStore.connect(settings.mongo_url, settings.mongo_database)
         try:
             return await dependencies_reachable(db, store)
@@ -33,7 +34,7 @@ def check_dependencies(settings: Settings) -> None:
 
     problems = asyncio.run(probe())
     hints = {
-        "postgres": f"PostgreSQL unreachable at {_redact(settings.postgres_url)} "
+        "postgres": f"PostgreSQL unreachable at {_redact(postgres_url)} "
         "(start it with `make up`, or set LEARNFLOW_POSTGRES_URL)",
         "mongodb": f"MongoDB unreachable at {settings.mongo_url} "
         "(start FerretDB with `make up`, or set LEARNFLOW_MONGO_URL)",
@@ -70,10 +71,10 @@ def main(argv: list[str] | None = None) -> None:
         check_dependencies(settings)
         print("postgres and mongodb reachable")
     elif args.command == "migrate":
-        check_dependencies(settings)
+        check_dependencies(settings, settings.postgres_migration_url)
         from learnflow.migrations import upgrade_to_head
 
-        upgrade_to_head(settings.postgres_url)
+        upgrade_to_head(settings.postgres_migration_url)
         print("migrations applied")
     elif args.command == "serve":
         check_dependencies(settings)

@@ -33,7 +33,10 @@ def _env_float(name: str, default: float) -> float:
 class Settings:
     env: str = "development"
     grpc_listen: str = "127.0.0.1:50051"
-    postgres_url: str = "postgresql+psycopg://postgres@127.0.0.1:55432/learnflow"
+    # The server runs as `learnflow_app` (no ownership, append-only audit/outbox: migration
+    # 0003); migrations run as the schema's owner.
+    postgres_url: str = "postgresql+psycopg://learnflow_app@127.0.0.1:55432/learnflow"
+    postgres_migration_url: str = "postgresql+psycopg://postgres@127.0.0.1:55432/learnflow"
     mongo_url: str = "mongodb://127.0.0.1:57017/"
     mongo_database: str = "learnflow"
     state_dir: Path = REPO_ROOT / ".state"
@@ -66,11 +69,19 @@ class Settings:
     @classmethod
     def from_env(cls) -> Settings:
         state = Path(_env("STATE_DIR", str(REPO_ROOT / ".state")))
+        postgres_url = _env("POSTGRES_URL", "postgresql://learnflow_app@127.0.0.1:55432/learnflow")
+        # Given only LEARNFLOW_POSTGRES_URL (one role does all), migrations use it too.
+        migration_default = (
+            postgres_url
+            if "LEARNFLOW_POSTGRES_URL" in os.environ
+            else "postgresql://postgres@127.0.0.1:55432/learnflow"
+        )
         return cls(
             env=_env("ENV", "development"),
             grpc_listen=_env("GRPC_LISTEN", "127.0.0.1:50051"),
-            postgres_url=_sqlalchemy_url(
-                _env("POSTGRES_URL", "postgresql://postgres@127.0.0.1:55432/learnflow")
+            postgres_url=_sqlalchemy_url(postgres_url),
+            postgres_migration_url=_sqlalchemy_url(
+                _env("POSTGRES_MIGRATION_URL", migration_default)
             ),
             mongo_url=_env("MONGO_URL", "mongodb://127.0.0.1:57017/"),
             mongo_database=_env("MONGO_DATABASE", "learnflow"),

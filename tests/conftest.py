@@ -45,19 +45,30 @@ def postgres_url() -> Iterator[str]:
         conn.execute(f'CREATE DATABASE "{name}"')
     url = _with_database(PG_ADMIN_URL, name).replace("postgresql://", "postgresql+psycopg://", 1)
     upgrade_to_head(url)
-    yield url
+    yield url  # the owner's: tests read and write behind the server's back with it
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="session")
-def settings(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+def app_postgres_url(postgres_url: str) -> str:
+    """The same database as the server sees it: as `learnflow_app` (migration 0003)."""
+    scheme, _, rest = postgres_url.partition("://")
+    _, _, host_and_path = rest.rpartition("@")
+    return f"{scheme}://learnflow_app@{host_and_path}"
+
+
+@pytest.fixture(scope="session")
+def settings(
+    postgres_url: str, app_postgres_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Settings:
     keys: Path = tmp_path_factory.mktemp("keys")
     return dataclasses.replace(
         Settings(),
         env="test",
         grpc_listen="127.0.0.1:0",
-        postgres_url=postgres_url,
+        postgres_url=app_postgres_url,
+        postgres_migration_url=postgres_url,
         mongo_url=MONGO_URL,
         mongo_database=f"lftest_{uuid.uuid4().hex[:8]}",
         signing_keys_dir=keys,

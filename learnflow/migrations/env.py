@@ -1,4 +1,5 @@
-"""Alembic environment: runs migrations over the project's own settings (LEARNFLOW_POSTGRES_URL)."""
+"""Alembic environment: migrates the database of the project's own settings, as the schema's
+owner (LEARNFLOW_POSTGRES_MIGRATION_URL)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from sqlalchemy import create_engine, pool
 
 from learnflow.settings import Settings
 
-url = context.config.get_main_option("sqlalchemy.url") or Settings.from_env().postgres_url
+url = context.config.get_main_option("sqlalchemy.url") or Settings.from_env().postgres_migration_url
 engine = create_engine(url, poolclass=pool.NullPool)
 with engine.connect() as connection:
     context.configure(connection=connection, transactional_ddl=True)
