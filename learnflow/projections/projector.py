@@ -28,6 +28,8 @@ from learnflow.projections.store import Document, EventKey, ReadStore
 log = logging.getLogger("learnflow.projector")
 
 ADVISORY_LOCK_KEY = 0x1EA2F10  # "learnflow projector"
+REBUILD_FETCH = 5000
+REBUILD_FLUSH_DOCS = 100_000
 
 FETCH_SQL = """
 SELECT txid::text::bigint, position, event_type, aggregate_type, aggregate_id,
@@ -195,10 +197,27 @@ class Projector:
         async with await psycopg.AsyncConnection.connect(
             self.postgres_url, autocommit=True
         ) as conn:
-            # Nobody reads the new generation yet: keep every document in memory and write
-            # each batch wholesale (see Batch), in large batches.
+            # Nobody reads the new generation yet: keep the documents in memory and write
+            # them wholesale (see Batch) only every `REBUILD_FLUSH_DOCS` changed documents
+            # and at the end, each time with its checkpoint.
             batch = Batch(db, persistent=True)
-            applied = await self.catch_up(conn, db, batch, batch_size=max(self.batch_size, 5000))
+            applied = 0
+            after = await self.store.checkpoint(db)
+            while True:
+                events = await fetch_events(conn, after, REBUILD_FETCH)
+                for event in events:
+                    for projection in self.projections:
+                        await projection.apply(batch, event)
+                applied += len(events)
+                if events:
+                    after = events[-1].key
+                if batch.pending >= REBUILD_FLUSH_DOCS or len(events) < REBUILD_FETCH:
+                    await batch.flush()
+                    await self.store.save_checkpoint(db, after)
+                if len(events) < REBUILD_FETCH:
+                    break
+            # Events committed meanwhile: the normal path, from the checkpoint just saved.
+            applied += await self.catch_up(conn, db, batch)
         await self.store.activate(target)
         if current > 1:
             await self.store.client.drop_database(self.store.database(current - 1).name)
