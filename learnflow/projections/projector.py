@@ -123,8 +123,17 @@ class Projector:
             except (psycopg.OperationalError, OSError) as exc:
                 self.is_leader = False
                 log.warning("projector lost its database connection: %s; retrying", exc)
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=1.0)
+            except Exception:
+                # Anything else (a read-model write refused or timed out, a bad event) must not
+                # end the task for good: the outbox keeps every event, so start over from the
+                # checkpoint after a pause. Giving up the connection gives up the lock, so a
+                # standby may take over meanwhile.
+                self.is_leader = False
+                log.exception("projector failed; restarting from its checkpoint")
+            else:
+                continue
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=1.0)
 
     async def _run_once(self, stop: asyncio.Event) -> None:
         async with await psycopg.AsyncConnection.connect(
