@@ -6,12 +6,19 @@ busy aggregate (a course whose counts change with every enrollment) at one write
 and it matters on FerretDB 1.24/SQLite, where only `_id` lookups and inserts are cheap and
 every update scans its collection.
 
-Idempotency and ordering: every document a handler writes carries `v`, the commit-order key
-(`Event.version`) of the last event applied to it. A handler skips an event its document
-already reflects (`stale(doc, event)`), so replaying after a crash (events after the
-checkpoint, some already written) changes nothing, and writes are conditional on `v` being
-older, so a projector that lost its lock but still finishes a batch cannot overwrite newer
-documents written by its successor.
+Idempotency and ordering: every document a handler writes carries `v`, the *position* of the
+last event applied to it (`Event.version`), and a handler skips an event its document already
+reflects (`stale(doc, event)`), so replaying after a crash (events after the checkpoint, some
+already written) changes nothing. Positions, not the projector's (txid, position) read order,
+decide: two commands that change one aggregate are serialised by its row lock and append
+their events while holding it, so positions follow that order, while transaction ids are
+taken at a transaction's first write and may not (an enrollment counted 9 applied after the one
+counted 10). A document fed by two aggregates keeps one such version per aggregate
+(`v_course` next to `v` in progress documents).
+
+Known limit: a projector that lost its lock finishes its current batch before it notices
+(its next PostgreSQL round trip fails); its writes are replaces of state no older than the
+checkpoint its successor starts from, and the successor rewrites every document it touches.
 """
 
 from __future__ import annotations
@@ -41,18 +48,14 @@ class Event:
     occurred_at: dt.datetime
 
     @property
-    def version(self) -> str:
-        """The commit-order key as a string that sorts like the key (stored as `v`)."""
-        return version_of(self.key)
+    def version(self) -> int:
+        """The event's position, stored as `v` (see the module docstring)."""
+        return self.key.position
 
 
-def version_of(key: EventKey) -> str:
-    return f"{key.txid:020d}.{key.position:020d}"
-
-
-def stale(doc: Document | None, event: Event) -> bool:
-    """Whether `doc` already reflects `event` (or a later one)."""
-    return doc is not None and str(doc.get("v", "")) >= event.version
+def stale(doc: Document | None, event: Event, field: str = "v") -> bool:
+    """Whether `doc` already reflects `event` (or a later event of the same aggregate)."""
+    return doc is not None and int(doc.get(field, 0)) >= event.version
 
 
 def utc_key(value: str | None) -> str:
@@ -108,7 +111,7 @@ class Batch:
         return doc
 
     def put(self, collection: str, doc: Document) -> None:
-        """Marks `doc` (with `_id` and `v`) to be written at the end of the batch."""
+        """Marks `doc` (with `_id`) to be written at the end of the batch."""
         key = (collection, str(doc["_id"]))
         self._docs[key] = doc
         self._dirty[key] = doc
@@ -137,7 +140,7 @@ class Batch:
         for (collection, doc_id), doc in self._dirty.items():
             by_collection.setdefault(collection, []).append((doc_id, doc))
         writes = 0
-        for collection in sorted(set(by_collection) | set(self._appends)):
+        for collection in sorted(set(by_collection) | set(self._appends), key=_flush_order):
             docs = by_collection.get(collection, [])
             appends = self._appends.get(collection, [])
             writes += len(docs) + len(appends)
@@ -176,8 +179,20 @@ class Batch:
         old += await _insert_ignoring_duplicates(self.db, collection, new)
         # One by one: FerretDB 1.24/SQLite hangs on bulk replaces (bulk inserts are fine).
         for doc in old:
-            await coll.replace_one({"_id": doc["_id"], "v": {"$lt": doc["v"]}}, doc)
+            await coll.replace_one({"_id": doc["_id"]}, doc)
         await _insert_ignoring_duplicates(self.db, collection, appends)
+
+
+# Documents other documents are derived from are written last: if the projector dies mid-flush,
+# the replay finds the source not yet updated and derives again (a course's title is copied
+# into its lessons only when the course document shows the change).
+WRITTEN_LAST = ("progress", "courses", "progress_courses")
+
+
+def _flush_order(collection: str) -> tuple[int, str]:
+    if collection in WRITTEN_LAST:
+        return 1 + WRITTEN_LAST.index(collection), collection
+    return 0, collection
 
 
 async def _insert_ignoring_duplicates(

@@ -1,11 +1,13 @@
 """Read models of learning: per (user, course) progress and each user's dashboard.
 
 - `progress` (`_id` "<user_id>:<course_id>"): enrollment state, completed lessons, percent,
-  best quiz scores, last activity; read by GetCourseProgress and WatchCourseProgress.
+  best quiz scores, last activity; read by GetCourseProgress and WatchCourseProgress. Its
+  enrollment fields follow the enrollment's events (`v`), its course fields (title, lesson
+  count, which lessons exist) the course's events (`v_course`): two aggregates, two versions.
 - `dashboards` (`_id` user id): the user's courses with their progress in one document, so the
-  dashboard is one `_id` read; it is small (one entry per enrollment).
-- `progress_courses` (`_id` course id): the course title and lesson count the progress
-  documents repeat, to notice when they change and update the enrolled users' documents.
+  dashboard is one `_id` read; each entry is a copy of the progress document.
+- `progress_courses` (`_id` course id): the course title, lesson count and lesson ids the
+  progress documents depend on, to notice when they change and update the enrolled users.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ ENTRY_FIELDS = (
     "quiz_best_scores",
     "last_activity_at",
     "activity_key",
+    "v",
+    "v_course",
 )
 
 
@@ -41,12 +45,21 @@ def percent(completed: int, lesson_count: int) -> int:
     return min(100, completed * 100 // lesson_count) if lesson_count > 0 else 0
 
 
-def _touch(doc: Document, event: Event, activity_at: str | None = None) -> None:
-    if activity_at:
-        doc["last_activity_at"] = activity_at
-        doc["activity_key"] = f"{utc_key(activity_at)}|{doc['course_id']}"
+def _recompute(doc: Document, lesson_ids: list[str] | None) -> None:
+    """Completed lessons limited to the lessons that exist, and the percent."""
+    if lesson_ids is not None:
+        existing = set(lesson_ids)
+        doc["completed_lesson_ids"] = [
+            lesson for lesson in doc["completed_lesson_ids"] if lesson in existing
+        ]
+        scores = doc.get("quiz_best_scores") or {}
+        doc["quiz_best_scores"] = {k: v for k, v in scores.items() if k in existing}
     doc["percent_complete"] = percent(len(doc["completed_lesson_ids"]), doc["lesson_count"])
-    doc["v"] = event.version
+
+
+def _activity(doc: Document, at: str) -> None:
+    doc["last_activity_at"] = at
+    doc["activity_key"] = f"{utc_key(at)}|{doc['course_id']}"
 
 
 class Progress(Projection):
@@ -56,20 +69,44 @@ class Progress(Projection):
         await db["progress"].create_index([("course_id", ASCENDING)])
         await db["progress"].create_index([("user_id", ASCENDING)])
 
-    async def _dashboard(self, batch: Batch, event: Event, progress: Document | None) -> None:
+    async def _dashboard(self, batch: Batch, progress: Document | None) -> None:
         """Copies the progress document into its user's dashboard (also on a replay, when the
         progress was written and the dashboard was not)."""
         if progress is None:
             return
         user_id = str(progress["user_id"])
         dashboard = await batch.get("dashboards", user_id)
-        if stale(dashboard, event):
-            return
         dashboard = dashboard if dashboard is not None else {"_id": user_id, "courses": {}}
         entry: dict[str, Any] = {name: progress.get(name) for name in ENTRY_FIELDS}
-        dashboard["courses"][str(progress["course_id"])] = entry
-        dashboard["v"] = event.version
-        batch.put("dashboards", dashboard)
+        if dashboard["courses"].get(str(progress["course_id"])) != entry:
+            dashboard["courses"][str(progress["course_id"])] = entry
+            batch.put("dashboards", dashboard)
+
+    async def _course_facts(self, batch: Batch, event: Event, **facts: Any) -> None:
+        """Course-side facts changed: record them, update every enrolled user's progress."""
+        course_id = str(event.payload["course_id" if "course_id" in event.payload else "id"])
+        meta = await batch.get("progress_courses", course_id)
+        if stale(meta, event):
+            return
+        meta = meta if meta is not None else {"_id": course_id, "has_enrollments": False}
+        if all(meta.get(k) == v for k, v in facts.items()):
+            return
+        meta.update(facts)
+        meta.setdefault("title", "")
+        meta.setdefault("lesson_count", 0)
+        meta.setdefault("lesson_ids", [])
+        meta["v"] = event.version
+        batch.put("progress_courses", meta)
+        if not meta["has_enrollments"]:
+            return
+        for progress in await batch.find("progress", "course_id", course_id):
+            if not stale(progress, event, "v_course"):
+                progress["course_title"] = meta["title"]
+                progress["lesson_count"] = meta["lesson_count"]
+                progress["v_course"] = event.version
+                _recompute(progress, meta["lesson_ids"])
+                batch.put("progress", progress)
+            await self._dashboard(batch, progress)
 
     @on(
         "course.created",
@@ -80,34 +117,13 @@ class Progress(Projection):
     )
     async def course_changed(self, batch: Batch, event: Event) -> None:
         p = event.payload
-        meta = await batch.get("progress_courses", p["id"])
-        if stale(meta, event):
-            return
-        if meta is not None and (meta["title"], meta["lesson_count"]) == (
-            p["title"],
-            p["lesson_count"],
-        ):
-            return
-        enrolled = bool(meta and meta.get("has_enrollments"))
-        batch.put(
-            "progress_courses",
-            {
-                "_id": p["id"],
-                "title": p["title"],
-                "lesson_count": p["lesson_count"],
-                "has_enrollments": enrolled,
-                "v": event.version,
-            },
-        )
-        if not enrolled:
-            return
-        for progress in await batch.find("progress", "course_id", p["id"]):
-            if not stale(progress, event):
-                progress["course_title"] = p["title"]
-                progress["lesson_count"] = p["lesson_count"]
-                _touch(progress, event)
-                batch.put("progress", progress)
-            await self._dashboard(batch, event, progress)
+        await self._course_facts(batch, event, title=p["title"], lesson_count=p["lesson_count"])
+
+    @on("lesson.created", "lesson.updated", "lesson.deleted")
+    async def outline_changed(self, batch: Batch, event: Event) -> None:
+        """PostgreSQL drops a deleted lesson's completions with it; so does the read model."""
+        lesson_ids = [str(e["id"]) for e in event.payload["outline"]]
+        await self._course_facts(batch, event, lesson_ids=lesson_ids)
 
     @on("enrollment.activated", "enrollment.withdrawn", "enrollment.completed")
     async def enrollment_changed(self, batch: Batch, event: Event) -> None:
@@ -115,9 +131,8 @@ class Progress(Projection):
         doc_id = progress_id(p["user_id"], p["course_id"])
         progress = await batch.get("progress", doc_id)
         meta = await batch.get("progress_courses", p["course_id"])
-        if meta is not None and not meta.get("has_enrollments") and not stale(meta, event):
-            meta["has_enrollments"] = True
-            meta["v"] = event.version
+        if meta is not None and not meta.get("has_enrollments"):
+            meta["has_enrollments"] = True  # a flag, never cleared: no version needed
             batch.put("progress_courses", meta)
         if not stale(progress, event):
             if progress is None:
@@ -127,28 +142,31 @@ class Progress(Projection):
                     "course_id": p["course_id"],
                     "completed_lesson_ids": [],
                     "quiz_best_scores": {},
+                    "course_title": meta["title"] if meta else "",
+                    "lesson_count": meta["lesson_count"] if meta else 0,
+                    "v_course": meta["v"] if meta else 0,
                 }
             progress.update(
-                course_title=meta["title"] if meta else "",
-                lesson_count=meta["lesson_count"] if meta else 0,
-                state=p["state"],
-                enrolled_at=p["enrolled_at"],
-                completed_at=p["completed_at"],
+                state=p["state"], enrolled_at=p["enrolled_at"], completed_at=p["completed_at"]
             )
-            _touch(progress, event, p["updated_at"])
+            _activity(progress, p["updated_at"])
+            progress["v"] = event.version
+            _recompute(progress, None)
             batch.put("progress", progress)
-        await self._dashboard(batch, event, progress)
+        await self._dashboard(batch, progress)
 
     @on("progress.lesson_completed")
     async def lesson_completed(self, batch: Batch, event: Event) -> None:
         p = event.payload
         progress = await batch.get("progress", progress_id(p["user_id"], p["course_id"]))
         if progress is not None and not stale(progress, event):
+            meta = await batch.get("progress_courses", p["course_id"])
             progress["completed_lesson_ids"] = list(p["completed_lesson_ids"])
-            progress["lesson_count"] = p["lesson_count"]
-            _touch(progress, event, p["completed_at"])
+            _activity(progress, p["completed_at"])
+            progress["v"] = event.version
+            _recompute(progress, meta["lesson_ids"] if meta else None)
             batch.put("progress", progress)
-        await self._dashboard(batch, event, progress)
+        await self._dashboard(batch, progress)
 
     @on("progress.quiz_attempted")
     async def quiz_attempted(self, batch: Batch, event: Event) -> None:
@@ -156,28 +174,10 @@ class Progress(Projection):
         progress = await batch.get("progress", progress_id(p["user_id"], p["course_id"]))
         if progress is not None and not stale(progress, event):
             progress["quiz_best_scores"] = {
-                **progress.get("quiz_best_scores", {}),
+                **(progress.get("quiz_best_scores") or {}),
                 p["lesson_id"]: p["best_score"],
             }
-            _touch(progress, event, p["attempted_at"])
+            _activity(progress, p["attempted_at"])
+            progress["v"] = event.version
             batch.put("progress", progress)
-        await self._dashboard(batch, event, progress)
-
-    @on("lesson.deleted")
-    async def lesson_deleted(self, batch: Batch, event: Event) -> None:
-        """PostgreSQL drops the lesson's completions with it; so do the progress documents."""
-        p = event.payload
-        meta = await batch.get("progress_courses", p["course_id"])
-        if not (meta and meta.get("has_enrollments")):
-            return
-        for progress in await batch.find("progress", "course_id", p["course_id"]):
-            if not stale(progress, event) and p["id"] in progress["completed_lesson_ids"]:
-                progress["completed_lesson_ids"] = [
-                    lesson for lesson in progress["completed_lesson_ids"] if lesson != p["id"]
-                ]
-                scores = dict(progress.get("quiz_best_scores", {}))
-                scores.pop(p["id"], None)
-                progress["quiz_best_scores"] = scores
-                _touch(progress, event)
-                batch.put("progress", progress)
-            await self._dashboard(batch, event, progress)
+        await self._dashboard(batch, progress)

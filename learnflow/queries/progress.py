@@ -1,8 +1,8 @@
 """Progress queries: the dashboard, one course's progress, and a progress watch stream.
 
-WatchCourseProgress sends the current progress, then the document again whenever its version
-(`v`, the key of the last event applied to it) changes. It wakes when the projector in this
-process writes a batch (`ReadStore.wait_changed`) and otherwise re-reads every
+WatchCourseProgress sends the current progress, then the document again whenever its
+versions (`v`, `v_course`: positions of the last events applied to it) change. It wakes when
+the projector in this process writes a batch (`ReadStore.wait_changed`) and otherwise re-reads every
 `watch_poll_s`: a replica whose projector stands by still sees changes, within that interval.
 """
 
@@ -97,13 +97,13 @@ class ProgressQueries(learning_pb2_grpc.ProgressServiceServicer):
         parse_uuid(request.course_id, "course_id")
         doc_id = progress_id(str(_principal().user_id), request.course_id)
         doc = await self._progress(request.course_id, doc_id)
-        version = doc.get("v")
+        version = (doc.get("v"), doc.get("v_course"))
         yield learning_pb2.WatchCourseProgressResponse(progress=progress_message(doc))
         store = self.read_models.store
         while True:
             await store.wait_changed(self.watch_poll_s)
             db = await store.active()
             current = await db["progress"].find_one({"_id": doc_id})
-            if current is not None and current.get("v") != version:
-                version = current.get("v")
+            if current is not None and (current.get("v"), current.get("v_course")) != version:
+                version = (current.get("v"), current.get("v_course"))
                 yield learning_pb2.WatchCourseProgressResponse(progress=progress_message(current))
