@@ -9,7 +9,7 @@ events, seconds and events/s (median).
 
 Uses LEARNFLOW_POSTGRES_MIGRATION_URL's server as the schema owner (database
 `learnflow_bench_rebuild`, recreated) and LEARNFLOW_MONGO_URL (database `lfbench_rebuild_*`,
-dropped afterwards). Measured: 100,000 events in ~11 s, ~9,100 events/s (FerretDB/SQLite).
+dropped afterwards). Measured: 100,000 events in ~16.6 s, ~6,000 events/s (FerretDB/SQLite).
 """
 
 from __future__ import annotations
