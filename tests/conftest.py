@@ -20,6 +20,7 @@ from learnflow.projections.store import ReadStore
 from learnflow.server import Backend, build
 from learnflow.settings import Settings
 from learnflow.v1 import identity_pb2, identity_pb2_grpc
+from tests.commands_support import Pg
 from tests.support import Caller
 
 PG_PORT = os.environ.get("LEARNFLOW_PG_PORT", "55432")
@@ -128,3 +129,9 @@ def identity(channel: grpc.aio.Channel) -> identity_pb2_grpc.IdentityServiceAsyn
 
 
 __all__ = ["identity_pb2"]
+
+
+@pytest.fixture
+def pg(postgres_url: str) -> Pg:
+    """Direct SQL on the session's database, as the schema owner."""
+    return Pg(postgres_url)

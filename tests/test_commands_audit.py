@@ -21,12 +21,6 @@ from learnflow.v1 import access_pb2, courses_pb2, identity_pb2, identity_pb2_grp
 from tests.commands_support import Pg, courses, fails
 from tests.support import PASSWORD, Caller
 
-
-@pytest.fixture
-def pg(postgres_url: str) -> Pg:
-    return Pg(postgres_url)
-
-
 STATEMENTS = {
     ("audit_log", "update"): "UPDATE audit_log SET outcome = 'success' WHERE id = %s",
     ("audit_log", "delete"): "DELETE FROM audit_log WHERE id = %s",

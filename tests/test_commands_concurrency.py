@@ -10,7 +10,6 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import grpc
-import pytest
 from google.protobuf.message import Message
 from google.rpc import error_details_pb2
 
@@ -20,11 +19,6 @@ from tests.support import Caller, field_violations, rich_status
 
 T = TypeVar("T")
 M = TypeVar("M", bound=Message)
-
-
-@pytest.fixture
-def pg(postgres_url: str) -> Pg:
-    return Pg(postgres_url)
 
 
 async def bounded(n: int, jobs: list[Callable[[], Awaitable[T]]]) -> list[T]:

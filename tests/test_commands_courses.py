@@ -35,11 +35,6 @@ from tests.commands_support import (
 from tests.support import Caller, field_violations, rich_status
 
 
-@pytest.fixture
-def pg(postgres_url: str) -> Pg:
-    return Pg(postgres_url)
-
-
 def mask(*paths: str) -> field_mask_pb2.FieldMask:
     return field_mask_pb2.FieldMask(paths=list(paths))
 

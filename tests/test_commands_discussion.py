@@ -25,11 +25,6 @@ from tests.commands_support import (
 from tests.support import Caller, field_violations
 
 
-@pytest.fixture
-def pg(postgres_url: str) -> Pg:
-    return Pg(postgres_url)
-
-
 @dataclass
 class Lesson:
     course_id: str

@@ -12,7 +12,6 @@ import datetime as dt
 import uuid
 
 import grpc
-import pytest
 from google.protobuf import timestamp_pb2
 from google.rpc import error_details_pb2
 
@@ -30,11 +29,6 @@ from tests.commands_support import (
     quiz_lesson,
 )
 from tests.support import Caller, field_violations, rich_status
-
-
-@pytest.fixture
-def pg(postgres_url: str) -> Pg:
-    return Pg(postgres_url)
 
 
 def ts(value: dt.datetime) -> timestamp_pb2.Timestamp:

@@ -3,17 +3,11 @@
 from __future__ import annotations
 
 import grpc
-import pytest
 
 from learnflow.v1 import courses_pb2, courses_pb2_grpc
 from learnflow.values import nul_text_violations
 from tests.commands_support import Pg, fails
 from tests.support import Caller, field_violations
-
-
-@pytest.fixture
-def pg(postgres_url: str) -> Pg:
-    return Pg(postgres_url)
 
 
 def test_nul_text_is_found_in_nested_repeated_and_oneof_fields() -> None:
