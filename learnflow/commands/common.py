@@ -153,3 +153,21 @@ def course_message(course: Any) -> courses_pb2.Course:
         update_time=timestamp(course.updated_at),
         publish_time=timestamp(course.published_at),
     )
+
+
+def lesson_name(course_id: uuid.UUID | str, lesson_id: uuid.UUID | str) -> str:
+    return f"courses/{course_id}/lessons/{lesson_id}"
+
+
+async def load_lesson(conn: AsyncConnection, course_id: uuid.UUID, lesson_id: uuid.UUID) -> Any:
+    """The lesson of that course, or NOT_FOUND (a lesson id under another course is none)."""
+    lesson = (
+        await conn.execute(
+            select(tables.lessons).where(
+                tables.lessons.c.id == lesson_id, tables.lessons.c.course_id == course_id
+            )
+        )
+    ).first()
+    if lesson is None:
+        raise NotFound("lesson", lesson_name(course_id, lesson_id))
+    return lesson

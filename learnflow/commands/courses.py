@@ -27,7 +27,9 @@ from learnflow.commands.common import (
     course_name,
     course_payload,
     is_staff,
+    lesson_name,
     load_course,
+    load_lesson,
     parse_ids,
     reload_course,
 )
@@ -37,7 +39,6 @@ from learnflow.errors import (
     FailedPrecondition,
     FieldViolation,
     InvalidArgument,
-    NotFound,
     PermissionDenied,
     Unavailable,
 )
@@ -71,10 +72,6 @@ def slugify(title: str) -> str:
     ascii_title = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode()
     slug = re.sub(r"[^a-z0-9]+", "-", ascii_title.lower()).strip("-")
     return slug[:80].strip("-") or "course"
-
-
-def lesson_name(course_id: uuid.UUID | str, lesson_id: uuid.UUID | str) -> str:
-    return f"courses/{course_id}/lessons/{lesson_id}"
 
 
 # ---------------------------------------------------------------------------- validation
@@ -723,7 +720,7 @@ class CourseCommands(courses_pb2_grpc.CourseServiceServicer):
             course = await load_course(uow.conn, course_id, principal, lock=True)
             require_staff(course, principal)
             require_editable(course)
-            lesson = await _load_lesson(uow.conn, course_id, lesson_id)
+            lesson = await load_lesson(uow.conn, course_id, lesson_id)
             if new_position is not None and new_position != lesson.position:
                 if new_position > course.lesson_count:
                     raise InvalidArgument(
@@ -769,7 +766,7 @@ class CourseCommands(courses_pb2_grpc.CourseServiceServicer):
             course = await load_course(uow.conn, course_id, principal, lock=True)
             require_staff(course, principal)
             require_editable(course)
-            lesson = await _load_lesson(uow.conn, course_id, lesson_id)
+            lesson = await load_lesson(uow.conn, course_id, lesson_id)
             if course.state == "published" and course.lesson_count <= 1:
                 raise FailedPrecondition(
                     "LESSONS",
@@ -811,19 +808,6 @@ class CourseCommands(courses_pb2_grpc.CourseServiceServicer):
         return await self.db.run_command(
             request, request.request_id, courses_pb2.DeleteLessonResponse, remove
         )
-
-
-async def _load_lesson(conn: AsyncConnection, course_id: uuid.UUID, lesson_id: uuid.UUID) -> Any:
-    lesson = (
-        await conn.execute(
-            select(tables.lessons).where(
-                tables.lessons.c.id == lesson_id, tables.lessons.c.course_id == course_id
-            )
-        )
-    ).first()
-    if lesson is None:
-        raise NotFound("lesson", lesson_name(course_id, lesson_id))
-    return lesson
 
 
 async def _move(conn: AsyncConnection, course_id: uuid.UUID, old: int, new: int) -> None:

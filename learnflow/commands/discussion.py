@@ -10,9 +10,15 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from learnflow.commands import tables
-from learnflow.commands.common import caller, is_staff, load_course, parse_ids
-from learnflow.commands.courses import lesson_name
-from learnflow.commands.learning import ENROLLED_STATES, load_lesson
+from learnflow.commands.common import (
+    caller,
+    is_staff,
+    lesson_name,
+    load_course,
+    load_lesson,
+    parse_ids,
+)
+from learnflow.commands.learning import ENROLLED_STATES
 from learnflow.commands.unit_of_work import Database, UnitOfWork
 from learnflow.context import Ctx, Principal
 from learnflow.errors import (

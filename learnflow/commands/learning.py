@@ -23,12 +23,13 @@ from learnflow.commands.common import (
     course_name,
     course_payload,
     iso,
+    lesson_name,
     load_course,
+    load_lesson,
     lock_course_row,
     parse_ids,
     reload_course,
 )
-from learnflow.commands.courses import lesson_name
 from learnflow.commands.unit_of_work import Database, UnitOfWork
 from learnflow.context import Ctx
 from learnflow.errors import (
@@ -88,19 +89,6 @@ async def lock_enrollment(conn: AsyncConnection, course_id: uuid.UUID, user_id: 
             .with_for_update()
         )
     ).first()
-
-
-async def load_lesson(conn: AsyncConnection, course_id: uuid.UUID, lesson_id: uuid.UUID) -> Any:
-    lesson = (
-        await conn.execute(
-            select(tables.lessons).where(
-                tables.lessons.c.id == lesson_id, tables.lessons.c.course_id == course_id
-            )
-        )
-    ).first()
-    if lesson is None:
-        raise NotFound("lesson", lesson_name(course_id, lesson_id))
-    return lesson
 
 
 def require_enrolled(enrollment: Any, course_id: uuid.UUID) -> None:
