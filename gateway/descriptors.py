@@ -68,8 +68,12 @@ class _ReflectionSession:
         return answer
 
     async def close(self) -> None:
+        # Bounded: against a server that went away, half-closing the stream may never finish,
+        # and a shutdown waiting on it would hang.
         try:
-            await self._call.done_writing()
+            await asyncio.wait_for(self._call.done_writing(), timeout=1.0)
+        except (TimeoutError, grpc.aio.AioRpcError):
+            pass
         finally:
             self._call.cancel()
 
