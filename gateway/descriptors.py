@@ -69,10 +69,14 @@ class _ReflectionSession:
 
     async def close(self) -> None:
         # Bounded: against a server that went away, half-closing the stream may never finish,
-        # and a shutdown waiting on it would hang.
+        # and a shutdown waiting on it would hang. `asyncio.timeout`, not `wait_for`: on 3.11
+        # `wait_for` drops a cancellation that arrives as its inner call completes, and this
+        # runs in `finally` blocks that a cancellation passes through. A failing half-close
+        # must not replace the exception (or cancellation) that brought us here either.
         try:
-            await asyncio.wait_for(self._call.done_writing(), timeout=1.0)
-        except (TimeoutError, grpc.aio.AioRpcError):
+            async with asyncio.timeout(1.0):
+                await self._call.done_writing()
+        except Exception:  # best effort: the call is cancelled just below
             pass
         finally:
             self._call.cancel()
@@ -206,9 +210,11 @@ class DescriptorLoader:
         give_up_at = None if deadline is None else loop.time() + deadline
         delay = initial_delay
         while True:
+            raise_if_cancelling()
             try:
                 await self.reload()
             except Exception as exc:  # unreachable backend or an unusable contract: retry
+                raise_if_cancelling()
                 if give_up_at is not None and loop.time() + delay > give_up_at:
                     raise
                 log.warning("backend not ready (%s); retrying in %.1fs", _short(exc), delay)
@@ -221,12 +227,26 @@ class DescriptorLoader:
     async def watch(self, interval: float) -> None:
         """Poll for contract changes forever (run as a background task)."""
         while True:
+            raise_if_cancelling()
             await asyncio.sleep(interval)
             try:
                 await self.reload()
             except Exception as exc:
+                raise_if_cancelling()
                 # Keep serving the last good contract; the backend may be restarting.
                 log.warning("descriptor refresh failed: %s", _short(exc))
+
+
+def raise_if_cancelling() -> None:
+    """Re-raise a cancellation an `except Exception` is about to hide.
+
+    Loops that survive errors must still stop when their task is cancelled, but a cancellation
+    can reach them as another exception (a cleanup in a `finally` that failed) or not at all
+    (3.11's `wait_for` race). The task still counts the request (`Task.cancelling`).
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 def _short(exc: BaseException) -> str:

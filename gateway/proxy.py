@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -113,15 +112,31 @@ class Gateway:
         return self.registry
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_tasks(self._tasks)
         self._tasks.clear()
         if self._channel is not None:
             await self._channel.close(grace=None)
             self._channel = None
+
+
+async def stop_tasks(
+    tasks: list[asyncio.Task[None]], *, patience_s: float = 2.0, attempts: int = 3
+) -> None:
+    """Cancel background tasks and wait for them, never forever: a task that lost one
+    cancellation (see `raise_if_cancelling`) is cancelled again; one that still runs after
+    every attempt is logged and left behind rather than hanging the shutdown."""
+    pending = {task for task in tasks if not task.done()}
+    for _ in range(attempts):
+        if not pending:
+            break
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=patience_s)
+    for task in tasks:
+        if task.done() and not task.cancelled() and task.exception() is not None:
+            log.error("background task %s failed", task.get_name(), exc_info=task.exception())
+    for task in pending:
+        log.error("background task %s ignored cancellation; leaving it", task.get_name())
 
 
 def error_response(err: errors.HttpError, extra: list[tuple[str, str]] | None = None) -> Response:

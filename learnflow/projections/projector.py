@@ -42,6 +42,21 @@ LIMIT %(limit)s
 """
 
 
+def _raise_if_cancelling() -> None:
+    # A cancellation can reach `run` disguised (closing the connection on the way out failed
+    # and replaced it) or be lost (3.11's `wait_for` race); the task still counts it.
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
+async def _pause(stop: asyncio.Event, seconds: float) -> None:
+    """Sleep `seconds` or until `stop` is set."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await stop.wait()
+
+
 def libpq_url(sqlalchemy_url: str) -> str:
     return sqlalchemy_url.replace("postgresql+psycopg://", "postgresql://", 1)
 
@@ -122,8 +137,10 @@ class Projector:
                 await self._run_once(stop)
             except (psycopg.OperationalError, OSError) as exc:
                 self.is_leader = False
+                _raise_if_cancelling()
                 log.warning("projector lost its database connection: %s; retrying", exc)
             except Exception:
+                _raise_if_cancelling()
                 # Anything else (a read-model write refused or timed out, a bad event) must not
                 # end the task for good: the outbox keeps every event, so start over from the
                 # checkpoint after a pause. Giving up the connection gives up the lock, so a
@@ -132,8 +149,7 @@ class Projector:
                 log.exception("projector failed; restarting from its checkpoint")
             else:
                 continue
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=1.0)
+            await _pause(stop, 1.0)
 
     async def _run_once(self, stop: asyncio.Event) -> None:
         async with await psycopg.AsyncConnection.connect(
@@ -144,8 +160,7 @@ class Projector:
                 row = await cur.fetchone()
                 if row and row[0]:
                     break
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=self.poll_s)
+                await _pause(stop, self.poll_s)
             if stop.is_set():
                 return
             self.is_leader = True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import socket
@@ -15,7 +16,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 from gateway.app import create_app
-from gateway.proxy import Gateway
+from gateway.proxy import Gateway, stop_tasks
 from gateway.settings import Settings, SettingsError
 
 ORIGIN = "http://localhost:5173"
@@ -232,3 +233,32 @@ async def test_every_refusal_is_a_status_json_even_outside_the_api(
     assert wrong.headers["content-type"].startswith("application/json")
     assert wrong.json()["code"] == 12
     assert "GET" in wrong.headers["allow"]
+
+
+async def test_stopping_background_tasks_is_bounded(caplog: pytest.LogCaptureFixture) -> None:
+    async def loses_one_cancellation() -> None:
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(60)
+        await asyncio.sleep(60)
+
+    released = asyncio.Event()
+
+    async def ignores_every_cancellation() -> None:
+        while not released.is_set():
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.sleep(60)
+
+    lossy = asyncio.create_task(loses_one_cancellation(), name="lossy")
+    stubborn = asyncio.create_task(ignores_every_cancellation(), name="stubborn")
+    await asyncio.sleep(0)
+    started = asyncio.get_running_loop().time()
+    with caplog.at_level(logging.ERROR, logger="gateway.proxy"):
+        await stop_tasks([lossy, stubborn], patience_s=0.1, attempts=3)
+    assert asyncio.get_running_loop().time() - started < 1.0
+    assert lossy.cancelled()
+    assert not stubborn.done()
+    assert "stubborn ignored cancellation" in caplog.text
+    released.set()
+    stubborn.cancel()
+    await asyncio.wait({stubborn}, timeout=1)
+    assert stubborn.done()
