@@ -12,6 +12,7 @@ import psycopg
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
+from learnflow.projections.projector import head, libpq_url
 from learnflow.projections.store import Document, ReadStore
 from learnflow.server import Backend
 from learnflow.settings import Settings
@@ -78,17 +79,12 @@ def strip_ids(docs: list[Document]) -> list[Document]:
 
 async def settle(postgres_url: str, store: ReadStore, timeout_s: float = 10.0) -> str:
     """Waits until the read models include every committed event; returns that token."""
-    url = postgres_url.replace("postgresql+psycopg://", "postgresql://", 1)
-    async with await psycopg.AsyncConnection.connect(url) as conn:
-        cur = await conn.execute(
-            "SELECT txid::text, position FROM events ORDER BY txid DESC, position DESC LIMIT 1"
-        )
-        row = await cur.fetchone()
-    if row is None:
+    async with await psycopg.AsyncConnection.connect(libpq_url(postgres_url)) as conn:
+        last = await head(conn)
+    if last is None:
         return ""
-    token = f"{row[0]}.{row[1]}"
-    await store.wait_for(token, timeout_s)
-    return token
+    await store.wait_for(last.token(), timeout_s)
+    return last.token()
 
 
 @asynccontextmanager

@@ -11,8 +11,8 @@ from typing import Any
 
 import psycopg
 
-from learnflow.projections.projector import Projector, libpq_url
-from learnflow.projections.store import ZERO, ReadStore
+from learnflow.projections.projector import Projector, fetch_events, head, libpq_url
+from learnflow.projections.store import ZERO, EventKey, ReadStore
 from learnflow.server import Backend, all_projections
 from learnflow.settings import Settings
 from tests.read_support import projector_stopped, settle, snapshot
@@ -70,6 +70,32 @@ async def test_an_event_committed_after_a_later_one_is_still_projected(
     db = await backend.store.wait_for(late, 10)
     assert await db["users"].find_one({"_id": early_id}) is not None
     assert await db["users"].find_one({"_id": late_id}) is not None
+
+
+async def test_commit_order_is_numeric_across_digit_boundaries(postgres_url: str) -> None:
+    """Transaction ids of a young cluster cross 999 -> 1000 during a run: read as text they
+    would sort "999" last (the test helper that waited for the read model once did, and
+    returned before the projector had caught up). Reads a private temporary `events` table,
+    which the session's search path finds before the real one."""
+    txids = [8, 9, 10, 11, 99, 100, 101, 999, 1000, 1001]
+    async with await psycopg.AsyncConnection.connect(
+        libpq_url(postgres_url), autocommit=True
+    ) as conn:
+        await conn.execute("CREATE TEMP TABLE events (LIKE public.events INCLUDING DEFAULTS)")
+        # Positions run against the transaction ids: the transaction id decides first.
+        for offset, txid in enumerate(reversed(txids)):
+            await conn.execute(
+                "INSERT INTO events (txid, position, event_type, aggregate_type, aggregate_id,"
+                " payload) VALUES (%s::text::xid8, %s, 'probe', 'probe', 'p', '{}')",
+                (str(txid), offset + 1),
+            )
+        seen: list[EventKey] = []
+        after = ZERO
+        while page := await fetch_events(conn, after, 3):
+            seen += [event.key for event in page]
+            after = page[-1].key
+        assert [key.txid for key in seen] == txids
+        assert await head(conn) == EventKey(1001, 1)
 
 
 async def test_a_standby_projector_takes_over_when_the_leader_dies(

@@ -31,14 +31,23 @@ ADVISORY_LOCK_KEY = 0x1EA2F10  # "learnflow projector"
 REBUILD_FETCH = 5000
 REBUILD_FLUSH_DOCS = 100_000
 
+# ORDER BY names the table's columns explicitly: a bare `txid` would mean the output column
+# (`txid::text::bigint`), which sorts right but cannot use the (txid, position) index, and an
+# output column read as text would sort "999" after "1000".
 FETCH_SQL = """
 SELECT txid::text::bigint, position, event_type, aggregate_type, aggregate_id,
        schema_version, payload, occurred_at
 FROM events
 WHERE (txid, position) > (%(txid)s::text::xid8, %(position)s)
   AND txid < pg_snapshot_xmin(pg_current_snapshot())
-ORDER BY txid, position
+ORDER BY events.txid, events.position
 LIMIT %(limit)s
+"""
+
+HEAD_SQL = """
+SELECT txid::text::bigint, position FROM events
+ORDER BY events.txid DESC, events.position DESC
+LIMIT 1
 """
 
 
@@ -71,6 +80,14 @@ async def fetch_events(
         Event(EventKey(int(r[0]), int(r[1])), r[2], r[3], r[4], r[5], r[6], r[7])
         for r in await cur.fetchall()
     ]
+
+
+async def head(conn: psycopg.AsyncConnection[Any]) -> EventKey | None:
+    """The commit-order key of the last event written (committed or not yet final), if any:
+    a read model whose checkpoint reaches it has applied everything."""
+    cur = await conn.execute(HEAD_SQL)
+    row = await cur.fetchone()
+    return EventKey(int(row[0]), int(row[1])) if row else None
 
 
 class Projector:
