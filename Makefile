@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := .venv/bin
 export PATH := $(CURDIR)/.state/bin:$(CURDIR)/node_modules/.bin:$(CURDIR)/.venv/bin:$(PATH)
 
-.PHONY: bootstrap up down run test quarantined check lint format typecheck proto proto-deps proto-check \
+.PHONY: bootstrap up down run test check lint format typecheck proto proto-deps proto-check \
         buflint breaking pytest
 
 bootstrap:
@@ -50,9 +50,6 @@ typecheck: bootstrap
 
 pytest: up
 	$(VENV)/pytest
-
-quarantined: up
-	$(VENV)/pytest -m quarantined
 
 ## The two commands of the README
 check: lint typecheck buflint breaking proto-check

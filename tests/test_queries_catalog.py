@@ -42,11 +42,6 @@ async def listed(who: Caller | None, channel: grpc.aio.Channel, **query: object)
             return ids
 
 
-# Quarantined with tests/test_projection_integrity.py: in full-suite runs from a fresh clone
-# (fresh services) these failed 3 runs in 3 — after `settle`, the catalog lacked a course or a
-# lesson whose events were below the checkpoint — while they pass alone, in this file, and in
-# every full run against long-running services. Cause not found yet (see the closing note).
-@pytest.mark.quarantined
 async def test_published_courses_are_listed_newest_first_with_denormalised_fields(
     channel: grpc.aio.Channel,
     instructor: Caller,
@@ -75,11 +70,6 @@ async def test_published_courses_are_listed_newest_first_with_denormalised_field
     assert reply.next_page_token == ""
 
 
-# Quarantined with tests/test_projection_integrity.py: in full-suite runs from a fresh clone
-# (fresh services) these failed 3 runs in 3 — after `settle`, the catalog lacked a course or a
-# lesson whose events were below the checkpoint — while they pass alone, in this file, and in
-# every full run against long-running services. Cause not found yet (see the closing note).
-@pytest.mark.quarantined
 async def test_filters_by_tag_level_and_title_search(
     channel: grpc.aio.Channel, instructor: Caller, backend: Backend, postgres_url: str
 ) -> None:
@@ -104,11 +94,6 @@ async def test_filters_by_tag_level_and_title_search(
     assert await listed(None, channel, tag=label, q="unrelated") == [other.id]
 
 
-# Quarantined with tests/test_projection_integrity.py: in full-suite runs from a fresh clone
-# (fresh services) these failed 3 runs in 3 — after `settle`, the catalog lacked a course or a
-# lesson whose events were below the checkpoint — while they pass alone, in this file, and in
-# every full run against long-running services. Cause not found yet (see the closing note).
-@pytest.mark.quarantined
 async def test_pages_are_stable_while_courses_are_published_concurrently(
     channel: grpc.aio.Channel, instructor: Caller, backend: Backend, postgres_url: str
 ) -> None:
@@ -238,11 +223,6 @@ async def test_course_outline_and_lesson_neighbours_follow_edits(
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
 
 
-# Quarantined with tests/test_projection_integrity.py: in full-suite runs from a fresh clone
-# (fresh services) these failed 3 runs in 3 — after `settle`, the catalog lacked a course or a
-# lesson whose events were below the checkpoint — while they pass alone, in this file, and in
-# every full run against long-running services. Cause not found yet (see the closing note).
-@pytest.mark.quarantined
 async def test_lessons_for_enrolled_users_and_staff_quiz_answers_for_staff_only(
     channel: grpc.aio.Channel,
     instructor: Caller,
