@@ -1,4 +1,5 @@
-"""The `learnflow` command: clear one-line failures instead of tracebacks."""
+"""The `learnflow` command: clear one-line failures instead of tracebacks, and the
+projection rebuild run from another process."""
 
 from __future__ import annotations
 
@@ -11,7 +12,11 @@ from pathlib import Path
 import grpc
 
 from learnflow.server import Backend
+from learnflow.settings import Settings
+from learnflow.v1 import learning_pb2
+from tests.commands_support import enroll, published_course
 from tests.conftest import MONGO_URL
+from tests.read_support import progress, settle, snapshot
 from tests.support import PASSWORD, Caller
 
 REPO = Path(__file__).resolve().parent.parent
@@ -74,3 +79,42 @@ async def test_the_readme_typed_client_works(backend: Backend) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f"Typed Client {caller.user.email}"
+
+
+async def test_projections_rebuild_switches_a_running_server_to_the_new_generation(
+    backend: Backend, settings: Settings, instructor: Caller, caller: Caller, postgres_url: str
+) -> None:
+    """`learnflow projections rebuild` from another process while the server projects live:
+    the new generation becomes active, holds what the old one held, and the server's projector
+    carries on in it (a write made afterwards is readable with its consistency token)."""
+    before_course, _ = await published_course(instructor)
+    await enroll(caller, before_course.id)
+    await settle(postgres_url, backend.store)
+    before = await backend.store.active_generation()
+    old = await snapshot(backend.store.database(before))
+
+    result = await asyncio.to_thread(
+        run_cli,
+        "projections",
+        "rebuild",
+        LEARNFLOW_ENV="test",
+        LEARNFLOW_POSTGRES_URL=settings.postgres_url,
+        LEARNFLOW_MONGO_URL=settings.mongo_url,
+        LEARNFLOW_MONGO_DATABASE=settings.mongo_database,
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"rebuilt read models generation {before + 1}:" in result.stdout
+    assert "now active" in result.stdout
+    assert await backend.store.active_generation() == before + 1
+    rebuilt = await snapshot(backend.store.database(before + 1))
+    assert rebuilt == old  # nothing was written meanwhile
+
+    after_course, _ = await published_course(instructor)
+    token = (await enroll(caller, after_course.id)).consistency_token
+    reply = await progress(caller.channel).ListMyEnrollments(
+        learning_pb2.ListMyEnrollmentsRequest(page_size=100), metadata=caller.metadata(token)
+    )
+    assert {before_course.id, after_course.id} <= {p.course_id for p in reply.enrollments}
+    db = await backend.store.active(max_age_s=0)
+    assert db.name == backend.store.database(before + 1).name
+    assert await db["courses"].find_one({"_id": after_course.id}) is not None
