@@ -13,7 +13,7 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from learnflow.projections.projector import head, libpq_url
-from learnflow.projections.store import Document, ReadStore
+from learnflow.projections.store import EPOCH_FIELD, Document, ReadStore
 from learnflow.server import Backend
 from learnflow.settings import Settings
 from learnflow.v1 import (
@@ -117,11 +117,13 @@ def _is_run(task: asyncio.Task[None]) -> bool:
 
 
 async def snapshot(db: AsyncDatabase[Document]) -> dict[str, list[Document]]:
-    """Every read-model document by collection (checkpoints aside), sorted by _id."""
+    """Every read-model document by collection, sorted by _id, without the projector's
+    bookkeeping (checkpoints, and the epoch of the leader that wrote each document, which
+    a rebuild does not set)."""
     out: dict[str, list[Document]] = {}
     for name in sorted(await db.list_collection_names()):
         if name == "checkpoints":
             continue
-        docs = await db[name].find({}).to_list()
+        docs = await db[name].find({}, {EPOCH_FIELD: 0}).to_list()
         out[name] = sorted(docs, key=lambda d: str(d["_id"]))
     return out

@@ -10,9 +10,11 @@ import uuid
 from typing import Any
 
 import psycopg
+import pytest
 
+from learnflow.projections.base import Batch
 from learnflow.projections.projector import Projector, fetch_events, head, libpq_url
-from learnflow.projections.store import ZERO, EventKey, ReadStore
+from learnflow.projections.store import ZERO, Deposed, EventKey, ReadStore
 from learnflow.server import Backend, all_projections
 from learnflow.settings import Settings
 from tests.read_support import projector_stopped, settle, snapshot
@@ -162,3 +164,55 @@ async def test_rebuild_produces_the_same_documents_as_live_projection(
     assert rebuilt.keys() == live.keys()
     for name in live:
         assert rebuilt[name] == live[name], name
+
+
+async def test_a_deposed_leader_cannot_overwrite_its_successors_documents(
+    backend: Backend,
+) -> None:
+    """Leader 1 lost its lock mid-batch but still writes (its PostgreSQL session died, MongoDB
+    answers). Whatever leader 2 wrote stays: the late writes are refused and stop leader 1."""
+    client = backend.store.client
+    db = client[f"lftest_fence_{uuid.uuid4().hex[:8]}"]
+    try:
+        first, second = await backend.store.next_epoch(), await backend.store.next_epoch()
+        assert second > first
+        await db["courses"].insert_one({"_id": "known", "title": "v1", "v": 1, "e": first})
+        # Leader 1 read both documents (one not yet there) before leader 2 took over.
+        updating, inserting = Batch(db, epoch=first), Batch(db, epoch=first)
+        known = await updating.get("courses", "known")
+        assert known is not None
+        assert await inserting.get("courses", "fresh") is None
+
+        successor = Batch(db, epoch=second)
+        newer = await successor.get("courses", "known")
+        assert newer is not None
+        successor.put("courses", {**newer, "title": "v9", "v": 9})
+        successor.put("courses", {"_id": "fresh", "title": "v9", "v": 9})
+        await successor.flush()
+        await ReadStore.save_checkpoint(db, EventKey(9, 9), second)
+
+        # Leader 1's late writes, both of state older than what is stored, are refused.
+        updating.put("courses", {**known, "title": "v5", "v": 5})
+        with pytest.raises(Deposed):
+            await updating.flush()
+        inserting.put("courses", {"_id": "fresh", "title": "v5", "v": 5})
+        with pytest.raises(Deposed):
+            await inserting.flush()
+        with pytest.raises(Deposed):
+            await ReadStore.save_checkpoint(db, EventKey(5, 5), first)
+
+        stored = {d["_id"]: (d["title"], d["e"]) async for d in db["courses"].find({})}
+        assert stored == {"known": ("v9", second), "fresh": ("v9", second)}
+        assert await ReadStore.checkpoint(db) == EventKey(9, 9)
+
+        # A later leader (or the same one again) still writes over them.
+        third = await backend.store.next_epoch()
+        latest = Batch(db, epoch=third)
+        doc = await latest.get("courses", "known")
+        assert doc is not None
+        latest.put("courses", {**doc, "title": "v10", "v": 10})
+        await latest.flush()
+        await ReadStore.save_checkpoint(db, EventKey(10, 10), third)
+        assert (await db["courses"].find_one({"_id": "known"}) or {})["title"] == "v10"
+    finally:
+        await client.drop_database(db.name)

@@ -16,9 +16,12 @@ taken at a transaction's first write and may not (an enrollment counted 9 applie
 counted 10). A document fed by two aggregates keeps one such version per aggregate
 (`v_course` next to `v` in progress documents).
 
-Known limit: a projector that lost its lock finishes its current batch before it notices
-(its next PostgreSQL round trip fails); its writes are replaces of state no older than the
-checkpoint its successor starts from, and the successor rewrites every document it touches.
+Fencing: a projector that lost its lock (its PostgreSQL session died) only notices at its next
+round trip, and a write it had in flight may land late. Each leader therefore takes an epoch
+(`ReadStore.next_epoch`) and stamps it on the documents it writes; replacing a document a later
+epoch wrote is refused and ends the deposed projector's batch (`Deposed`), so it can never
+overwrite its successor's newer state. A late write that lands before the successor touches the
+document is harmless: it holds the state after events the successor will replay onto it.
 """
 
 from __future__ import annotations
@@ -32,7 +35,13 @@ from pymongo import InsertOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
-from learnflow.projections.store import Document, EventKey
+from learnflow.projections.store import (
+    EPOCH_FIELD,
+    Deposed,
+    Document,
+    EventKey,
+    written_by_epoch_at_most,
+)
 
 DUPLICATE_KEY = 11000
 
@@ -82,9 +91,11 @@ class Batch:
         db: AsyncDatabase[Document],
         persistent: bool = False,
         max_cached: int = 500_000,
+        epoch: int | None = None,
     ) -> None:
         self.db = db
         self.persistent = persistent
+        self.epoch = epoch  # the writing leader's (see the module docstring); None in a rebuild
         self.max_cached = max_cached
         self.complete = persistent  # every existing document is in the cache
         self._docs: dict[tuple[str, str], Document | None] = {}
@@ -172,6 +183,9 @@ class Batch:
         self, collection: str, docs: list[tuple[str, Document]], appends: list[Document]
     ) -> None:
         coll = self.db[collection]
+        if self.epoch is not None:
+            for _, doc in docs:
+                doc[EPOCH_FIELD] = self.epoch
         new = [doc for doc_id, doc in docs if (collection, doc_id) not in self._existed]
         old = [doc for doc_id, doc in docs if (collection, doc_id) in self._existed]
         # A new document may exist after all if a previous run wrote it and crashed before
@@ -179,7 +193,12 @@ class Batch:
         old += await _insert_ignoring_duplicates(self.db, collection, new)
         # One by one: FerretDB 1.24/SQLite hangs on bulk replaces (bulk inserts are fine).
         for doc in old:
-            await coll.replace_one({"_id": doc["_id"]}, doc)
+            query: Document = {"_id": doc["_id"]}
+            if self.epoch is not None:
+                query.update(written_by_epoch_at_most(self.epoch))
+            result = await coll.replace_one(query, doc)
+            if result.matched_count == 0 and self.epoch is not None:
+                raise Deposed(self.epoch)
         await _insert_ignoring_duplicates(self.db, collection, appends)
 
 

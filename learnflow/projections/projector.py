@@ -23,7 +23,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from learnflow.commands.unit_of_work import EVENTS_CHANNEL
 from learnflow.projections.base import Batch, Event, Projection
-from learnflow.projections.store import Document, EventKey, ReadStore
+from learnflow.projections.store import Deposed, Document, EventKey, ReadStore
 
 log = logging.getLogger("learnflow.projector")
 
@@ -105,6 +105,7 @@ class Projector:
         self.poll_s = poll_s
         self.batch_size = batch_size
         self.is_leader = False
+        self.epoch: int | None = None  # while leader (see `ReadStore.next_epoch`)
         self.applied = 0
 
     async def apply_batch(
@@ -113,12 +114,12 @@ class Projector:
         """Apply `events` to `db`, write the documents they touched, then the checkpoint."""
         if not events:
             return
-        batch = batch or Batch(db)
+        batch = batch or Batch(db, epoch=self.epoch)
         for event in events:
             for projection in self.projections:
                 await projection.apply(batch, event)
         await batch.flush()
-        await self.store.save_checkpoint(db, events[-1].key)
+        await self.store.save_checkpoint(db, events[-1].key, batch.epoch)
         self.applied += len(events)
         self.store.notify_changed()
 
@@ -156,6 +157,10 @@ class Projector:
                 self.is_leader = False
                 _raise_if_cancelling()
                 log.warning("projector lost its database connection: %s; retrying", exc)
+            except Deposed as exc:
+                self.is_leader = False
+                _raise_if_cancelling()
+                log.warning("%s; standing by", exc)
             except Exception:
                 _raise_if_cancelling()
                 # Anything else (a read-model write refused or timed out, a bad event) must not
@@ -180,8 +185,9 @@ class Projector:
                 await _pause(stop, self.poll_s)
             if stop.is_set():
                 return
+            self.epoch = await self.store.next_epoch()
             self.is_leader = True
-            log.info("projector is active")
+            log.info("projector is active", extra={"epoch": self.epoch})
             await conn.execute(f"LISTEN {EVENTS_CHANNEL}")
             db = await self.store.active(max_age_s=0)
             await self.ensure_indexes(db)

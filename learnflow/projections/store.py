@@ -13,8 +13,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
 
 from learnflow.errors import FieldViolation, InvalidArgument, Unavailable
 
@@ -43,6 +44,21 @@ class EventKey:
 
 
 ZERO = EventKey(0, 0)
+
+EPOCH_FIELD = "e"  # the leader epoch that last wrote a document (absent: written by a rebuild)
+
+
+class Deposed(Exception):
+    """A later projector has written here: this one lost its lock and must stop writing."""
+
+    def __init__(self, epoch: int | None) -> None:
+        super().__init__(f"projector epoch {epoch} was superseded by a later leader")
+        self.epoch = epoch
+
+
+def written_by_epoch_at_most(epoch: int) -> Document:
+    """Filter: the document was last written by `epoch` or an earlier one (or by a rebuild)."""
+    return {EPOCH_FIELD: {"$not": {"$gt": epoch}}}
 
 
 class ReadStore:
@@ -90,13 +106,35 @@ class ReadStore:
         return EventKey(int(doc["txid"]), int(doc["position"])) if doc else ZERO
 
     @staticmethod
-    async def save_checkpoint(db: AsyncDatabase[Document], key: EventKey) -> None:
+    async def save_checkpoint(
+        db: AsyncDatabase[Document], key: EventKey, epoch: int | None = None
+    ) -> None:
+        """Moves the checkpoint of `db`; with an `epoch` (see `next_epoch`), only if no later
+        leader has written it, else `Deposed`."""
         # Stored as int64: xid8 values fit, and MongoDB and FerretDB both compare them.
-        await db["checkpoints"].update_one(
-            {"_id": "projector"},
-            {"$set": {"txid": key.txid, "position": key.position, "at": time.time()}},
+        fields: Document = {"txid": key.txid, "position": key.position, "at": time.time()}
+        query: Document = {"_id": "projector"}
+        if epoch is not None:
+            fields[EPOCH_FIELD] = epoch
+            query.update(written_by_epoch_at_most(epoch))
+        try:
+            await db["checkpoints"].update_one(query, {"$set": fields}, upsert=True)
+        except DuplicateKeyError:  # the upsert found the checkpoint, but a later leader's
+            raise Deposed(epoch) from None
+
+    async def next_epoch(self) -> int:
+        """A number greater than every earlier leader's, taken by a projector as it becomes
+        the leader (the advisory lock serialises that). Documents it writes carry it, and a
+        write over a document of a later epoch is refused: the fencing token that keeps a
+        leader which lost its lock mid-batch from overwriting its successor's newer state."""
+        doc = await self.meta.find_one_and_update(
+            {"_id": "epoch"},
+            {"$inc": {"epoch": 1}},
             upsert=True,
+            return_document=ReturnDocument.AFTER,
         )
+        assert doc is not None
+        return int(doc["epoch"])
 
     def notify_changed(self) -> None:
         """Called by the projector of this process after each batch it wrote."""
