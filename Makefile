@@ -3,8 +3,8 @@ SHELL := /bin/bash
 VENV := .venv/bin
 export PATH := $(CURDIR)/.state/bin:$(CURDIR)/node_modules/.bin:$(CURDIR)/.venv/bin:$(PATH)
 
-.PHONY: bootstrap up down run test check lint format typecheck proto proto-deps proto-check \
-        buflint breaking pytest
+.PHONY: bootstrap up down run test check lint format typecheck imports proto proto-deps \
+        proto-check buflint breaking pytest unit
 
 bootstrap:
 	@scripts/bootstrap
@@ -37,21 +37,32 @@ breaking: proto-deps
 	@scripts/protos breaking
 
 ## Python
+PY_SOURCES := learnflow gateway tests bench examples
+
 lint: bootstrap
-	$(VENV)/ruff check learnflow gateway tests
-	$(VENV)/ruff format --check learnflow gateway tests
+	$(VENV)/ruff check $(PY_SOURCES)
+	$(VENV)/ruff format --check $(PY_SOURCES)
 
 format: bootstrap
-	$(VENV)/ruff check --fix learnflow gateway tests
-	$(VENV)/ruff format learnflow gateway tests
+	$(VENV)/ruff check --fix $(PY_SOURCES)
+	$(VENV)/ruff format $(PY_SOURCES)
 
 typecheck: bootstrap
 	$(VENV)/mypy
 
+# Layer contracts ([tool.importlinter] in pyproject.toml): a wrong-way import names itself.
+imports: bootstrap
+	$(VENV)/lint-imports --no-cache
+
+# The fast layer: pure functions and projection handlers, no database needed.
+unit: bootstrap
+	$(VENV)/pytest tests/unit -q
+
+# Everything, against the services `make up` starts, with a coverage report.
 pytest: up
-	$(VENV)/pytest
+	$(VENV)/pytest --cov=learnflow --cov=gateway --cov-report=term:skip-covered
 
 ## The two commands of the README
-check: lint typecheck buflint breaking proto-check
+check: lint typecheck imports buflint breaking proto-check
 
 test: check pytest

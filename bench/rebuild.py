@@ -31,9 +31,10 @@ import psycopg
 from pymongo import AsyncMongoClient
 
 from learnflow.migrations import upgrade_to_head
+from learnflow.positions import ZERO
 from learnflow.projections.projector import REBUILD_FETCH, Projector, fetch_events, libpq_url
-from learnflow.projections.store import ZERO, ReadStore
-from learnflow.server import all_projections
+from learnflow.projections.registry import all_projections
+from learnflow.projections.store import ReadStore
 from learnflow.settings import Settings
 
 BENCH_DB = "learnflow_bench_rebuild"

@@ -19,9 +19,9 @@ def _fail(message: str) -> None:
 def check_dependencies(settings: Settings, postgres_url: str = "") -> None:
     """One clear line per unreachable database instead of a traceback."""
     postgres_url = postgres_url or settings.postgres_url
-    from learnflow.commands.unit_of_work import Database
+    from learnflow.dependencies import dependencies_reachable
     from learnflow.projections.store import ReadStore
-    from learnflow.server import dependencies_reachable
+    from learnflow.storage.unit_of_work import Database
 
     async def probe() -> dict[str, str]:
         db = Database.connect(postgres_url, pool_size=1)
@@ -62,6 +62,8 @@ def main(argv: list[str] | None = None) -> None:
     proj = sub.add_parser("projections", help="read-model maintenance")
     proj_sub = proj.add_subparsers(dest="action", required=True)
     proj_sub.add_parser("rebuild", help="replay every event into fresh read models, then switch")
+    proj_sub.add_parser("status", help="checkpoint against the event log, and parked events")
+    proj_sub.add_parser("retry", help="apply the parked events again (after a fix)")
     args = parser.parse_args(argv)
 
     settings = Settings.from_env()
@@ -91,14 +93,39 @@ def main(argv: list[str] | None = None) -> None:
         print(asyncio.run(load_demo_data(settings)))
     elif args.command == "projections":
         check_dependencies(settings)
-        from learnflow.projections.rebuild import rebuild
+        _projections(settings, args.action)
 
-        generation, events, seconds = asyncio.run(rebuild(settings))
+
+def _projections(settings: Settings, action: str) -> None:
+    from learnflow.projections import maintenance
+
+    if action == "rebuild":
+        generation, events, seconds = asyncio.run(maintenance.rebuild(settings))
         rate = events / seconds if seconds else 0.0
         print(
             f"rebuilt read models generation {generation}: {events} events in {seconds:.2f}s "
             f"({rate:.0f} events/s); now active"
         )
+    elif action == "status":
+        state = asyncio.run(maintenance.status(settings))
+        behind = "caught up" if state.checkpoint >= state.head else "behind"
+        print(
+            f"generation {state.generation}: checkpoint {state.checkpoint.token()}, "
+            f"event log head {state.head.token()} ({behind}); {len(state.parked)} parked"
+        )
+        for record in state.parked:
+            print(
+                f"  parked {record['_id']} {record['event_type']} "
+                f"{record['aggregate_type']}/{record['aggregate_id']} "
+                f"attempts={record.get('attempts', 0)}: {record['error']}"
+            )
+        if state.parked:
+            raise SystemExit(2)  # scripts and probes can tell a degraded read side
+    elif action == "retry":
+        applied, left = asyncio.run(maintenance.retry(settings))
+        print(f"re-applied {applied} parked event(s); {left} still parked")
+        if left:
+            raise SystemExit(2)
 
 
 if __name__ == "__main__":

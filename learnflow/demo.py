@@ -11,15 +11,15 @@ import uuid
 
 from sqlalchemy import func, select
 
-from learnflow.commands import tables
 from learnflow.commands.identity import IdentityCommands
-from learnflow.commands.unit_of_work import Database
 from learnflow.context import CallContext, Principal, reset_call, set_call
 from learnflow.errors import AlreadyExists
 from learnflow.security.passwords import PasswordHasher
 from learnflow.security.rate_limits import RateLimiter
 from learnflow.security.tokens import TokenService, load_keys
 from learnflow.settings import Settings
+from learnflow.storage import tables
+from learnflow.storage.unit_of_work import Database
 from learnflow.v1 import access_pb2, identity_pb2
 
 ACCOUNTS = [

@@ -12,10 +12,10 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from learnflow.commands import tables
 from learnflow.commands.courses import CourseCommands
-from learnflow.commands.unit_of_work import Database
 from learnflow.context import CallContext, Principal, reset_call, set_call
+from learnflow.storage import tables
+from learnflow.storage.unit_of_work import Database
 from learnflow.v1 import courses_pb2
 
 C = courses_pb2

@@ -1,13 +1,18 @@
 """The event catalogue: every domain event the command side appends to the outbox and the
-projections consume. Payloads are JSON (schema_version 1) and *state-carrying*: they hold the
-resulting state of what changed, so a projection can `$set` it and replaying is idempotent.
+projections consume, each a named `EventType` constant with its typed payload. Commands emit
+them (`UnitOfWork.emit(COURSE_CREATED, id, payload)`, checked by mypy against the payload
+type) and projections subscribe to them (`@on(COURSE_CREATED, ...)`); nowhere else is an event
+name written.
 
-Timestamps are ISO-8601 strings with offset; ids are UUID strings.
+Payloads are JSON (`SCHEMA_VERSION`, stored with every event) and *state-carrying*: they hold
+the resulting state of what changed, so a projection can `$set` it and replaying is
+idempotent. Timestamps are ISO-8601 strings with offset; ids are UUID strings.
 """
 
 from __future__ import annotations
 
-from typing import TypedDict
+from dataclasses import dataclass
+from typing import Generic, TypedDict, TypeVar
 
 SCHEMA_VERSION = 1
 
@@ -147,3 +152,59 @@ class CommentPayload(TypedDict):
     deleted: bool
     created_at: str
     updated_at: str
+
+
+PayloadT = TypeVar("PayloadT")
+
+
+@dataclass(frozen=True)
+class EventType(Generic[PayloadT]):
+    """One kind of event: its name in the outbox, the aggregate it belongs to, and (as the type
+    parameter) the payload it carries."""
+
+    name: str
+    aggregate_type: str
+
+    def __str__(self) -> str:
+        return self.name
+
+
+USER_REGISTERED: EventType[UserPayload] = EventType("user.registered", "user")
+USER_ROLE_CHANGED: EventType[UserPayload] = EventType("user.role_changed", "user")
+USER_DISABLED: EventType[UserPayload] = EventType("user.disabled", "user")
+USER_ENABLED: EventType[UserPayload] = EventType("user.enabled", "user")
+SESSION_CREATED: EventType[SessionPayload] = EventType("session.created", "user")
+SESSION_REFRESHED: EventType[SessionPayload] = EventType("session.refreshed", "user")
+SESSION_REVOKED: EventType[SessionPayload] = EventType("session.revoked", "user")
+SESSION_FAMILY_REVOKED: EventType[SessionPayload] = EventType("session.family_revoked", "user")
+AUDIT_RECORDED: EventType[AuditPayload] = EventType("audit.recorded", "audit")
+COURSE_CREATED: EventType[CoursePayload] = EventType("course.created", "course")
+COURSE_UPDATED: EventType[CoursePayload] = EventType("course.updated", "course")
+COURSE_PUBLISHED: EventType[CoursePayload] = EventType("course.published", "course")
+COURSE_ARCHIVED: EventType[CoursePayload] = EventType("course.archived", "course")
+COURSE_COUNTS_CHANGED: EventType[CoursePayload] = EventType("course.counts_changed", "course")
+LESSON_CREATED: EventType[LessonPayload] = EventType("lesson.created", "lesson")
+LESSON_UPDATED: EventType[LessonPayload] = EventType("lesson.updated", "lesson")
+LESSON_DELETED: EventType[LessonDeletedPayload] = EventType("lesson.deleted", "lesson")
+ENROLLMENT_ACTIVATED: EventType[EnrollmentPayload] = EventType("enrollment.activated", "enrollment")
+ENROLLMENT_WITHDRAWN: EventType[EnrollmentPayload] = EventType("enrollment.withdrawn", "enrollment")
+ENROLLMENT_COMPLETED: EventType[EnrollmentPayload] = EventType("enrollment.completed", "enrollment")
+LESSON_COMPLETED: EventType[LessonCompletedPayload] = EventType(
+    "progress.lesson_completed", "enrollment"
+)
+QUIZ_ATTEMPTED: EventType[QuizAttemptedPayload] = EventType("progress.quiz_attempted", "enrollment")
+COMMENT_CREATED: EventType[CommentPayload] = EventType("comment.created", "comment")
+COMMENT_UPDATED: EventType[CommentPayload] = EventType("comment.updated", "comment")
+COMMENT_DELETED: EventType[CommentPayload] = EventType("comment.deleted", "comment")
+
+# Every event that carries a course's state (the catalog and progress both follow them).
+COURSE_EVENTS = (
+    COURSE_CREATED,
+    COURSE_UPDATED,
+    COURSE_PUBLISHED,
+    COURSE_ARCHIVED,
+    COURSE_COUNTS_CHANGED,
+)
+USER_EVENTS = (USER_REGISTERED, USER_ROLE_CHANGED, USER_DISABLED, USER_ENABLED)
+ENROLLMENT_EVENTS = (ENROLLMENT_ACTIVATED, ENROLLMENT_WITHDRAWN, ENROLLMENT_COMPLETED)
+COMMENT_EVENTS = (COMMENT_CREATED, COMMENT_UPDATED, COMMENT_DELETED)

@@ -1,8 +1,8 @@
 """Composition root: wires settings, adapters and handlers into one grpc.aio server.
 
-`python -m learnflow.server` (or `learnflow serve`) runs it: the API services, server
-reflection, the standard health service (NOT_SERVING while PostgreSQL or MongoDB is
-unreachable) and, unless disabled, a projector that stands by for the advisory lock.
+`learnflow serve` (`learnflow.cli`, the only importer of this module) runs it: the API
+services, server reflection, the standard health service (NOT_SERVING while PostgreSQL or
+MongoDB is unreachable) and, unless disabled, a projector that stands by for the advisory lock.
 SIGTERM/SIGINT stop accepting calls, drain in-flight ones, then exit.
 """
 
@@ -13,24 +13,20 @@ import contextlib
 import logging
 import signal
 from dataclasses import dataclass, field
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
-from sqlalchemy import text
 
 from learnflow.commands.courses import CourseCommands
 from learnflow.commands.discussion import DiscussionCommands
 from learnflow.commands.identity import IdentityCommands
 from learnflow.commands.learning import LearningCommands
-from learnflow.commands.unit_of_work import Database
-from learnflow.projections.accounts import AuditTrail, UserProfiles
-from learnflow.projections.base import Projection
-from learnflow.projections.catalog import Catalog
-from learnflow.projections.discussion import Discussion
-from learnflow.projections.learning import Progress
+from learnflow.dependencies import dependencies_reachable, parked_events
 from learnflow.projections.projector import Projector
+from learnflow.projections.registry import all_projections
 from learnflow.projections.store import ReadStore
 from learnflow.queries.audit import AuditQueries
 from learnflow.queries.catalog import CatalogQueries
@@ -45,6 +41,7 @@ from learnflow.security.passwords import PasswordHasher
 from learnflow.security.rate_limits import RateLimiter
 from learnflow.security.tokens import TokenService, load_keys
 from learnflow.settings import Settings
+from learnflow.storage.unit_of_work import Database
 from learnflow.v1 import (
     audit_pb2_grpc,
     courses_pb2_grpc,
@@ -55,10 +52,21 @@ from learnflow.v1 import (
 
 log = logging.getLogger("learnflow.server")
 
+# Health of the read side on its own: NOT_SERVING while events are parked (reads still work,
+# but some read models miss what those events changed); the count rides in the trailers.
+READ_SIDE_HEALTH = "learnflow.ReadModels"
+PARKED_EVENTS_TRAILER = "x-parked-events"
 
-def all_projections() -> list[Projection]:
-    # Order matters within one event: Catalog writes the course before Progress reads it.
-    return [UserProfiles(), AuditTrail(), Catalog(), Progress(), Discussion()]
+
+class Health(HealthServicer):  # type: ignore[misc]  # grpc_health ships no types
+    """The standard health service, plus the parked-event count on `READ_SIDE_HEALTH`."""
+
+    parked = 0
+
+    async def Check(self, request: Any, context: Any) -> Any:
+        if request.service == READ_SIDE_HEALTH:
+            context.set_trailing_metadata(((PARKED_EVENTS_TRAILER, str(self.parked)),))
+        return await super().Check(request, context)
 
 
 @dataclass
@@ -70,7 +78,7 @@ class Backend:
     store: ReadStore
     tokens: TokenService
     server: grpc.aio.Server
-    health: HealthServicer
+    health: Health
     projector: Projector
     port: int
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -127,7 +135,7 @@ async def build(settings: Settings, run_projector: bool = True) -> Backend:
     )
     audit_pb2_grpc.add_AuditServiceServicer_to_server(AuditQueries(read_models), server)
 
-    health = HealthServicer()
+    health = Health()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     names = [s.full_name for s in api_services()]
     reflection.enable_server_reflection(
@@ -149,27 +157,6 @@ async def build(settings: Settings, run_projector: bool = True) -> Backend:
     return backend
 
 
-async def dependencies_reachable(db: Database, store: ReadStore) -> dict[str, str]:
-    """Problems by dependency name; empty when both answer."""
-    problems: dict[str, str] = {}
-    try:
-        async with asyncio.timeout(3):
-            async with db.engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
-    except Exception as exc:
-        problems["postgres"] = (
-            f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-        )
-    try:
-        async with asyncio.timeout(3):
-            await store.client.admin.command("ping")
-    except Exception as exc:
-        problems["mongodb"] = (
-            f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-        )
-    return problems
-
-
 async def _watch_dependencies(backend: Backend, services: list[str]) -> None:
     serving = health_pb2.HealthCheckResponse.SERVING
     not_serving = health_pb2.HealthCheckResponse.NOT_SERVING
@@ -179,6 +166,8 @@ async def _watch_dependencies(backend: Backend, services: list[str]) -> None:
         status = not_serving if problems else serving
         for name in ["", *services]:
             await backend.health.set(name, status)
+        if "mongodb" not in problems:
+            await _report_parked(backend)
         if problems != last:
             if problems:
                 log.error(
@@ -189,6 +178,25 @@ async def _watch_dependencies(backend: Backend, services: list[str]) -> None:
             last = problems
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(backend.stop.wait(), timeout=2.0)
+
+
+async def _report_parked(backend: Backend) -> None:
+    try:
+        parked = await parked_events(backend.store)
+    except Exception as exc:  # the next round tries again; health already tracks reachability
+        log.warning("cannot count parked events: %s", type(exc).__name__)
+        return
+    if parked != backend.health.parked:
+        if parked:
+            log.error(
+                "read side degraded: %d parked event(s); see `learnflow projections status`", parked
+            )
+        else:
+            log.info("read side: no parked events")
+    backend.health.parked = parked
+    serving = health_pb2.HealthCheckResponse.SERVING
+    not_serving = health_pb2.HealthCheckResponse.NOT_SERVING
+    await backend.health.set(READ_SIDE_HEALTH, not_serving if parked else serving)
 
 
 async def serve(settings: Settings) -> None:
@@ -202,13 +210,3 @@ async def serve(settings: Settings) -> None:
     log.info("shutting down: draining in-flight calls")
     await backend.close(grace_s=10.0)
     log.info("stopped")
-
-
-def main() -> None:
-    from learnflow.cli import main as cli_main
-
-    cli_main(["serve"])
-
-
-if __name__ == "__main__":
-    main()

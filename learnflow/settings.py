@@ -3,30 +3,30 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any, get_type_hints
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-def _env(name: str, default: str) -> str:
-    return os.environ.get(f"LEARNFLOW_{name}", default)
+PREFIX = "LEARNFLOW_"
 
 
-def _env_int(name: str, default: int) -> int:
-    raw = _env(name, str(default))
-    try:
-        return int(raw)
-    except ValueError:
-        raise SystemExit(f"LEARNFLOW_{name} must be an integer, got {raw!r}") from None
-
-
-def _env_float(name: str, default: float) -> float:
-    raw = _env(name, str(default))
-    try:
-        return float(raw)
-    except ValueError:
-        raise SystemExit(f"LEARNFLOW_{name} must be a number, got {raw!r}") from None
+def _parse(name: str, kind: Any, raw: str) -> Any:
+    """`raw` (the text of LEARNFLOW_<NAME>) as a value of the field's type."""
+    if kind is int or kind is float:
+        try:
+            return kind(raw)
+        except ValueError:
+            noun = "an integer" if kind is int else "a number"
+            raise SystemExit(f"{PREFIX}{name} must be {noun}, got {raw!r}") from None
+    if kind is Path:
+        return Path(raw)
+    if kind == tuple[str, ...]:
+        return tuple(part.strip() for part in raw.split(",") if part.strip())
+    return raw
 
 
 @dataclass(frozen=True)
@@ -67,42 +67,25 @@ class Settings:
         return self.env == "production"
 
     @classmethod
-    def from_env(cls) -> Settings:
-        state = Path(_env("STATE_DIR", str(REPO_ROOT / ".state")))
-        postgres_url = _env("POSTGRES_URL", "postgresql://learnflow_app@127.0.0.1:55432/learnflow")
-        # Given only LEARNFLOW_POSTGRES_URL (one role does all), migrations use it too.
-        migration_default = (
-            postgres_url
-            if "LEARNFLOW_POSTGRES_URL" in os.environ
-            else "postgresql://postgres@127.0.0.1:55432/learnflow"
-        )
-        return cls(
-            env=_env("ENV", "development"),
-            grpc_listen=_env("GRPC_LISTEN", "127.0.0.1:50051"),
-            postgres_url=_sqlalchemy_url(postgres_url),
-            postgres_migration_url=_sqlalchemy_url(
-                _env("POSTGRES_MIGRATION_URL", migration_default)
-            ),
-            mongo_url=_env("MONGO_URL", "mongodb://127.0.0.1:57017/"),
-            mongo_database=_env("MONGO_DATABASE", "learnflow"),
-            state_dir=state,
-            signing_keys_dir=Path(_env("SIGNING_KEYS_DIR", str(state / "keys"))),
-            jwt_issuer=_env("JWT_ISSUER", "https://learnflow.local"),
-            jwt_audience=_env("JWT_AUDIENCE", "learnflow-api"),
-            access_token_ttl_s=_env_int("ACCESS_TOKEN_TTL_S", 900),
-            refresh_token_ttl_s=_env_int("REFRESH_TOKEN_TTL_S", 30 * 24 * 3600),
-            jwt_leeway_s=_env_int("JWT_LEEWAY_S", 30),
-            bcrypt_rounds=_env_int("BCRYPT_ROUNDS", 12),
-            consistency_wait_s=_env_float("CONSISTENCY_WAIT_S", 5.0),
-            projector_poll_s=_env_float("PROJECTOR_POLL_S", 1.0),
-            rate_limit_read=_env("RATE_LIMIT_READ", "600/minute"),
-            rate_limit_write=_env("RATE_LIMIT_WRITE", "120/minute"),
-            rate_limit_auth=_env("RATE_LIMIT_AUTH", "20/minute"),
-            rate_limit_login_per_account=_env("RATE_LIMIT_LOGIN_PER_ACCOUNT", "10/minute"),
-            rate_limit_storage=_env("RATE_LIMIT_STORAGE", "memory://"),
-            rate_limit_key_prefix=_env("RATE_LIMIT_KEY_PREFIX", "learnflow"),
-            log_level=_env("LOG_LEVEL", "INFO"),
-        )
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Every field from `LEARNFLOW_<FIELD NAME>` when set, else its default above."""
+        env = os.environ if environ is None else environ
+        types = get_type_hints(cls)
+        values: dict[str, Any] = {}
+        for field in fields(cls):
+            raw = env.get(PREFIX + field.name.upper())
+            if raw is not None:
+                values[field.name] = _parse(field.name.upper(), types[field.name], raw)
+        # Defaults that follow other settings: keys live in the state directory, and given
+        # only LEARNFLOW_POSTGRES_URL (one role does all), migrations use it too.
+        if "state_dir" in values and "signing_keys_dir" not in values:
+            values["signing_keys_dir"] = values["state_dir"] / "keys"
+        if "postgres_url" in values and "postgres_migration_url" not in values:
+            values["postgres_migration_url"] = values["postgres_url"]
+        for url in ("postgres_url", "postgres_migration_url"):
+            if url in values:
+                values[url] = _sqlalchemy_url(values[url])
+        return cls(**values)
 
 
 def _sqlalchemy_url(url: str) -> str:

@@ -20,6 +20,11 @@ def parse_uuid(value: str, field: str) -> uuid.UUID:
         raise InvalidArgument([FieldViolation(field, "must be a UUID")]) from None
 
 
+def iso(value: dt.datetime | None) -> str | None:
+    """ISO-8601 text of an optional time (event payloads hold times as text)."""
+    return value.isoformat() if value is not None else None
+
+
 def timestamp(value: dt.datetime | None) -> timestamp_pb2.Timestamp | None:
     if value is None:
         return None

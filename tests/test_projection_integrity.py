@@ -12,7 +12,8 @@ from typing import Any
 import grpc
 
 from learnflow.projections.projector import Projector
-from learnflow.server import Backend, all_projections
+from learnflow.projections.registry import all_projections
+from learnflow.server import Backend
 from learnflow.settings import Settings
 from learnflow.v1 import courses_pb2, learning_pb2
 from tests.commands_support import Pg, article, courses, enroll, learning, published_course

@@ -12,10 +12,12 @@ from typing import Any
 import psycopg
 import pytest
 
+from learnflow.positions import ZERO, EventKey
 from learnflow.projections.base import Batch
 from learnflow.projections.projector import Projector, fetch_events, head, libpq_url
-from learnflow.projections.store import ZERO, Deposed, EventKey, ReadStore
-from learnflow.server import Backend, all_projections
+from learnflow.projections.registry import all_projections
+from learnflow.projections.store import Deposed, ReadStore
+from learnflow.server import Backend
 from learnflow.settings import Settings
 from tests.read_support import projector_stopped, settle, snapshot
 from tests.support import Caller

@@ -9,17 +9,8 @@ from typing import Any
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from learnflow.commands import tables
-from learnflow.commands.common import (
-    caller,
-    is_staff,
-    lesson_name,
-    load_course,
-    load_lesson,
-    parse_ids,
-)
-from learnflow.commands.learning import ENROLLED_STATES
-from learnflow.commands.unit_of_work import Database, UnitOfWork
+from learnflow.commands.course_records import load_course, load_lesson
+from learnflow.commands.requests import caller, parse_ids
 from learnflow.context import Ctx, Principal
 from learnflow.errors import (
     FailedPrecondition,
@@ -28,9 +19,12 @@ from learnflow.errors import (
     NotFound,
     PermissionDenied,
 )
-from learnflow.events import CommentPayload
+from learnflow.events import COMMENT_CREATED, COMMENT_DELETED, COMMENT_UPDATED, CommentPayload
+from learnflow.storage import tables
+from learnflow.storage.unit_of_work import Database, UnitOfWork
 from learnflow.v1 import discussion_pb2, discussion_pb2_grpc
 from learnflow.values import timestamp
+from learnflow.vocabulary import ENROLLED_STATES, is_course_staff, lesson_name
 
 MAX_BODY = 10_000
 
@@ -107,7 +101,7 @@ async def _lock_comment(
 
 
 async def _may_post(conn: AsyncConnection, course: Any, principal: Principal) -> bool:
-    if is_staff(course, principal):
+    if is_course_staff(principal, course.owner_id):
         return True
     state = (
         await conn.execute(
@@ -182,7 +176,7 @@ class DiscussionCommands(discussion_pb2_grpc.DiscussionServiceServicer):
             ).one()
             author = await _author_name(uow.conn, principal.user_id)
             await uow.audit("comment.create", comment_name(course_id, lesson_id, comment_id))
-            await uow.emit("comment.created", "comment", comment_id, comment_payload(row, author))
+            await uow.emit(COMMENT_CREATED, comment_id, comment_payload(row, author))
             return discussion_pb2.CreateCommentResponse(
                 comment=comment_message(row, author), consistency_token=uow.consistency_token
             )
@@ -233,7 +227,7 @@ class DiscussionCommands(discussion_pb2_grpc.DiscussionServiceServicer):
             ).one()
             author = await _author_name(uow.conn, row.author_id)
             await uow.audit("comment.update", name)
-            await uow.emit("comment.updated", "comment", comment_id, comment_payload(row, author))
+            await uow.emit(COMMENT_UPDATED, comment_id, comment_payload(row, author))
             return discussion_pb2.UpdateCommentResponse(
                 comment=comment_message(row, author), consistency_token=uow.consistency_token
             )
@@ -258,7 +252,9 @@ class DiscussionCommands(discussion_pb2_grpc.DiscussionServiceServicer):
             name = comment_name(course_id, lesson_id, comment_id)
             if comment.deleted:
                 raise NotFound("comment", name)
-            if comment.author_id != principal.user_id and not is_staff(course, principal):
+            if comment.author_id != principal.user_id and not is_course_staff(
+                principal, course.owner_id
+            ):
                 raise PermissionDenied("only its author or the course's staff may delete a comment")
             row = (
                 await uow.conn.execute(
@@ -274,7 +270,7 @@ class DiscussionCommands(discussion_pb2_grpc.DiscussionServiceServicer):
                 name,
                 details={"moderated": row.author_id != principal.user_id},
             )
-            await uow.emit("comment.deleted", "comment", comment_id, comment_payload(row, author))
+            await uow.emit(COMMENT_DELETED, comment_id, comment_payload(row, author))
             return discussion_pb2.DeleteCommentResponse(consistency_token=uow.consistency_token)
 
         return await self.db.run_command(

@@ -11,8 +11,6 @@ from typing import Any
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from learnflow.commands import tables
-from learnflow.commands.unit_of_work import Database, UnitOfWork
 from learnflow.context import Ctx, current_call
 from learnflow.errors import (
     AlreadyExists,
@@ -22,19 +20,28 @@ from learnflow.errors import (
     PermissionDenied,
     Unauthenticated,
 )
+from learnflow.events import (
+    SESSION_CREATED,
+    SESSION_FAMILY_REVOKED,
+    SESSION_REFRESHED,
+    SESSION_REVOKED,
+    USER_DISABLED,
+    USER_ENABLED,
+    USER_REGISTERED,
+    USER_ROLE_CHANGED,
+    SessionPayload,
+    UserPayload,
+)
 from learnflow.security.passwords import PasswordHasher, password_violation
 from learnflow.security.rate_limits import RateLimiter
 from learnflow.security.tokens import TokenService, hash_refresh_token, new_refresh_token
-from learnflow.v1 import access_pb2, identity_pb2, identity_pb2_grpc
+from learnflow.storage import tables
+from learnflow.storage.unit_of_work import Database, UnitOfWork
+from learnflow.v1 import identity_pb2, identity_pb2_grpc
 from learnflow.values import parse_uuid, timestamp
+from learnflow.vocabulary import ROLE_NAMES, ROLES
 
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-ROLE_NAMES = {
-    access_pb2.ROLE_STUDENT: "student",
-    access_pb2.ROLE_INSTRUCTOR: "instructor",
-    access_pb2.ROLE_ADMIN: "admin",
-}
-ROLE_VALUES = {name: value for value, name in ROLE_NAMES.items()}
 BAD_LOGIN = "invalid email or password"
 
 
@@ -47,13 +54,13 @@ def user_message(row: Any) -> identity_pb2.User:
         id=str(row.id),
         email=row.email,
         display_name=row.display_name,
-        role=ROLE_VALUES[row.role],
+        role=ROLES[row.role],
         disabled=row.disabled,
         create_time=timestamp(row.created_at),
     )
 
 
-def user_payload(row: Any) -> dict[str, Any]:
+def user_payload(row: Any) -> UserPayload:
     return {
         "id": str(row.id),
         "email": row.email,
@@ -62,6 +69,10 @@ def user_payload(row: Any) -> dict[str, Any]:
         "disabled": row.disabled,
         "created_at": row.created_at.isoformat(),
     }
+
+
+def session_payload(user_id: uuid.UUID) -> SessionPayload:
+    return {"user_id": str(user_id)}
 
 
 class IdentityCommands(identity_pb2_grpc.IdentityServiceServicer):
@@ -119,7 +130,7 @@ class IdentityCommands(identity_pb2_grpc.IdentityServiceServicer):
                     "user", email, "an account with this email already exists"
                 ) from None
             await uow.audit("user.register", f"users/{user_id}", actor_id=user_id)
-            await uow.emit("user.registered", "user", user_id, user_payload(row))
+            await uow.emit(USER_REGISTERED, user_id, user_payload(row))
             return identity_pb2.RegisterUserResponse(
                 user=user_message(row), consistency_token=uow.consistency_token
             )
@@ -167,7 +178,7 @@ class IdentityCommands(identity_pb2_grpc.IdentityServiceServicer):
         async with self.db.transaction() as uow:
             refresh = await self._new_refresh_token(uow, user.id, family_id=uuid.uuid4())
             await uow.audit("session.create", f"users/{user.id}", actor_id=user.id)
-            await uow.emit("session.created", "user", user.id, {"user_id": str(user.id)})
+            await uow.emit(SESSION_CREATED, user.id, session_payload(user.id))
         return identity_pb2.CreateSessionResponse(
             access_token=self.tokens.issue(user.id, user.role, user.token_version),
             refresh_token=refresh,
@@ -209,10 +220,9 @@ class IdentityCommands(identity_pb2_grpc.IdentityServiceServicer):
                         actor_id=token.user_id,
                     )
                     await uow.emit(
-                        "session.family_revoked",
-                        "user",
+                        SESSION_FAMILY_REVOKED,
                         token.user_id,
-                        {"user_id": str(token.user_id)},
+                        session_payload(token.user_id),
                     )
                     reuse_detected = True
             elif token.expires_at <= dt.datetime.now(dt.UTC):
@@ -232,7 +242,7 @@ class IdentityCommands(identity_pb2_grpc.IdentityServiceServicer):
                 )
                 refresh = await self._new_refresh_token(uow, user.id, token.family_id)
                 await uow.audit("session.refresh", f"users/{user.id}", actor_id=user.id)
-                await uow.emit("session.refreshed", "user", user.id, {"user_id": str(user.id)})
+                await uow.emit(SESSION_REFRESHED, user.id, session_payload(user.id))
         if reuse_detected or token.revoked_at is not None:
             # Raised after the commit, so the family's revocation stands.
             raise Unauthenticated("refresh token already used or revoked")
@@ -274,9 +284,7 @@ class IdentityCommands(identity_pb2_grpc.IdentityServiceServicer):
                     raise NotFound("session", "refresh token")
                 await self._revoke_family(uow, token.family_id)
                 await uow.audit("session.revoke", f"users/{caller.user_id}")
-            await uow.emit(
-                "session.revoked", "user", caller.user_id, {"user_id": str(caller.user_id)}
-            )
+            await uow.emit(SESSION_REVOKED, caller.user_id, session_payload(caller.user_id))
         return identity_pb2.RevokeSessionResponse(consistency_token=uow.consistency_token)
 
     async def SetUserRole(
@@ -290,7 +298,7 @@ class IdentityCommands(identity_pb2_grpc.IdentityServiceServicer):
         async def set_role(uow: UnitOfWork) -> identity_pb2.SetUserRoleResponse:
             row = await self._change_user(uow, user_id, role=role)
             await uow.audit("user.role_change", f"users/{user_id}", details={"role": role})
-            await uow.emit("user.role_changed", "user", user_id, user_payload(row))
+            await uow.emit(USER_ROLE_CHANGED, user_id, user_payload(row))
             return identity_pb2.SetUserRoleResponse(
                 user=user_message(row), consistency_token=uow.consistency_token
             )
@@ -314,8 +322,7 @@ class IdentityCommands(identity_pb2_grpc.IdentityServiceServicer):
             action = "user.disable" if request.disabled else "user.enable"
             await uow.audit(action, f"users/{user_id}")
             await uow.emit(
-                "user.disabled" if request.disabled else "user.enabled",
-                "user",
+                USER_DISABLED if request.disabled else USER_ENABLED,
                 user_id,
                 user_payload(row),
             )

@@ -17,20 +17,15 @@ from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from learnflow.commands import tables
-from learnflow.commands.common import (
-    caller,
-    course_name,
+from learnflow.commands.course_records import (
     course_payload,
-    iso,
-    lesson_name,
     load_course,
     load_lesson,
     lock_course_row,
-    parse_ids,
     reload_course,
 )
-from learnflow.commands.unit_of_work import Database, UnitOfWork
+from learnflow.commands.requests import caller, parse_ids
+from learnflow.commands.rules import answer_violations, grade, require_enrollable
 from learnflow.context import Ctx
 from learnflow.errors import (
     AlreadyExists,
@@ -39,29 +34,35 @@ from learnflow.errors import (
     InvalidArgument,
     NotFound,
 )
-from learnflow.events import EnrollmentPayload, LessonCompletedPayload, QuizAttemptedPayload
+from learnflow.events import (
+    COURSE_COUNTS_CHANGED,
+    ENROLLMENT_ACTIVATED,
+    ENROLLMENT_COMPLETED,
+    ENROLLMENT_WITHDRAWN,
+    LESSON_COMPLETED,
+    QUIZ_ATTEMPTED,
+    EnrollmentPayload,
+    LessonCompletedPayload,
+    QuizAttemptedPayload,
+)
+from learnflow.storage import tables
+from learnflow.storage.unit_of_work import Database, UnitOfWork
 from learnflow.v1 import learning_pb2, learning_pb2_grpc
-from learnflow.values import parse_uuid, timestamp
-
-ENROLLMENT_STATES = {
-    "active": learning_pb2.ENROLLMENT_STATE_ACTIVE,
-    "withdrawn": learning_pb2.ENROLLMENT_STATE_WITHDRAWN,
-    "completed": learning_pb2.ENROLLMENT_STATE_COMPLETED,
-}
-# A completed enrollment still belongs to the course: its learner may revisit lessons and
-# retake quizzes. Only a withdrawn (or missing) enrollment shuts the door.
-ENROLLED_STATES = frozenset({"active", "completed"})
-
-
-def enrollment_name(course_id: uuid.UUID | str, user_id: uuid.UUID | str) -> str:
-    return f"courses/{course_id}/enrollments/{user_id}"
+from learnflow.values import iso, parse_uuid, timestamp
+from learnflow.vocabulary import (
+    ENROLLED_STATES,
+    course_name,
+    enrollment_name,
+    enrollment_state,
+    lesson_name,
+)
 
 
 def enrollment_message(row: Any) -> learning_pb2.Enrollment:
     return learning_pb2.Enrollment(
         course_id=str(row.course_id),
         user_id=str(row.user_id),
-        state=ENROLLMENT_STATES[row.state],
+        state=enrollment_state(row.state),
         enroll_time=timestamp(row.enrolled_at),
     )
 
@@ -148,7 +149,7 @@ async def _lesson_completed(
         "completed_lesson_ids": completed_ids,
         "lesson_count": len(outline),
     }
-    await uow.emit("progress.lesson_completed", "enrollment", _aggregate(enrollment), payload)
+    await uow.emit(LESSON_COMPLETED, _aggregate(enrollment), payload)
     return len(completed_ids) == len(outline)
 
 
@@ -199,12 +200,11 @@ async def record_completion(uow: UnitOfWork, enrollment: Any, lesson_id: uuid.UU
     course = await _change_count(uow, course_id, -1)
     await uow.audit("enrollment.complete", enrollment_name(course_id, user_id))
     await uow.emit(
-        "enrollment.completed",
-        "enrollment",
+        ENROLLMENT_COMPLETED,
         _aggregate(enrollment),
         enrollment_payload(enrollment, course.active_enrollment_count),
     )
-    await uow.emit("course.counts_changed", "course", course_id, course_payload(course))
+    await uow.emit(COURSE_COUNTS_CHANGED, course_id, course_payload(course))
     return enrollment
 
 
@@ -239,7 +239,6 @@ class LearningCommands(learning_pb2_grpc.LearningServiceServicer):
         async def enroll(uow: UnitOfWork) -> learning_pb2.EnrollInCourseResponse:
             existing = await lock_enrollment(uow.conn, course_id, user_id)
             course = await load_course(uow.conn, course_id, principal, lock=True)
-            name = course_name(course_id)
             if existing is not None and existing.state in ENROLLED_STATES:
                 raise AlreadyExists(
                     "enrollment",
@@ -248,29 +247,7 @@ class LearningCommands(learning_pb2_grpc.LearningServiceServicer):
                     if existing.state == "active"
                     else "you have already completed this course",
                 )
-            if course.state != "published":
-                raise FailedPrecondition(
-                    "COURSE_STATE",
-                    name,
-                    f"only published courses accept enrollments; this one is {course.state}",
-                )
-            now = dt.datetime.now(dt.UTC)
-            if course.enrollment_open_at is not None and now < course.enrollment_open_at:
-                raise FailedPrecondition(
-                    "ENROLLMENT_WINDOW",
-                    name,
-                    f"enrollment opens at {course.enrollment_open_at.isoformat()}",
-                )
-            if course.enrollment_close_at is not None and now >= course.enrollment_close_at:
-                raise FailedPrecondition(
-                    "ENROLLMENT_WINDOW",
-                    name,
-                    f"enrollment closed at {course.enrollment_close_at.isoformat()}",
-                )
-            if course.capacity and course.active_enrollment_count >= course.capacity:
-                raise FailedPrecondition(
-                    "CAPACITY", name, f"the course is full ({course.capacity} seats taken)"
-                )
+            require_enrollable(course, dt.datetime.now(dt.UTC))
             enrollments = tables.enrollments
             enrollment: Any
             if existing is not None:
@@ -311,12 +288,11 @@ class LearningCommands(learning_pb2_grpc.LearningServiceServicer):
                 details={"reactivated": existing is not None},
             )
             await uow.emit(
-                "enrollment.activated",
-                "enrollment",
+                ENROLLMENT_ACTIVATED,
                 _aggregate(enrollment),
                 enrollment_payload(enrollment, course.active_enrollment_count),
             )
-            await uow.emit("course.counts_changed", "course", course_id, course_payload(course))
+            await uow.emit(COURSE_COUNTS_CHANGED, course_id, course_payload(course))
             return learning_pb2.EnrollInCourseResponse(
                 enrollment=enrollment_message(enrollment),
                 consistency_token=uow.consistency_token,
@@ -357,12 +333,11 @@ class LearningCommands(learning_pb2_grpc.LearningServiceServicer):
             course = await _change_count(uow, course_id, -1)
             await uow.audit("enrollment.withdraw", name)
             await uow.emit(
-                "enrollment.withdrawn",
-                "enrollment",
+                ENROLLMENT_WITHDRAWN,
                 _aggregate(enrollment),
                 enrollment_payload(enrollment, course.active_enrollment_count),
             )
-            await uow.emit("course.counts_changed", "course", course_id, course_payload(course))
+            await uow.emit(COURSE_COUNTS_CHANGED, course_id, course_payload(course))
             return learning_pb2.WithdrawEnrollmentResponse(
                 enrollment=enrollment_message(enrollment),
                 consistency_token=uow.consistency_token,
@@ -438,32 +413,11 @@ class LearningCommands(learning_pb2_grpc.LearningServiceServicer):
                     lesson_name(course_id, lesson_id),
                     f"only quiz lessons take attempts; this one is a {lesson.content_type}",
                 )
-            questions = {q["id"]: q for q in lesson.content["questions"]}
-            bad: list[FieldViolation] = []
-            for i, answer in enumerate(request.answers):
-                question = questions.get(answer.question_id)
-                if question is None:
-                    bad.append(
-                        FieldViolation(f"answers[{i}].question_id", "no such question in the quiz")
-                    )
-                elif any(not 0 <= k < len(question["choices"]) for k in answer.choice_indexes):
-                    bad.append(
-                        FieldViolation(
-                            f"answers[{i}].choice_indexes",
-                            f"must be indexes into the choices (0 to "
-                            f"{len(question['choices']) - 1})",
-                        )
-                    )
+            bad = answer_violations(lesson.content, request.answers)
             if bad:
                 raise InvalidArgument(bad)
-            chosen = {a.question_id: set(a.choice_indexes) for a in request.answers}
-            right = sum(
-                1
-                for qid, question in questions.items()
-                if chosen.get(qid) == set(question["correct_choice_indexes"])
-            )
-            score = right * 100 // len(questions)
-            passed = score >= lesson.content["pass_threshold_percent"]
+            graded = grade(lesson.content, request.answers)
+            score, passed = graded.score, graded.passed
             attempt_id = uuid.uuid4()
             attempted_at = (
                 await uow.conn.execute(
@@ -478,7 +432,7 @@ class LearningCommands(learning_pb2_grpc.LearningServiceServicer):
                         answers=[
                             {
                                 "question_id": a.question_id,
-                                "choice_indexes": sorted(chosen[a.question_id]),
+                                "choice_indexes": sorted(set(a.choice_indexes)),
                             }
                             for a in request.answers
                         ],
@@ -509,7 +463,7 @@ class LearningCommands(learning_pb2_grpc.LearningServiceServicer):
                 "best_score": best,
                 "attempted_at": attempted_at.isoformat(),
             }
-            await uow.emit("progress.quiz_attempted", "enrollment", _aggregate(enrollment), payload)
+            await uow.emit(QUIZ_ATTEMPTED, _aggregate(enrollment), payload)
             if passed:
                 await record_completion(uow, enrollment, lesson_id)
             return learning_pb2.CreateQuizAttemptResponse(

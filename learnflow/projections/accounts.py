@@ -5,6 +5,7 @@ from __future__ import annotations
 from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
+from learnflow.events import AUDIT_RECORDED, USER_EVENTS
 from learnflow.projections.base import Batch, Event, Projection, on, stale
 from learnflow.projections.store import Document
 
@@ -15,7 +16,7 @@ class UserProfiles(Projection):
     async def ensure_indexes(self, db: AsyncDatabase[Document]) -> None:
         await db["users"].create_index([("email", ASCENDING)], unique=True)
 
-    @on("user.registered", "user.role_changed", "user.disabled", "user.enabled")
+    @on(*USER_EVENTS)
     async def user_changed(self, batch: Batch, event: Event) -> None:
         p = event.payload
         doc = await batch.get("users", p["id"])
@@ -45,7 +46,7 @@ class AuditTrail(Projection):
         await db["audit_events"].create_index([("actor_id", ASCENDING), ("seq", DESCENDING)])
         await db["audit_events"].create_index([("action", ASCENDING), ("seq", DESCENDING)])
 
-    @on("audit.recorded")
+    @on(AUDIT_RECORDED)
     async def recorded(self, batch: Batch, event: Event) -> None:
         p = event.payload
         batch.append(

@@ -35,11 +35,12 @@ from pymongo import InsertOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
+from learnflow.events import EventType
+from learnflow.positions import EventKey
 from learnflow.projections.store import (
     EPOCH_FIELD,
     Deposed,
     Document,
-    EventKey,
     written_by_epoch_at_most,
 )
 
@@ -234,7 +235,7 @@ Handler = Callable[[Batch, Event], Awaitable[None]]
 
 
 class Projection:
-    """Subclasses register handlers with `@on("event.type")` and declare their indexes."""
+    """Subclasses register handlers with `@on(EVENT_TYPE, ...)` and declare their indexes."""
 
     name = "projection"
     handlers: dict[str, Handler]
@@ -254,9 +255,11 @@ class Projection:
             await handler(self, batch, event)  # type: ignore[call-arg, arg-type]
 
 
-def on(*event_types: str) -> Callable[[Any], Any]:
+def on(*event_types: EventType[Any]) -> Callable[[Any], Any]:
+    """Registers the decorated method as the handler of `event_types` (from the catalogue)."""
+
     def mark(func: Any) -> Any:
-        func._handles = event_types
+        func._handles = tuple(event_type.name for event_type in event_types)
         return func
 
     return mark

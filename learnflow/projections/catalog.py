@@ -17,6 +17,7 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
+from learnflow.events import COURSE_EVENTS, LESSON_CREATED, LESSON_DELETED, LESSON_UPDATED
 from learnflow.projections.base import Batch, Event, Projection, on, stale, utc_key
 from learnflow.projections.store import Document
 
@@ -42,15 +43,26 @@ COURSE_FIELDS = (
 
 def split_answers(
     content_type: str, content: dict[str, Any]
-) -> tuple[dict[str, Any], dict[str, list[int]] | None]:
-    """The content students see, and the answers by question id (quizzes only)."""
+) -> tuple[dict[str, Any], list[Document] | None]:
+    """The content students see, and the answers (quizzes only) as `[{id, correct}]`: an
+    array, never a map keyed by question id, because those ids are the instructor's input and
+    no input may become a document key (a `.` or `$` in a key is refused by the store)."""
     if content_type != "quiz":
         return copy.deepcopy(content), None
     public = copy.deepcopy(content)
-    answers: dict[str, list[int]] = {}
+    answers: list[Document] = []
     for question in public.get("questions", []):
-        answers[str(question["id"])] = list(question.pop("correct_choice_indexes", []))
+        correct = list(question.pop("correct_choice_indexes", []))
+        answers.append({"id": str(question["id"]), "correct": correct})
     return public, answers
+
+
+def answers_by_question(stored: list[Document] | dict[str, list[int]]) -> dict[str, list[int]]:
+    """The answers of a `quiz_answers` document by question id (documents written before
+    answers became an array hold a map: read both until the next rebuild)."""
+    if isinstance(stored, dict):
+        return {str(k): list(v) for k, v in stored.items()}
+    return {str(entry["id"]): list(entry["correct"]) for entry in stored}
 
 
 def neighbours(outline: list[dict[str, Any]], lesson_id: str) -> tuple[int, str, str]:
@@ -78,13 +90,7 @@ class Catalog(Projection):
         )
         await db["lessons"].create_index([("course_id", ASCENDING), ("position", ASCENDING)])
 
-    @on(
-        "course.created",
-        "course.updated",
-        "course.published",
-        "course.archived",
-        "course.counts_changed",
-    )
+    @on(*COURSE_EVENTS)
     async def course_changed(self, batch: Batch, event: Event) -> None:
         p = event.payload
         doc = await batch.get("courses", p["id"])
@@ -105,7 +111,7 @@ class Catalog(Projection):
                     lesson["v"] = event.version
                     batch.put("lessons", lesson)
 
-    @on("lesson.created", "lesson.updated")
+    @on(LESSON_CREATED, LESSON_UPDATED)
     async def lesson_changed(self, batch: Batch, event: Event) -> None:
         p = event.payload
         doc = await batch.get("lessons", p["id"])
@@ -140,13 +146,13 @@ class Catalog(Projection):
                 {
                     "_id": p["id"],
                     "course_id": p["course_id"],
-                    "answers": answers or {},
+                    "answers": answers or [],
                     "v": event.version,
                 },
             )
         await self._outline(batch, event, p["course_id"], p["outline"])
 
-    @on("lesson.deleted")
+    @on(LESSON_DELETED)
     async def lesson_deleted(self, batch: Batch, event: Event) -> None:
         p = event.payload
         for collection in ("lessons", "quiz_answers"):

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
+from learnflow.events import COMMENT_EVENTS
 from learnflow.projections.base import Batch, Event, Projection, on, stale, utc_key
 from learnflow.projections.store import Document
 
@@ -21,7 +22,7 @@ class Discussion(Projection):
     async def ensure_indexes(self, db: AsyncDatabase[Document]) -> None:
         await db["comments"].create_index([("lesson_id", ASCENDING), ("sort_key", ASCENDING)])
 
-    @on("comment.created", "comment.updated", "comment.deleted")
+    @on(*COMMENT_EVENTS)
     async def comment_changed(self, batch: Batch, event: Event) -> None:
         p = event.payload
         doc = await batch.get("comments", p["id"])

@@ -17,6 +17,15 @@ from typing import Any
 from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
+from learnflow.events import (
+    COURSE_EVENTS,
+    ENROLLMENT_EVENTS,
+    LESSON_COMPLETED,
+    LESSON_CREATED,
+    LESSON_DELETED,
+    LESSON_UPDATED,
+    QUIZ_ATTEMPTED,
+)
 from learnflow.projections.base import Batch, Event, Projection, on, stale, utc_key
 from learnflow.projections.store import Document
 
@@ -108,24 +117,18 @@ class Progress(Projection):
                 batch.put("progress", progress)
             await self._dashboard(batch, progress)
 
-    @on(
-        "course.created",
-        "course.updated",
-        "course.published",
-        "course.archived",
-        "course.counts_changed",
-    )
+    @on(*COURSE_EVENTS)
     async def course_changed(self, batch: Batch, event: Event) -> None:
         p = event.payload
         await self._course_facts(batch, event, title=p["title"], lesson_count=p["lesson_count"])
 
-    @on("lesson.created", "lesson.updated", "lesson.deleted")
+    @on(LESSON_CREATED, LESSON_UPDATED, LESSON_DELETED)
     async def outline_changed(self, batch: Batch, event: Event) -> None:
         """PostgreSQL drops a deleted lesson's completions with it; so does the read model."""
         lesson_ids = [str(e["id"]) for e in event.payload["outline"]]
         await self._course_facts(batch, event, lesson_ids=lesson_ids)
 
-    @on("enrollment.activated", "enrollment.withdrawn", "enrollment.completed")
+    @on(*ENROLLMENT_EVENTS)
     async def enrollment_changed(self, batch: Batch, event: Event) -> None:
         p = event.payload
         doc_id = progress_id(p["user_id"], p["course_id"])
@@ -155,7 +158,7 @@ class Progress(Projection):
             batch.put("progress", progress)
         await self._dashboard(batch, progress)
 
-    @on("progress.lesson_completed")
+    @on(LESSON_COMPLETED)
     async def lesson_completed(self, batch: Batch, event: Event) -> None:
         p = event.payload
         progress = await batch.get("progress", progress_id(p["user_id"], p["course_id"]))
@@ -168,7 +171,7 @@ class Progress(Projection):
             batch.put("progress", progress)
         await self._dashboard(batch, progress)
 
-    @on("progress.quiz_attempted")
+    @on(QUIZ_ATTEMPTED)
     async def quiz_attempted(self, batch: Batch, event: Event) -> None:
         p = event.payload
         progress = await batch.get("progress", progress_id(p["user_id"], p["course_id"]))

@@ -7,6 +7,12 @@
 - One active projector across processes: it holds a PostgreSQL advisory lock on a dedicated
   connection; others wait on the lock and take over when the holder's connection dies.
 - Wakes on LISTEN/NOTIFY (sent by every command that appends events), polls as a fallback.
+- One event that cannot be applied never stops the others. When a batch fails for any reason
+  but an unreachable store, its events are applied again one at a time; an event that still
+  fails after `PARK_AFTER_ATTEMPTS` is *parked* (a record in `parked_events`: its key, type,
+  aggregate, error, attempts, time; an ERROR log line names it) and the checkpoint moves past
+  it. `learnflow projections status` lists parked events, health reports them, and
+  `learnflow projections retry` applies them again once the cause is fixed.
 """
 
 from __future__ import annotations
@@ -20,14 +26,19 @@ from typing import Any
 
 import psycopg
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import ConnectionFailure
 
-from learnflow.commands.unit_of_work import EVENTS_CHANNEL
+from learnflow.positions import EventKey
 from learnflow.projections.base import Batch, Event, Projection
-from learnflow.projections.store import Deposed, Document, EventKey, ReadStore
+from learnflow.projections.store import Deposed, Document, ReadStore
+from learnflow.storage.unit_of_work import EVENTS_CHANNEL
 
 log = logging.getLogger("learnflow.projector")
 
 ADVISORY_LOCK_KEY = 0x1EA2F10  # "learnflow projector"
+PARK_AFTER_ATTEMPTS = 3
+PARKED = "parked_events"
+MAX_ERROR_TEXT = 500
 REBUILD_FETCH = 5000
 REBUILD_FLUSH_DOCS = 100_000
 
@@ -82,6 +93,40 @@ async def fetch_events(
     ]
 
 
+EVENT_SQL = """
+SELECT txid::text::bigint, position, event_type, aggregate_type, aggregate_id,
+       schema_version, payload, occurred_at
+FROM events WHERE txid = %(txid)s::text::xid8 AND position = %(position)s
+"""
+
+
+async def fetch_event(conn: psycopg.AsyncConnection[Any], key: EventKey) -> Event | None:
+    cur = await conn.execute(EVENT_SQL, {"txid": str(key.txid), "position": key.position})
+    r = await cur.fetchone()
+    return Event(EventKey(int(r[0]), int(r[1])), r[2], r[3], r[4], r[5], r[6], r[7]) if r else None
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """A failure of the way to a database, not of the event: retry, never park."""
+    return isinstance(exc, ConnectionFailure | psycopg.OperationalError | OSError | Deposed)
+
+
+def parked_record(event: Event, error: BaseException, attempts: int) -> Document:
+    """The dead-letter record of an event the projector gave up on (for now)."""
+    text = f"{type(error).__name__}: {error}"
+    return {
+        "_id": event.key.token(),
+        "txid": event.key.txid,
+        "position": event.key.position,
+        "event_type": event.event_type,
+        "aggregate_type": event.aggregate_type,
+        "aggregate_id": event.aggregate_id,
+        "error": text[:MAX_ERROR_TEXT],
+        "attempts": attempts,
+        "parked_at": time.time(),
+    }
+
+
 async def head(conn: psycopg.AsyncConnection[Any]) -> EventKey | None:
     """The commit-order key of the last event written (committed or not yet final), if any:
     a read model whose checkpoint reaches it has applied everything."""
@@ -111,10 +156,26 @@ class Projector:
     async def apply_batch(
         self, db: AsyncDatabase[Document], events: list[Event], batch: Batch | None = None
     ) -> None:
-        """Apply `events` to `db`, write the documents they touched, then the checkpoint."""
+        """Apply `events` to `db`, write the documents they touched, then the checkpoint.
+
+        If that fails for another reason than an unreachable store, the events are applied
+        one at a time and those that keep failing are parked (see the module docstring)."""
         if not events:
             return
-        batch = batch or Batch(db, epoch=self.epoch)
+        try:
+            await self._apply(db, events, batch or Batch(db, epoch=self.epoch))
+        except Exception as exc:
+            if _unreachable(exc) or (batch is not None and batch.persistent):
+                raise
+            log.warning(
+                "projecting a batch of %d events failed (%s); applying them one by one",
+                len(events),
+                type(exc).__name__,
+            )
+            for event in events:
+                await self._apply_or_park(db, event)
+
+    async def _apply(self, db: AsyncDatabase[Document], events: list[Event], batch: Batch) -> None:
         for event in events:
             for projection in self.projections:
                 await projection.apply(batch, event)
@@ -122,6 +183,66 @@ class Projector:
         await self.store.save_checkpoint(db, events[-1].key, batch.epoch)
         self.applied += len(events)
         self.store.notify_changed()
+
+    async def _apply_or_park(self, db: AsyncDatabase[Document], event: Event) -> None:
+        error: Exception | None = None
+        for attempt in range(1, PARK_AFTER_ATTEMPTS + 1):
+            try:
+                await self._apply(db, [event], Batch(db, epoch=self.epoch))
+                return
+            except Exception as exc:
+                if _unreachable(exc):
+                    raise
+                error = exc
+                await asyncio.sleep(0.05 * attempt)
+        assert error is not None
+        await self.park(db, event, error, PARK_AFTER_ATTEMPTS)
+        await self.store.save_checkpoint(db, event.key, self.epoch)
+        self.store.notify_changed()
+
+    async def park(
+        self, db: AsyncDatabase[Document], event: Event, error: BaseException, attempts: int
+    ) -> None:
+        record = parked_record(event, error, attempts)
+        await db[PARKED].replace_one({"_id": record["_id"]}, record, upsert=True)
+        log.error(
+            "parked event %s (%s of %s %s) after %d failed attempts: %s",
+            record["_id"],
+            event.event_type,
+            event.aggregate_type,
+            event.aggregate_id,
+            attempts,
+            record["error"],
+            extra={"event": record["_id"], "event_type": event.event_type},
+        )
+
+    async def retry_parked(self) -> tuple[int, int]:
+        """Applies every parked event of the active read models again, oldest first; an event
+        that now applies leaves the list. Returns (applied, still parked)."""
+        db = await self.store.active(max_age_s=0)
+        parked = await db[PARKED].find({}).to_list()
+        parked.sort(key=lambda doc: (int(doc["txid"]), int(doc["position"])))
+        applied = 0
+        async with await psycopg.AsyncConnection.connect(
+            self.postgres_url, autocommit=True
+        ) as conn:
+            for record in parked:
+                event = await fetch_event(conn, EventKey(record["txid"], record["position"]))
+                if event is None:
+                    continue
+                batch = Batch(db)
+                try:
+                    for projection in self.projections:
+                        await projection.apply(batch, event)
+                    await batch.flush()
+                except Exception as exc:
+                    if _unreachable(exc):
+                        raise
+                    await self.park(db, event, exc, int(record.get("attempts", 0)) + 1)
+                    continue
+                await db[PARKED].delete_one({"_id": record["_id"]})
+                applied += 1
+        return applied, len(parked) - applied
 
     async def ensure_indexes(self, db: AsyncDatabase[Document]) -> None:
         for projection in self.projections:
@@ -253,8 +374,12 @@ class Projector:
             while True:
                 events = await fetch_events(conn, after, REBUILD_FETCH)
                 for event in events:
-                    for projection in self.projections:
-                        await projection.apply(batch, event)
+                    try:
+                        for projection in self.projections:
+                            await projection.apply(batch, event)
+                    except Exception as exc:
+                        # Parked in the new generation: it goes live with its parked list.
+                        await self.park(db, event, exc, 1)
                 applied += len(events)
                 if events:
                     after = events[-1].key

@@ -10,40 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from pymongo import AsyncMongoClient, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from learnflow.errors import FieldViolation, InvalidArgument, Unavailable
+from learnflow.errors import Unavailable
+from learnflow.positions import ZERO, EventKey
 
 Document = dict[str, Any]
 
-
-@dataclass(frozen=True, order=True)
-class EventKey:
-    """Commit order of an event: its transaction id, then its position."""
-
-    txid: int
-    position: int
-
-    def token(self) -> str:
-        return f"{self.txid}.{self.position}"
-
-    @classmethod
-    def parse(cls, token: str) -> EventKey:
-        txid, _, position = token.partition(".")
-        try:
-            return cls(int(txid), int(position))
-        except ValueError:
-            raise InvalidArgument(
-                [FieldViolation("x-consistency-token", "not a token returned by a command")]
-            ) from None
-
-
-ZERO = EventKey(0, 0)
 
 EPOCH_FIELD = "e"  # the leader epoch that last wrote a document (absent: written by a rebuild)
 

@@ -9,40 +9,27 @@ from typing import Any
 from pymongo import DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
-from learnflow.context import Ctx, Principal, current_call
+from learnflow.context import Ctx, current_call
 from learnflow.errors import FieldViolation, InvalidArgument, NotFound, PermissionDenied
+from learnflow.projections.catalog import answers_by_question
 from learnflow.projections.learning import progress_id
 from learnflow.projections.store import Document
 from learnflow.queries.pagination import decode_token, encode_token, page_size
 from learnflow.queries.read_models import ReadModels
 from learnflow.v1 import courses_pb2, courses_pb2_grpc
 from learnflow.values import parse_timestamp, parse_uuid
+from learnflow.vocabulary import (
+    COURSE_LEVEL_NAMES,
+    ENROLLED_STATES,
+    course_level,
+    course_name,
+    course_state,
+    fill_lesson_content,
+    is_course_staff,
+    lesson_name,
+)
 
-LEVELS: dict[str, courses_pb2.CourseLevel.ValueType] = {
-    "beginner": courses_pb2.COURSE_LEVEL_BEGINNER,
-    "intermediate": courses_pb2.COURSE_LEVEL_INTERMEDIATE,
-    "advanced": courses_pb2.COURSE_LEVEL_ADVANCED,
-}
-LEVEL_NAMES = {value: name for name, value in LEVELS.items()}
-STATES: dict[str, courses_pb2.CourseState.ValueType] = {
-    "draft": courses_pb2.COURSE_STATE_DRAFT,
-    "published": courses_pb2.COURSE_STATE_PUBLISHED,
-    "archived": courses_pb2.COURSE_STATE_ARCHIVED,
-}
-ENROLLED_STATES = frozenset({"active", "completed"})
 MAX_QUERY = 200
-
-
-def course_name(course_id: str) -> str:
-    return f"courses/{course_id}"
-
-
-def lesson_name(course_id: str, lesson_id: str) -> str:
-    return f"courses/{course_id}/lessons/{lesson_id}"
-
-
-def is_staff(principal: Principal | None, owner_id: str) -> bool:
-    return principal is not None and (principal.is_admin or str(principal.user_id) == owner_id)
 
 
 def course_message(doc: Document) -> courses_pb2.Course:
@@ -52,8 +39,8 @@ def course_message(doc: Document) -> courses_pb2.Course:
         slug=doc["slug"],
         summary=doc["summary"],
         tags=list(doc["tags"]),
-        level=LEVELS.get(doc["level"], courses_pb2.COURSE_LEVEL_UNSPECIFIED),
-        state=STATES.get(doc["state"], courses_pb2.COURSE_STATE_UNSPECIFIED),
+        level=course_level(doc["level"]),
+        state=course_state(doc["state"]),
         capacity=doc["capacity"],
         enrollment_open_time=parse_timestamp(doc.get("enrollment_open_at")),
         enrollment_close_time=parse_timestamp(doc.get("enrollment_close_at")),
@@ -77,29 +64,8 @@ def lesson_message(doc: Document, answers: dict[str, list[int]] | None) -> cours
         previous_lesson_id=doc["previous_lesson_id"],
         next_lesson_id=doc["next_lesson_id"],
     )
-    content: dict[str, Any] = doc["content"]
-    kind = doc["content_type"]
-    if kind == "article":
-        message.article.markdown = content["markdown"]
-    elif kind == "video":
-        message.video.url = content["url"]
-        message.video.duration_seconds = content["duration_seconds"]
-    elif kind == "quiz":
-        message.quiz.pass_threshold_percent = content["pass_threshold_percent"]
-        for q in content["questions"]:
-            message.quiz.questions.append(
-                courses_pb2.QuizQuestion(
-                    id=q["id"],
-                    prompt=q["prompt"],
-                    choices=q["choices"],
-                    # Only staff get the answers; they live in another collection.
-                    correct_choice_indexes=(answers or {}).get(q["id"], []),
-                )
-            )
-    elif kind == "code_exercise":
-        message.code_exercise.language = content["language"]
-        message.code_exercise.prompt = content["prompt"]
-        message.code_exercise.starter_code = content["starter_code"]
+    # Only staff get the answers; they live in another collection.
+    fill_lesson_content(message, doc["content_type"], doc["content"], answers or {})
     return message
 
 
@@ -115,7 +81,7 @@ async def visible_lesson(
     lesson = await db["lessons"].find_one({"_id": lesson_id})
     if lesson is None or lesson.get("deleted") or lesson["course_id"] != course_id:
         raise NotFound("lesson", lesson_name(course_id, lesson_id))
-    if is_staff(principal, lesson["owner_id"]):
+    if is_course_staff(principal, lesson["owner_id"]):
         return lesson, True
     if principal is not None:
         progress = await db["progress"].find_one(
@@ -141,9 +107,9 @@ class CatalogQueries(courses_pb2_grpc.CatalogServiceServicer):
         if request.tag:
             query["tags"] = request.tag
         if request.level:
-            if request.level not in LEVEL_NAMES:
+            if request.level not in COURSE_LEVEL_NAMES:
                 raise InvalidArgument([FieldViolation("level", "unknown level")])
-            query["level"] = LEVEL_NAMES[request.level]
+            query["level"] = COURSE_LEVEL_NAMES[request.level]
         q = request.q.strip().lower()
         if len(q) > MAX_QUERY:
             raise InvalidArgument([FieldViolation("q", f"at most {MAX_QUERY} characters")])
@@ -176,7 +142,7 @@ class CatalogQueries(courses_pb2_grpc.CatalogServiceServicer):
         doc = await db["courses"].find_one({"_id": request.course_id})
         principal = current_call().principal
         if doc is None or (
-            doc["state"] != "published" and not is_staff(principal, doc["owner_id"])
+            doc["state"] != "published" and not is_course_staff(principal, doc["owner_id"])
         ):
             raise NotFound("course", course_name(request.course_id))
         return courses_pb2.GetCourseResponse(
@@ -200,5 +166,5 @@ class CatalogQueries(courses_pb2_grpc.CatalogServiceServicer):
         answers = None
         if staff and lesson["content_type"] == "quiz":
             doc = await db["quiz_answers"].find_one({"_id": lesson["_id"]})
-            answers = doc["answers"] if doc else None
+            answers = answers_by_question(doc["answers"]) if doc else None
         return courses_pb2.GetLessonResponse(lesson=lesson_message(lesson, answers))

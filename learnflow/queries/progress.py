@@ -19,19 +19,14 @@ from learnflow.queries.pagination import decode_token, encode_token, page_size
 from learnflow.queries.read_models import ReadModels
 from learnflow.v1 import learning_pb2, learning_pb2_grpc
 from learnflow.values import parse_timestamp, parse_uuid
-
-STATES: dict[str, learning_pb2.EnrollmentState.ValueType] = {
-    "active": learning_pb2.ENROLLMENT_STATE_ACTIVE,
-    "withdrawn": learning_pb2.ENROLLMENT_STATE_WITHDRAWN,
-    "completed": learning_pb2.ENROLLMENT_STATE_COMPLETED,
-}
+from learnflow.vocabulary import enrollment_state
 
 
 def progress_message(doc: dict[str, Any]) -> learning_pb2.CourseProgress:
     return learning_pb2.CourseProgress(
         course_id=doc["course_id"],
         course_title=doc.get("course_title") or "",
-        state=STATES.get(doc.get("state") or "", learning_pb2.ENROLLMENT_STATE_UNSPECIFIED),
+        state=enrollment_state(doc.get("state") or ""),
         completed_lesson_ids=list(doc.get("completed_lesson_ids") or []),
         lesson_count=doc.get("lesson_count") or 0,
         percent_complete=doc.get("percent_complete") or 0,

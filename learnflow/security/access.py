@@ -14,6 +14,7 @@ from learnflow.v1 import (
     identity_pb2,
     learning_pb2,
 )
+from learnflow.vocabulary import ROLE_NAMES
 
 API_FILES: tuple[FileDescriptor, ...] = (
     identity_pb2.DESCRIPTOR,
@@ -23,11 +24,6 @@ API_FILES: tuple[FileDescriptor, ...] = (
     audit_pb2.DESCRIPTOR,
 )
 
-ROLE_NAMES = {
-    access_pb2.ROLE_STUDENT: "student",
-    access_pb2.ROLE_INSTRUCTOR: "instructor",
-    access_pb2.ROLE_ADMIN: "admin",
-}
 RATE_CLASSES = {
     access_pb2.RATE_LIMIT_CLASS_READ: "read",
     access_pb2.RATE_LIMIT_CLASS_WRITE: "write",

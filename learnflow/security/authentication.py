@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from learnflow.commands import tables
-from learnflow.commands.unit_of_work import Database
 from learnflow.context import Principal
 from learnflow.errors import Unauthenticated
 from learnflow.security.tokens import TokenService
+from learnflow.storage import tables
+from learnflow.storage.unit_of_work import Database
 
 
 class Authenticator:

@@ -1,68 +1,30 @@
-"""What the course, learning and discussion commands share: the caller, loading a course
-with the caller's right to see it, and the course's message and event payload."""
+"""Course rows as the course, learning and discussion commands use them: loading a course
+(with the caller's right to see it) or a lesson, the course row locks, and the course's
+message and event payload."""
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from learnflow.commands import tables
-from learnflow.context import Principal, current_call
-from learnflow.errors import FieldViolation, InvalidArgument, NotFound, PermissionDenied
-from learnflow.events import CoursePayload
+from learnflow.context import Principal
+from learnflow.errors import NotFound
+from learnflow.events import CoursePayload, LessonPayload, OutlineEntry
+from learnflow.storage import tables
 from learnflow.v1 import courses_pb2
-from learnflow.values import parse_uuid, timestamp
-
-LEVEL_NAMES = {
-    courses_pb2.COURSE_LEVEL_UNSPECIFIED: "unspecified",
-    courses_pb2.COURSE_LEVEL_BEGINNER: "beginner",
-    courses_pb2.COURSE_LEVEL_INTERMEDIATE: "intermediate",
-    courses_pb2.COURSE_LEVEL_ADVANCED: "advanced",
-}
-LEVEL_VALUES = {name: value for value, name in LEVEL_NAMES.items()}
-STATE_VALUES = {
-    "draft": courses_pb2.COURSE_STATE_DRAFT,
-    "published": courses_pb2.COURSE_STATE_PUBLISHED,
-    "archived": courses_pb2.COURSE_STATE_ARCHIVED,
-}
-
-
-def caller() -> Principal:
-    principal = current_call().principal
-    if principal is None:  # the interceptor refuses anonymous calls to these methods
-        raise PermissionDenied("this method requires an authenticated caller")
-    return principal
-
-
-def parse_ids(*fields: tuple[str, str]) -> list[uuid.UUID]:
-    """Parse several `(field name, value)` UUIDs, reporting every bad one at once."""
-    violations: list[FieldViolation] = []
-    parsed: list[uuid.UUID] = []
-    for field, value in fields:
-        try:
-            parsed.append(parse_uuid(value, field))
-        except InvalidArgument as error:
-            violations.extend(error.violations)
-    if violations:
-        raise InvalidArgument(violations)
-    return parsed
-
-
-def iso(value: dt.datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
-def is_staff(course: Any, principal: Principal) -> bool:
-    """Course staff: its owner and every admin."""
-    return principal.is_admin or course.owner_id == principal.user_id
-
-
-def course_name(course_id: uuid.UUID | str) -> str:
-    return f"courses/{course_id}"
+from learnflow.values import iso, timestamp
+from learnflow.vocabulary import (
+    answers_in,
+    course_level,
+    course_name,
+    course_state,
+    fill_lesson_content,
+    is_course_staff,
+    lesson_name,
+)
 
 
 async def load_course(
@@ -86,7 +48,9 @@ async def load_course(
     if lock:
         query = query.with_for_update(of=tables.courses)
     course = (await conn.execute(query)).first()
-    if course is None or (course.state == "draft" and not is_staff(course, principal)):
+    if course is None or (
+        course.state == "draft" and not is_course_staff(principal, course.owner_id)
+    ):
         raise NotFound("course", course_name(course_id))
     return course
 
@@ -140,8 +104,8 @@ def course_message(course: Any) -> courses_pb2.Course:
         slug=course.slug,
         summary=course.summary,
         tags=list(course.tags),
-        level=LEVEL_VALUES.get(course.level, courses_pb2.COURSE_LEVEL_UNSPECIFIED),
-        state=STATE_VALUES[course.state],
+        level=course_level(course.level),
+        state=course_state(course.state),
         capacity=course.capacity,
         enrollment_open_time=timestamp(course.enrollment_open_at),
         enrollment_close_time=timestamp(course.enrollment_close_at),
@@ -153,10 +117,6 @@ def course_message(course: Any) -> courses_pb2.Course:
         update_time=timestamp(course.updated_at),
         publish_time=timestamp(course.published_at),
     )
-
-
-def lesson_name(course_id: uuid.UUID | str, lesson_id: uuid.UUID | str) -> str:
-    return f"courses/{course_id}/lessons/{lesson_id}"
 
 
 async def load_lesson(conn: AsyncConnection, course_id: uuid.UUID, lesson_id: uuid.UUID) -> Any:
@@ -171,3 +131,59 @@ async def load_lesson(conn: AsyncConnection, course_id: uuid.UUID, lesson_id: uu
     if lesson is None:
         raise NotFound("lesson", lesson_name(course_id, lesson_id))
     return lesson
+
+
+def lesson_message(
+    lesson: Any, course_title: str, outline: list[OutlineEntry]
+) -> courses_pb2.Lesson:
+    message = courses_pb2.Lesson(
+        id=str(lesson.id),
+        course_id=str(lesson.course_id),
+        title=lesson.title,
+        position=lesson.position,
+        course_title=course_title,
+    )
+    fill_lesson_content(message, lesson.content_type, lesson.content, answers_in(lesson.content))
+    index = lesson.position - 1  # positions are dense: outline[index] is this lesson
+    if 1 <= index <= len(outline):
+        message.previous_lesson_id = outline[index - 1]["id"]
+    if 0 <= index + 1 < len(outline):
+        message.next_lesson_id = outline[index + 1]["id"]
+    return message
+
+
+def lesson_payload(lesson: Any, course_title: str, outline: list[OutlineEntry]) -> LessonPayload:
+    return {
+        "id": str(lesson.id),
+        "course_id": str(lesson.course_id),
+        "course_title": course_title,
+        "title": lesson.title,
+        "position": lesson.position,
+        "content_type": lesson.content_type,
+        "content": dict(lesson.content),
+        "created_at": lesson.created_at.isoformat(),
+        "updated_at": lesson.updated_at.isoformat(),
+        "outline": outline,
+    }
+
+
+async def course_outline(conn: AsyncConnection, course_id: uuid.UUID) -> list[OutlineEntry]:
+    rows = await conn.execute(
+        select(
+            tables.lessons.c.id,
+            tables.lessons.c.title,
+            tables.lessons.c.position,
+            tables.lessons.c.content_type,
+        )
+        .where(tables.lessons.c.course_id == course_id)
+        .order_by(tables.lessons.c.position)
+    )
+    return [
+        {
+            "id": str(row.id),
+            "title": row.title,
+            "position": row.position,
+            "content_type": row.content_type,
+        }
+        for row in rows
+    ]

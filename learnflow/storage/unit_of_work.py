@@ -18,9 +18,11 @@ from google.protobuf.message import Message
 from sqlalchemy import insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from learnflow.commands import tables
 from learnflow.context import CallContext, current_call
 from learnflow.errors import FieldViolation, InvalidArgument
+from learnflow.events import AUDIT_RECORDED, SCHEMA_VERSION, AuditPayload, EventType, PayloadT
+from learnflow.positions import EventKey
+from learnflow.storage import tables
 
 EVENTS_CHANNEL = "learnflow_events"
 
@@ -34,23 +36,23 @@ class UnitOfWork:
         self.consistency_token = ""
 
     async def emit(
-        self, event_type: str, aggregate_type: str, aggregate_id: uuid.UUID | str, payload: Any
+        self, event: EventType[PayloadT], aggregate_id: uuid.UUID | str, payload: PayloadT
     ) -> str:
         """Append a domain event to the outbox; returns its consistency token."""
         row = (
             await self.conn.execute(
                 insert(tables.events)
                 .values(
-                    event_type=event_type,
-                    aggregate_type=aggregate_type,
+                    event_type=event.name,
+                    aggregate_type=event.aggregate_type,
                     aggregate_id=str(aggregate_id),
-                    schema_version=1,
+                    schema_version=SCHEMA_VERSION,
                     payload=payload,
                 )
                 .returning(text("txid::text"), tables.events.c.position)
             )
         ).one()
-        self.consistency_token = f"{row[0]}.{row[1]}"
+        self.consistency_token = EventKey(int(row[0]), int(row[1])).token()
         return self.consistency_token
 
     async def audit(
@@ -77,21 +79,17 @@ class UnitOfWork:
             )
         ).one()
         # The audit read model is projected from the event log like every other one.
-        await self.emit(
-            "audit.recorded",
-            "audit",
-            row.id,
-            {
-                "id": row.id,
-                "actor_id": str(row.actor_id) if row.actor_id else "",
-                "action": action,
-                "resource": resource,
-                "outcome": outcome,
-                "request_id": row.request_id,
-                "client_address": row.client_address,
-                "occurred_at": row.occurred_at.isoformat(),
-            },
-        )
+        payload: AuditPayload = {
+            "id": row.id,
+            "actor_id": str(row.actor_id) if row.actor_id else "",
+            "action": action,
+            "resource": resource,
+            "outcome": outcome,
+            "request_id": row.request_id,
+            "client_address": row.client_address,
+            "occurred_at": row.occurred_at.isoformat(),
+        }
+        await self.emit(AUDIT_RECORDED, row.id, payload)
 
 
 class Database:
