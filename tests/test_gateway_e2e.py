@@ -677,3 +677,52 @@ async def test_nul_byte_in_login_email_is_a_client_error(http: httpx.AsyncClient
     assert answer.status_code == 400, answer.text
     fields = {v["field"] for v in detail(answer.json(), BAD_REQUEST)["fieldViolations"]}
     assert fields == {"email"}
+
+
+# -- hardening -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("question_id", ["a.b", "$where", "x y", "é", "a" * 65])
+async def test_a_quiz_question_id_that_could_become_a_key_is_refused_and_reads_go_on(
+    http: httpx.AsyncClient, instructor: Caller, question_id: str
+) -> None:
+    """Issue 12's critical finding: `a.b` was stored as a document key, the store refused it
+    and the projector stopped for good. Now the command refuses it, and the next write reads
+    back with its consistency token at once."""
+    auth = {"Authorization": f"Bearer {instructor.access_token}"}
+    created = await http.post("/v1/courses", json={"course": {"title": "Quiz ids"}}, headers=auth)
+    course_id = created.json()["course"]["id"]
+    bad = await http.post(
+        f"/v1/courses/{course_id}/lessons",
+        json={
+            "lesson": {
+                "title": "q",
+                "quiz": {
+                    "questions": [
+                        {
+                            "id": question_id,
+                            "prompt": "p",
+                            "choices": ["x", "y"],
+                            "correctChoiceIndexes": [0],
+                        }
+                    ]
+                },
+            }
+        },
+        headers=auth,
+    )
+    assert bad.status_code == 400, bad.text
+    violations = detail(bad.json(), BAD_REQUEST)["fieldViolations"]
+    assert [v["field"] for v in violations] == ["lesson.quiz.questions[0].id"]
+    renamed = await http.patch(
+        f"/v1/courses/{course_id}?updateMask=title",
+        json={"title": "Quiz ids, renamed"},
+        headers=auth,
+    )
+    assert renamed.status_code == 200, renamed.text
+    token = renamed.json()["consistencyToken"]
+    read = await http.get(
+        f"/v1/courses/{course_id}", headers={**auth, "X-Consistency-Token": token}
+    )
+    assert read.status_code == 200, read.text
+    assert read.json()["course"]["title"] == "Quiz ids, renamed"
