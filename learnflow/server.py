@@ -28,6 +28,7 @@ from learnflow.dependencies import dependencies_reachable, parked_events
 from learnflow.projections.projector import Projector
 from learnflow.projections.registry import all_projections
 from learnflow.projections.store import ReadStore
+from learnflow.projections.watcher import CheckpointWatcher
 from learnflow.queries.audit import AuditQueries
 from learnflow.queries.catalog import CatalogQueries
 from learnflow.queries.discussion import CommentQueries
@@ -83,6 +84,7 @@ class Backend:
     port: int
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
+    watcher: CheckpointWatcher | None = None
 
     async def close(self, grace_s: float = 10.0) -> None:
         self.stop.set()
@@ -93,6 +95,8 @@ class Backend:
         for task in self.tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self.watcher is not None:
+            await self.watcher.close()
         await self.db.close()
         await self.store.close()
 
@@ -110,7 +114,13 @@ async def build(settings: Settings, run_projector: bool = True) -> Backend:
     )
     hasher = await asyncio.to_thread(PasswordHasher, settings.bcrypt_rounds)
     rate_limiter = RateLimiter(settings)
-    read_models = ReadModels(store, settings.consistency_wait_s)
+    watcher = CheckpointWatcher(
+        store,
+        db.event_log_head,
+        max_waiters_per_client=settings.consistency_waiters_per_client,
+        max_waiters=settings.consistency_waiters_total,
+    )
+    read_models = ReadModels(store, watcher, settings.consistency_wait_s)
     projector = Projector(
         settings.postgres_url, store, all_projections(), settings.projector_poll_s
     )
@@ -150,6 +160,7 @@ async def build(settings: Settings, run_projector: bool = True) -> Backend:
     if port == 0:
         raise SystemExit(f"cannot listen on {settings.grpc_listen}: address in use?")
     backend = Backend(settings, db, store, tokens, server, health, projector, port)
+    backend.watcher = watcher
     await server.start()
     backend.tasks.append(asyncio.create_task(_watch_dependencies(backend, names)))
     if run_projector:

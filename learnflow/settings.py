@@ -51,6 +51,9 @@ class Settings:
     bcrypt_rounds: int = 12
     # Read-your-writes: how long a query waits for the read model to reach a token.
     consistency_wait_s: float = 5.0
+    # How many queries may wait for their consistency token at once, per client and in all.
+    consistency_waiters_per_client: int = 16
+    consistency_waiters_total: int = 1000
     projector_poll_s: float = 1.0
     # Rate limits per method class, in the `limits` library's notation.
     rate_limit_read: str = "600/minute"

@@ -6,17 +6,28 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from learnflow.context import current_call
 from learnflow.projections.store import Document, ReadStore
+from learnflow.projections.watcher import CheckpointWatcher
 
 
 class ReadModels:
-    def __init__(self, store: ReadStore, consistency_wait_s: float) -> None:
+    def __init__(
+        self, store: ReadStore, watcher: CheckpointWatcher, consistency_wait_s: float
+    ) -> None:
         self.store = store
+        self.watcher = watcher
         self.consistency_wait_s = consistency_wait_s
 
     async def database(self) -> AsyncDatabase[Document]:
         """The active read models; when the call carries a consistency token, only once
         they include that write (bounded wait, then UNAVAILABLE with RetryInfo)."""
-        token = current_call().consistency_token
-        if token:
-            return await self.store.wait_for(token, self.consistency_wait_s)
+        call = current_call()
+        if call.consistency_token:
+            client = (
+                f"user:{call.principal.user_id}"
+                if call.principal
+                else f"addr:{call.client_address}"
+            )
+            return await self.watcher.wait_for(
+                call.consistency_token, client, self.consistency_wait_s
+            )
         return await self.store.active()

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from learnflow.context import CallContext, current_call
 from learnflow.errors import FieldViolation, InvalidArgument
 from learnflow.events import AUDIT_RECORDED, SCHEMA_VERSION, AuditPayload, EventType, PayloadT
-from learnflow.positions import EventKey
+from learnflow.positions import ZERO, EventKey
 from learnflow.storage import tables
 
 EVENTS_CHANNEL = "learnflow_events"
@@ -106,6 +106,20 @@ class Database:
 
     async def close(self) -> None:
         await self.engine.dispose()
+
+    async def event_log_head(self) -> EventKey:
+        """The commit-order key of the last committed event (ZERO when there is none): no
+        command ever returned a consistency token beyond it."""
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    text(
+                        "SELECT txid::text::bigint, position FROM events"
+                        " ORDER BY events.txid DESC, events.position DESC LIMIT 1"
+                    )
+                )
+            ).first()
+        return EventKey(int(row[0]), int(row[1])) if row else ZERO
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[UnitOfWork]:
