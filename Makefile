@@ -56,7 +56,7 @@ imports: bootstrap
 
 # The fast layer: pure functions and projection handlers, no database needed.
 unit: bootstrap
-	$(VENV)/pytest tests/unit -q
+	$(VENV)/pytest tests/unit -q -p no:hypothesispytest -p no:schemathesis
 
 # Everything, against the services `make up` starts, with a coverage report.
 pytest: up
