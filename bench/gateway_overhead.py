@@ -1,7 +1,7 @@
 """The same read directly over gRPC (ghz) and through the HTTP gateway (wrk).
 
-    python bench/gateway.py                      # own servers on free ports (needs `make up`)
-    python bench/gateway.py --grpc 127.0.0.1:50051 --http http://127.0.0.1:8080   # `make run`
+    python bench/gateway_overhead.py    # own servers on free ports (needs `make up`)
+    python bench/gateway_overhead.py --grpc 127.0.0.1:50051 --http http://127.0.0.1:8080  # make run
 
 Both tools get the same concurrency and duration; each round runs gRPC then HTTP, and the
 report is the median of the rounds: throughput, p50/p90/p99 and gateway/gRPC ratios.

@@ -15,7 +15,7 @@ from learnflow.errors import FieldViolation, InvalidArgument
 
 CONSISTENCY_HEADER = "x-consistency-token"
 # Both parts are non-negative integers that fit PostgreSQL's xid8 / bigint (and int64 in MongoDB).
-_TOKEN = re.compile(r"(\d{1,19})\.(\d{1,19})")
+_TOKEN = re.compile(r"([0-9]{1,19})\.([0-9]{1,19})")
 _INT64_MAX = 2**63 - 1
 
 

@@ -15,7 +15,7 @@ from learnflow.errors import FieldViolation, InvalidArgument
 from learnflow.v1 import courses_pb2
 from learnflow.vocabulary import CONTENT_KINDS, COURSE_LEVEL_NAMES
 
-TAG_RE = re.compile(r"^[a-z0-9-]{1,30}$")
+TAG_RE = re.compile(r"[a-z0-9-]{1,30}")
 # Question ids reach read models and answers: a closed alphabet, so none is ever taken for a
 # path (`a.b`) or an operator (`$x`) by a document store, a URL or a log parser.
 QUESTION_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -73,7 +73,7 @@ def course_values(
             violations.append(FieldViolation("course.tags", f"at most {MAX_TAGS} tags"))
         seen: set[str] = set()
         for i, tag in enumerate(tags):
-            if not TAG_RE.match(tag):
+            if not TAG_RE.fullmatch(tag):
                 violations.append(
                     FieldViolation(
                         f"course.tags[{i}]", "must be 1 to 30 characters of a-z, 0-9 and '-'"
