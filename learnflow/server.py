@@ -37,6 +37,7 @@ from learnflow.queries.progress import ProgressQueries
 from learnflow.queries.read_models import ReadModels
 from learnflow.security.access import api_services, load_rules
 from learnflow.security.authentication import Authenticator
+from learnflow.security.denial_audit import DenialAudit
 from learnflow.security.interceptor import ApiInterceptor
 from learnflow.security.passwords import PasswordHasher
 from learnflow.security.rate_limits import RateLimiter
@@ -85,6 +86,7 @@ class Backend:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     watcher: CheckpointWatcher | None = None
+    denials: DenialAudit | None = None
 
     async def close(self, grace_s: float = 10.0) -> None:
         self.stop.set()
@@ -97,6 +99,8 @@ class Backend:
                 await task
         if self.watcher is not None:
             await self.watcher.close()
+        if self.denials is not None:
+            await self.denials.flush()
         await self.db.close()
         await self.store.close()
 
@@ -114,6 +118,7 @@ async def build(settings: Settings, run_projector: bool = True) -> Backend:
     )
     hasher = await asyncio.to_thread(PasswordHasher, settings.bcrypt_rounds)
     rate_limiter = RateLimiter(settings)
+    denials = DenialAudit(db, settings.denials_audited_per_minute)
     watcher = CheckpointWatcher(
         store,
         db.event_log_head,
@@ -126,7 +131,9 @@ async def build(settings: Settings, run_projector: bool = True) -> Backend:
     )
 
     server = grpc.aio.server(
-        interceptors=[ApiInterceptor(load_rules(), Authenticator(tokens, db), rate_limiter)],
+        interceptors=[
+            ApiInterceptor(load_rules(), Authenticator(tokens, db), rate_limiter, denials)
+        ],
         options=[("grpc.so_reuseport", 0)],
     )
     identity_pb2_grpc.add_IdentityServiceServicer_to_server(
@@ -161,6 +168,7 @@ async def build(settings: Settings, run_projector: bool = True) -> Backend:
         raise SystemExit(f"cannot listen on {settings.grpc_listen}: address in use?")
     backend = Backend(settings, db, store, tokens, server, health, projector, port)
     backend.watcher = watcher
+    backend.denials = denials
     await server.start()
     backend.tasks.append(asyncio.create_task(_watch_dependencies(backend, names)))
     if run_projector:

@@ -63,6 +63,8 @@ class Settings:
     rate_limit_storage: str = "memory://"
     # Namespaces the shared counters, so deployments (or test runs) sharing a Redis don't mix.
     rate_limit_key_prefix: str = "learnflow"
+    # Authorization refusals audited one by one per client and minute; the rest aggregated.
+    denials_audited_per_minute: int = 10
     log_level: str = "INFO"
 
     @property

@@ -81,6 +81,8 @@ def settings(
         rate_limit_write="100000/minute",
         rate_limit_auth="100000/minute",
         rate_limit_login_per_account="100000/minute",
+        # Every refusal audited one by one (the budget has its own test).
+        denials_audited_per_minute=100000,
     )
 
 

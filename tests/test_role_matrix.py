@@ -192,6 +192,16 @@ async def _row_counts(postgres_url: str) -> dict[str, int]:
     return {name: count for name, count in rows}
 
 
+async def _only_the_refusal_was_written(postgres_url: str, before: dict[str, int]) -> None:
+    """The refused change wrote nothing; the refusal itself is one audit row (outcome
+    `denied`) and that row's event."""
+    after = await _row_counts(postgres_url)
+    assert {t: after[t] - before[t] for t in after if after[t] != before[t]} == {
+        "audit_log": 1,
+        "events": 1,
+    }
+
+
 async def test_a_student_cannot_promote_themself_and_nothing_is_written(
     channel: grpc.aio.Channel, caller: Caller, postgres_url: str
 ) -> None:
@@ -203,7 +213,7 @@ async def test_a_student_cannot_promote_themself_and_nothing_is_written(
         grpc.StatusCode.PERMISSION_DENIED,
         REASON_ROLE_NOT_ALLOWED,
     )
-    assert await _row_counts(postgres_url) == before
+    await _only_the_refusal_was_written(postgres_url, before)
     me = await identity_pb2_grpc.ProfileServiceStub(channel).GetCurrentUser(
         identity_pb2.GetCurrentUserRequest(), metadata=caller.metadata()
     )
@@ -222,7 +232,7 @@ async def test_a_student_cannot_create_a_course_and_nothing_is_written(
         grpc.StatusCode.PERMISSION_DENIED,
         REASON_ROLE_NOT_ALLOWED,
     )
-    assert await _row_counts(postgres_url) == before
+    await _only_the_refusal_was_written(postgres_url, before)
 
 
 # --------------------------------------------------------- NOT_FOUND where a refusal would leak

@@ -20,10 +20,17 @@ from google.protobuf.message import Message
 from google.rpc import status_pb2
 from grpc_interceptor.server import AsyncServerInterceptor
 
-from learnflow.context import CallContext, reset_call, set_call
-from learnflow.errors import DomainError, InvalidArgument, Unauthenticated, internal_status
+from learnflow.context import CallContext, current_call, reset_call, set_call
+from learnflow.errors import (
+    DomainError,
+    InvalidArgument,
+    PermissionDenied,
+    Unauthenticated,
+    internal_status,
+)
 from learnflow.security.access import MethodRule
 from learnflow.security.authentication import Authenticator
+from learnflow.security.denial_audit import DenialAudit
 from learnflow.security.denials import (
     REASON_TOKEN_INVALID,
     REASON_TOKEN_REQUIRED,
@@ -67,10 +74,12 @@ class ApiInterceptor(AsyncServerInterceptor):
         rules: dict[str, MethodRule],
         authenticator: Authenticator,
         rate_limiter: RateLimiter,
+        denials: DenialAudit | None = None,
     ) -> None:
         self.rules = rules
         self.authenticator = authenticator
         self.rate_limiter = rate_limiter
+        self.denials = denials
 
     async def intercept(
         self,
@@ -103,7 +112,7 @@ class ApiInterceptor(AsyncServerInterceptor):
             self._log(call, "OK", started)
             return response
         except Exception as exc:
-            await self._fail(exc, call, context, started)
+            await self._fail(exc, current_call(), context, started)
         finally:
             reset_call(token)
 
@@ -124,8 +133,6 @@ class ApiInterceptor(AsyncServerInterceptor):
             raise AccessUnauthenticated(
                 "this method requires an access token", REASON_TOKEN_REQUIRED, call.method
             )
-        if rule.roles and (principal is None or principal.role not in rule.roles):
-            raise RoleNotAllowed("your role may not call this method", call.method)
         call = CallContext(
             method=call.method,
             request_id=call.request_id,
@@ -133,6 +140,9 @@ class ApiInterceptor(AsyncServerInterceptor):
             principal=principal,
             consistency_token=call.consistency_token,
         )
+        set_call(call)  # a refusal below is audited with the caller it refused
+        if rule.roles and (principal is None or principal.role not in rule.roles):
+            raise RoleNotAllowed("your role may not call this method", call.method)
         subject = f"user:{principal.user_id}" if principal else f"addr:{call.client_address}"
         await self.rate_limiter.hit(rule.rate_class, subject)
         return call
@@ -166,6 +176,8 @@ class ApiInterceptor(AsyncServerInterceptor):
         if isinstance(exc, DomainError):
             status = exc.to_status()
             self._log(call, exc.code.name, started, error=exc.message)
+            if isinstance(exc, PermissionDenied) and self.denials is not None:
+                await self.denials.record(call, exc.message)
         else:
             log.exception("unhandled error in %s", call.method)
             status = internal_status(call.request_id)
