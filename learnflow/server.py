@@ -38,7 +38,7 @@ from learnflow.queries.read_models import ReadModels
 from learnflow.security.access import api_services, load_rules
 from learnflow.security.authentication import Authenticator
 from learnflow.security.denial_audit import DenialAudit
-from learnflow.security.interceptor import ApiInterceptor
+from learnflow.security.interceptor import ApiInterceptor, StreamLimits
 from learnflow.security.passwords import PasswordHasher
 from learnflow.security.rate_limits import RateLimiter
 from learnflow.security.tokens import TokenService, load_keys
@@ -132,7 +132,17 @@ async def build(settings: Settings, run_projector: bool = True) -> Backend:
 
     server = grpc.aio.server(
         interceptors=[
-            ApiInterceptor(load_rules(), Authenticator(tokens, db), rate_limiter, denials)
+            ApiInterceptor(
+                load_rules(),
+                Authenticator(tokens, db),
+                rate_limiter,
+                denials,
+                StreamLimits(
+                    settings.streams_per_user,
+                    settings.stream_max_duration_s,
+                    settings.stream_recheck_s,
+                ),
+            )
         ],
         options=[("grpc.so_reuseport", 0)],
     )
@@ -145,7 +155,12 @@ async def build(settings: Settings, run_projector: bool = True) -> Backend:
     discussion_pb2_grpc.add_DiscussionServiceServicer_to_server(DiscussionCommands(db), server)
     courses_pb2_grpc.add_CatalogServiceServicer_to_server(CatalogQueries(read_models), server)
     learning_pb2_grpc.add_ProgressServiceServicer_to_server(
-        ProgressQueries(read_models, watch_poll_s=settings.projector_poll_s), server
+        ProgressQueries(
+            read_models,
+            watch_poll_s=settings.projector_poll_s,
+            heartbeat_s=settings.stream_heartbeat_s,
+        ),
+        server,
     )
     discussion_pb2_grpc.add_CommentQueryServiceServicer_to_server(
         CommentQueries(read_models), server

@@ -63,6 +63,12 @@ class Settings:
     rate_limit_storage: str = "memory://"
     # Namespaces the shared counters, so deployments (or test runs) sharing a Redis don't mix.
     rate_limit_key_prefix: str = "learnflow"
+    # Server streams (progress watch): open at once per user, longest life, how often each
+    # re-checks that its session still holds (logout everywhere, disabled, token expiry).
+    streams_per_user: int = 4
+    stream_max_duration_s: float = 3600.0
+    stream_recheck_s: float = 0.5
+    stream_heartbeat_s: float = 15.0  # the current state sent again after this much silence
     # Authorization refusals audited one by one per client and minute; the rest aggregated.
     denials_audited_per_minute: int = 10
     log_level: str = "INFO"

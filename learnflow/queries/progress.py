@@ -4,10 +4,13 @@ WatchCourseProgress sends the current progress, then the document again whenever
 versions (`v`, `v_course`: positions of the last events applied to it) change. It wakes when
 the projector in this process writes a batch (`ReadStore.wait_changed`) and otherwise re-reads every
 `watch_poll_s`: a replica whose projector stands by still sees changes, within that interval.
+With nothing to report, it sends the current state again every `heartbeat_s`. The interceptor
+bounds streams per user and in duration, and ends them when their session ends.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -43,9 +46,12 @@ def _principal() -> Principal:
 
 
 class ProgressQueries(learning_pb2_grpc.ProgressServiceServicer):
-    def __init__(self, read_models: ReadModels, watch_poll_s: float = 1.0) -> None:
+    def __init__(
+        self, read_models: ReadModels, watch_poll_s: float = 1.0, heartbeat_s: float = 15.0
+    ) -> None:
         self.read_models = read_models
         self.watch_poll_s = watch_poll_s
+        self.heartbeat_s = heartbeat_s
 
     async def ListMyEnrollments(
         self, request: learning_pb2.ListMyEnrollmentsRequest, context: Ctx = None
@@ -95,10 +101,17 @@ class ProgressQueries(learning_pb2_grpc.ProgressServiceServicer):
         version = (doc.get("v"), doc.get("v_course"))
         yield learning_pb2.WatchCourseProgressResponse(progress=progress_message(doc))
         store = self.read_models.store
+        last_sent = time.monotonic()
         while True:
             await store.wait_changed(self.watch_poll_s)
             db = await store.active()
             current = await db["progress"].find_one({"_id": doc_id})
-            if current is not None and (current.get("v"), current.get("v_course")) != version:
+            changed = current is not None and (current.get("v"), current.get("v_course")) != version
+            if current is not None and (
+                changed or time.monotonic() - last_sent >= self.heartbeat_s
+            ):
+                # A change, or the same state again as a heartbeat: proxies and clients see
+                # the stream alive, and a client that missed a message is brought up to date.
                 version = (current.get("v"), current.get("v_course"))
+                last_sent = time.monotonic()
                 yield learning_pb2.WatchCourseProgressResponse(progress=progress_message(current))

@@ -16,11 +16,12 @@ class Authenticator:
         self.tokens = tokens
         self.db = db
 
+    def expiry(self, authorization: str) -> float:
+        """When the bearer token stops being valid (epoch seconds); no database look-up."""
+        return float(self.tokens.verify(_bearer(authorization)).expires_at)
+
     async def authenticate(self, authorization: str) -> Principal:
-        scheme, _, token = authorization.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise Unauthenticated("authorization must be 'Bearer <access token>'")
-        claims = self.tokens.verify(token.strip())
+        claims = self.tokens.verify(_bearer(authorization))
         # One primary-key read per call, so that disabling a user or "log out everywhere"
         # (both bump token_version) takes effect at once rather than when tokens expire.
         async with self.db.engine.connect() as conn:
@@ -36,3 +37,10 @@ class Authenticator:
         if account.token_version != claims.principal.token_version:
             raise Unauthenticated("session revoked; log in again")
         return Principal(claims.principal.user_id, account.role, account.token_version)
+
+
+def _bearer(authorization: str) -> str:
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("authorization must be 'Bearer <access token>'")
+    return token.strip()

@@ -7,12 +7,16 @@ stream is iterated, and one place makes that easy to see.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import inspect
 import ipaddress
 import logging
 import time
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -25,6 +29,7 @@ from learnflow.errors import (
     DomainError,
     InvalidArgument,
     PermissionDenied,
+    ResourceExhausted,
     Unauthenticated,
     internal_status,
 )
@@ -68,6 +73,13 @@ def _is_loopback(address: str) -> bool:
         return False
 
 
+@dataclass(frozen=True)
+class StreamLimits:
+    per_subject: int = 4  # open server streams per user (or client address)
+    max_duration_s: float = 3600.0
+    recheck_s: float = 0.5  # how often a stream re-checks its session
+
+
 class ApiInterceptor(AsyncServerInterceptor):
     def __init__(
         self,
@@ -75,11 +87,14 @@ class ApiInterceptor(AsyncServerInterceptor):
         authenticator: Authenticator,
         rate_limiter: RateLimiter,
         denials: DenialAudit | None = None,
+        streams: StreamLimits | None = None,
     ) -> None:
         self.rules = rules
         self.authenticator = authenticator
         self.rate_limiter = rate_limiter
         self.denials = denials
+        self.streams = streams or StreamLimits()
+        self._open_streams: Counter[str] = Counter()
 
     async def intercept(
         self,
@@ -107,7 +122,8 @@ class ApiInterceptor(AsyncServerInterceptor):
                     raise InvalidArgument(violations)
             result = method(request_or_iterator, context)
             if inspect.isasyncgen(result):
-                return self._stream(result, call, context, started)
+                authorization = metadata.get("authorization", "")
+                return self._stream(result, call, context, started, authorization)
             response = await result
             self._log(call, "OK", started)
             return response
@@ -153,15 +169,63 @@ class ApiInterceptor(AsyncServerInterceptor):
         call: CallContext,
         context: grpc.aio.ServicerContext[Any, Any],
         started: float,
+        authorization: str,
     ) -> AsyncIterator[Any]:
+        """A server stream, guarded: at most `streams.per_subject` open per caller; it ends
+        UNAUTHENTICATED within `streams.recheck_s` of its session ending (logout everywhere,
+        the account disabled, the access token expired) and cleanly after `max_duration_s`."""
         token = set_call(call)
+        subject = (
+            f"user:{call.principal.user_id}" if call.principal else f"addr:{call.client_address}"
+        )
+        limits = self.streams
+        admitted = False
+        pending: asyncio.Future[Any] | None = None
         try:
-            async for item in stream:
-                yield item
+            if self._open_streams[subject] >= limits.per_subject:
+                raise ResourceExhausted(
+                    f"at most {limits.per_subject} streams may be open at once; close one first",
+                    retry_after_s=1,
+                )
+            self._open_streams[subject] += 1
+            admitted = True
+            expires_at = self.authenticator.expiry(authorization) if authorization else None
+            ends_at = time.monotonic() + limits.max_duration_s
+            while True:
+                if pending is None:
+                    pending = asyncio.ensure_future(anext(stream))
+                wait_s = min(limits.recheck_s, ends_at - time.monotonic())
+                if expires_at is not None:
+                    wait_s = min(wait_s, expires_at - time.time())
+                done, _ = await asyncio.wait({pending}, timeout=max(wait_s, 0))
+                if pending in done:
+                    try:
+                        item = pending.result()
+                    except StopAsyncIteration:
+                        break
+                    pending = None
+                    yield item
+                    continue
+                if time.monotonic() >= ends_at:
+                    break  # a long-lived stream ends cleanly; clients reconnect
+                if expires_at is not None and time.time() >= expires_at:
+                    raise Unauthenticated("the access token expired; refresh it and reconnect")
+                if authorization:
+                    await self.authenticator.authenticate(authorization)  # revoked/disabled
             self._log(call, "OK", started)
         except Exception as exc:
-            await self._fail(exc, call, context, started)
+            await self._fail(exc, current_call(), context, started)
         finally:
+            if pending is not None and not pending.done():
+                pending.cancel()
+                with contextlib.suppress(BaseException):
+                    await pending
+            with contextlib.suppress(Exception):
+                await stream.aclose()  # type: ignore[attr-defined]
+            if admitted:
+                self._open_streams[subject] -= 1
+                if self._open_streams[subject] <= 0:
+                    del self._open_streams[subject]
             reset_call(token)
 
     async def _fail(
