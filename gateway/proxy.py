@@ -264,7 +264,10 @@ class Dispatcher:
             deadline_s = settings.default_timeout_s or None
         request_id = getattr(request.state, "request_id", None) or request_id_from(request.headers)
         metadata = outgoing_metadata(
-            request.headers, request.client.host if request.client else None, request_id
+            request.headers,
+            request.client.host if request.client else None,
+            request_id,
+            settings.trusted_proxies,
         )
         body = await self._read_body(request) if route.body else None
         message = build_request(

@@ -4,11 +4,21 @@ from __future__ import annotations
 
 import base64
 import uuid
+from typing import Any
 
 import httpx
 import pytest
+from starlette.datastructures import Headers
 
-from gateway.metadata import HeaderError, parse_grpc_timeout
+from gateway.metadata import (
+    HeaderError,
+    client_address,
+    outgoing_metadata,
+    parse_grpc_timeout,
+    parse_networks,
+    request_id_from,
+)
+from gateway.settings import Settings, SettingsError
 
 
 async def test_forwarded_headers_reach_the_backend(client: httpx.AsyncClient) -> None:
@@ -31,7 +41,8 @@ async def test_forwarded_headers_reach_the_backend(client: httpx.AsyncClient) ->
     assert seen["x-consistency-token"] == "ct-9"
     assert seen["tenant"] == "acme"
     assert seen["blob-bin"] == "00ff"
-    assert seen["x-forwarded-for"] == "203.0.113.7, 127.0.0.1"
+    # The gateway trusts no proxy by default: the client's own X-Forwarded-For is ignored.
+    assert seen["x-forwarded-for"] == "127.0.0.1"
     assert "cookie" not in seen
 
 
@@ -76,6 +87,87 @@ async def test_request_id_is_generated_and_echoed(client: httpx.AsyncClient) -> 
 async def test_unusable_request_id_is_replaced(client: httpx.AsyncClient) -> None:
     response = await client.get("/v1/echo", headers={"X-Request-Id": "x" * 300})
     assert uuid.UUID(response.headers["x-request-id"])
+    markup = await client.get("/v1/echo", headers={"X-Request-Id": "<img src=x>"})
+    rid = markup.headers["x-request-id"]
+    assert uuid.UUID(rid) and markup.json()["metadata"]["x-request-id"] == rid
+
+
+@pytest.mark.parametrize(
+    ("given", "kept"),
+    [
+        ("abc-123_X.y", True),
+        ("x" * 64, True),
+        ("x" * 65, False),
+        ("", False),
+        ("a b", False),
+        ("<script>", False),
+        ("id;drop", False),
+        ("caf\u00e9", False),
+    ],
+)
+def test_request_ids_are_taken_only_when_they_match_the_strict_pattern(
+    given: str, kept: bool
+) -> None:
+    rid = request_id_from(Headers({"x-request-id": given}))
+    assert (rid == given) is kept
+    if not kept:
+        assert uuid.UUID(rid).version == 4
+
+
+LOOPBACK = parse_networks(["127.0.0.0/8", "::1"])
+PROXIES = parse_networks(["10.0.0.0/8"])
+
+
+@pytest.mark.parametrize(
+    ("forwarded", "peer", "trusted", "expected"),
+    [
+        # Trusting no one: the peer, whatever the header says.
+        (["198.51.100.9"], "203.0.113.7", (), "203.0.113.7"),
+        (["198.51.100.9"], "127.0.0.1", (), "127.0.0.1"),
+        # A trusted proxy's hop is believed; the client's own prefix is not.
+        (["198.51.100.9, 203.0.113.7"], "10.0.0.2", PROXIES, "203.0.113.7"),
+        (["198.51.100.9, 203.0.113.7, 10.1.1.1"], "10.0.0.2", PROXIES, "203.0.113.7"),
+        # Several headers read as one list, in order.
+        (["198.51.100.9", "203.0.113.8"], "10.0.0.2", PROXIES, "203.0.113.8"),
+        # An untrusted peer's header is ignored.
+        (["198.51.100.9"], "203.0.113.7", PROXIES, "203.0.113.7"),
+        # Only proxies all the way: the leftmost hop.
+        (["10.2.2.2"], "10.0.0.2", PROXIES, "10.2.2.2"),
+        # No header at all.
+        ([], "10.0.0.2", PROXIES, "10.0.0.2"),
+        # Not an IP where the client should be: the peer instead, never the junk.
+        (["<img src=x onerror=alert(1)>"], "10.0.0.2", PROXIES, "10.0.0.2"),
+        (["1.2.3.4:80"], "10.0.0.2", PROXIES, "10.0.0.2"),
+        # IPv6, normalised.
+        (["2001:DB8::1"], "::1", LOOPBACK, "2001:db8::1"),
+        # A peer that is not an IP: no address at all.
+        (["203.0.113.7"], "testclient", LOOPBACK, None),
+    ],
+)
+def test_client_address_is_the_rightmost_untrusted_hop(
+    forwarded: list[str], peer: str, trusted: tuple[Any, ...], expected: str | None
+) -> None:
+    assert client_address(forwarded, peer, trusted) == expected
+
+
+def test_outgoing_metadata_sends_one_resolved_address() -> None:
+    headers = Headers(raw=[(b"x-forwarded-for", b"198.51.100.9, 203.0.113.7")])
+    untrusted = dict(outgoing_metadata(headers, "10.0.0.2", "rid"))
+    assert untrusted["x-forwarded-for"] == "10.0.0.2"
+    trusted = dict(outgoing_metadata(headers, "10.0.0.2", "rid", PROXIES))
+    assert trusted["x-forwarded-for"] == "203.0.113.7"
+
+
+def test_trusted_proxies_setting() -> None:
+    assert Settings.from_env({}).trusted_proxies == ()
+    env = {"LEARNFLOW_GATEWAY_TRUSTED_PROXIES": "10.0.0.0/8, 192.168.1.1,::1"}
+    assert [str(n) for n in Settings.from_env(env).trusted_proxies] == [
+        "10.0.0.0/8",
+        "192.168.1.1/32",
+        "::1/128",
+    ]
+    with pytest.raises(SettingsError, match="TRUSTED_PROXIES"):
+        Settings.from_env({"LEARNFLOW_GATEWAY_TRUSTED_PROXIES": "10.0.0.0/33"})
 
 
 async def test_bad_metadata_headers_are_400(client: httpx.AsyncClient) -> None:
