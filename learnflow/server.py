@@ -108,7 +108,16 @@ async def build(settings: Settings, run_projector: bool = True) -> Backend:
     )
 
     server = grpc.aio.server(
-        interceptors=[ApiInterceptor(load_rules(), Authenticator(tokens, db), rate_limiter)],
+        interceptors=[
+            ApiInterceptor(
+                load_rules(),
+                Authenticator(tokens, db),
+                rate_limiter,
+                trusted_proxies=settings.trusted_proxies,
+                health_watch_max_per_client=settings.health_watch_max_per_client,
+                health_watch_max_total=settings.health_watch_max_total,
+            )
+        ],
         options=[("grpc.so_reuseport", 0)],
     )
     identity_pb2_grpc.add_IdentityServiceServicer_to_server(

@@ -60,6 +60,13 @@ class Settings:
     rate_limit_storage: str = "memory://"
     # Namespaces the shared counters, so deployments (or test runs) sharing a Redis don't mix.
     rate_limit_key_prefix: str = "learnflow"
+    # Health and reflection: rate-limited per client address; concurrent Health/Watch streams
+    # are capped per client address and in total.
+    rate_limit_infra: str = "600/minute"
+    health_watch_max_per_client: int = 4
+    health_watch_max_total: int = 100
+    # Proxies (CIDR blocks) whose X-Forwarded-For is believed: by default the local gateway.
+    trusted_proxies: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
     log_level: str = "INFO"
 
     @property
@@ -101,6 +108,14 @@ class Settings:
             rate_limit_login_per_account=_env("RATE_LIMIT_LOGIN_PER_ACCOUNT", "10/minute"),
             rate_limit_storage=_env("RATE_LIMIT_STORAGE", "memory://"),
             rate_limit_key_prefix=_env("RATE_LIMIT_KEY_PREFIX", "learnflow"),
+            rate_limit_infra=_env("RATE_LIMIT_INFRA", "600/minute"),
+            health_watch_max_per_client=_env_int("HEALTH_WATCH_MAX_PER_CLIENT", 4),
+            health_watch_max_total=_env_int("HEALTH_WATCH_MAX_TOTAL", 100),
+            trusted_proxies=tuple(
+                part.strip()
+                for part in _env("TRUSTED_PROXIES", "127.0.0.0/8,::1/128").split(",")
+                if part.strip()
+            ),
             log_level=_env("LOG_LEVEL", "INFO"),
         )
 
