@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from gateway import errors
+from gateway import errors, jsonlimits
 from gateway.descriptors import EOF, DescriptorLoader, Schema
 from gateway.metadata import (
     HeaderError,
@@ -241,8 +241,11 @@ class Dispatcher:
                 f'unsupported content type "{media or "(none)"}"; send application/json',
                 http_status=415,
             )
+        depth = self.gateway.settings.max_json_depth
         try:
-            return BodyInput(json.loads(data))
+            return BodyInput(jsonlimits.loads(bytes(data), depth))
+        except jsonlimits.JsonTooDeep as exc:
+            raise TranscodeError(f"request body is {exc}") from None
         except ValueError as exc:
             raise TranscodeError(f"request body is not valid JSON: {exc}") from None
 
