@@ -24,9 +24,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway import errors
 from gateway.descriptors import ReflectionError
-from gateway.metadata import request_id_from
+from gateway.metadata import oversized_header, request_id_from
 from gateway.openapi import OpenApiCache
-from gateway.proxy import Dispatcher, Gateway, error_response
+from gateway.proxy import Dispatcher, Gateway, error_response, headers_too_large
 from gateway.settings import Settings
 
 access_log = logging.getLogger("gateway.access")
@@ -87,6 +87,25 @@ class RequestContextMiddleware:
                     }
                 )
             )
+
+
+class HeaderLimitMiddleware:
+    """431 for a request whose headers (one, or all together) exceed the configured sizes."""
+
+    def __init__(self, app: ASGIApp, max_header_bytes: int, max_total_bytes: int) -> None:
+        self.app = app
+        self.max_header_bytes = max_header_bytes
+        self.max_total_bytes = max_total_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            problem = oversized_header(
+                scope["headers"], self.max_header_bytes, self.max_total_bytes
+            )
+            if problem is not None:
+                await error_response(headers_too_large(problem))(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 def _is_loopback(request: Request) -> bool:
@@ -198,6 +217,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 allow_headers=list(CORS_ALLOW_HEADERS),
                 expose_headers=list(expose),
                 max_age=600,
+            ),
+            Middleware(
+                HeaderLimitMiddleware,
+                max_header_bytes=settings.max_header_bytes,
+                max_total_bytes=settings.max_headers_total_bytes,
             ),
         ],
         lifespan=lifespan,

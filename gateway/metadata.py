@@ -35,6 +35,34 @@ class HeaderError(ValueError):
     """A request header cannot be carried as gRPC metadata."""
 
 
+class HeadersTooLarge(HeaderError):
+    """Request headers beyond the configured size (answered 431)."""
+
+
+# gRPC's own request headers (:path, user-agent, te, ...) take about 500 bytes of the backend's
+# metadata limit (8 KiB by default): what the gateway forwards must leave room for them.
+GRPC_HEADERS_RESERVE = 1024
+
+
+def metadata_size(md: MetadataPairs) -> int:
+    """Metadata size as gRPC (HTTP/2) counts it: key + value + 32 per entry."""
+    return sum(len(key) + len(value) + 32 for key, value in md)
+
+
+def oversized_header(raw: Iterable[tuple[bytes, bytes]], each: int, total: int) -> str | None:
+    """Why these raw request headers are too large (one beyond `each` bytes, or all together
+    beyond `total`), None when they fit."""
+    size = 0
+    for name, value in raw:
+        one = len(name) + len(value)
+        if one > each:
+            return f'header "{name.decode("latin-1")}" exceeds {each} bytes'
+        size += one + 4
+    if size > total:
+        return f"request headers exceed {total} bytes"
+    return None
+
+
 def parse_grpc_timeout(value: str) -> float:
     """`Grpc-Timeout` (e.g. `5S`, `100m`) in seconds."""
     match = _TIMEOUT.fullmatch(value.strip())

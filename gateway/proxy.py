@@ -20,7 +20,10 @@ from starlette.types import Receive, Scope, Send
 from gateway import errors, jsonlimits
 from gateway.descriptors import EOF, DescriptorLoader, Schema
 from gateway.metadata import (
+    GRPC_HEADERS_RESERVE,
     HeaderError,
+    HeadersTooLarge,
+    metadata_size,
     outgoing_metadata,
     pairs,
     parse_grpc_timeout,
@@ -139,6 +142,12 @@ async def stop_tasks(
         log.error("background task %s ignored cancellation; leaving it", task.get_name())
 
 
+def headers_too_large(message: str) -> errors.HttpError:
+    """431 Request Header Fields Too Large, before any gRPC call (whose metadata limit would
+    otherwise answer a misleading RESOURCE_EXHAUSTED)."""
+    return errors.simple_error(grpc.StatusCode.INVALID_ARGUMENT, message, status=431)
+
+
 def error_response(err: errors.HttpError, extra: list[tuple[str, str]] | None = None) -> Response:
     response = JSONResponse(err.body, status_code=err.status, headers=err.headers)
     for key, value in extra or ():
@@ -212,6 +221,8 @@ class Dispatcher:
         except (TranscodeError, HeaderError) as exc:
             if isinstance(exc, TranscodeError):
                 err = errors.simple_error(exc.code, exc.message, status=exc.http_status)
+            elif isinstance(exc, HeadersTooLarge):
+                err = headers_too_large(str(exc))
             else:
                 err = errors.simple_error(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
             return error_response(err)
@@ -272,6 +283,9 @@ class Dispatcher:
             request_id,
             settings.trusted_proxies,
         )
+        budget = settings.max_header_bytes - GRPC_HEADERS_RESERVE
+        if metadata_size(metadata) > budget:
+            raise HeadersTooLarge(f"headers forwarded to the backend exceed {budget} bytes")
         body = await self._read_body(request) if route.body else None
         message = build_request(
             route, found.params, request.query_params.multi_items(), body, registry.schema.pool

@@ -190,3 +190,21 @@ def test_grpc_timeout_units(header: str, seconds: float) -> None:
 def test_grpc_timeout_rejects_malformed(header: str) -> None:
     with pytest.raises(HeaderError):
         parse_grpc_timeout(header)
+
+
+async def test_oversized_headers_are_431_before_any_grpc_call(client: httpx.AsyncClient) -> None:
+    # A 20 KB Authorization header used to come back as 429 from gRPC's metadata limit.
+    huge = await client.get("/v1/echo", headers={"Authorization": "Bearer " + "a" * 20_000})
+    assert huge.status_code == 431, huge.text
+    assert huge.json()["code"] == 3 and "authorization" in huge.json()["message"]
+    assert uuid.UUID(huge.headers["x-request-id"])
+    # Many headers, each fine, together too large.
+    many = {f"X-Filler-{i}": "f" * 4000 for i in range(10)}
+    assert (await client.get("/v1/echo", headers=many)).status_code == 431
+    # Under the per-header limit but more than gRPC's metadata limit leaves room for.
+    near = await client.get("/v1/echo", headers={"Authorization": "Bearer " + "a" * 7800})
+    assert near.status_code == 431 and "forwarded" in near.json()["message"]
+    # Also on the fixed endpoints.
+    assert (await client.get("/healthz", headers={"X-Big": "b" * 9000})).status_code == 431
+    fine = await client.get("/v1/echo", headers={"Authorization": "Bearer " + "a" * 6000})
+    assert fine.status_code == 200
