@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import ipaddress
+import hmac
 import json
 import logging
 import time
@@ -24,7 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway import errors
 from gateway.descriptors import ReflectionError
-from gateway.metadata import oversized_header, request_id_from
+from gateway.metadata import client_address, oversized_header, request_id_from
 from gateway.openapi import OpenApiCache
 from gateway.proxy import Dispatcher, Gateway, error_response, headers_too_large
 from gateway.settings import Settings
@@ -108,13 +108,11 @@ class HeaderLimitMiddleware:
         await self.app(scope, receive, send)
 
 
-def _is_loopback(request: Request) -> bool:
-    if request.client is None:
-        return False
-    try:
-        return ipaddress.ip_address(request.client.host).is_loopback
-    except ValueError:
-        return False
+def _bearer_matches(request: Request, secret: str) -> bool:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        token.strip().encode(), secret.encode()
+    )
 
 
 _HTTP_CODES = {
@@ -148,9 +146,21 @@ def create_app(settings: Settings | None = None) -> Starlette:
         if gateway.registry is None:
             return JSONResponse({"status": "NOT_LOADED"}, status_code=503)
         stub: Any = health_pb2_grpc.HealthStub(gateway.channel)
+        # The backend rate-limits health checks per client: count them against the caller's
+        # address, not the gateway's (or anyone could spend the gateway's budget).
+        metadata = [("x-request-id", request.state.request_id)]
+        client = client_address(
+            request.headers.getlist("x-forwarded-for"),
+            request.client.host if request.client else None,
+            settings.trusted_proxies,
+        )
+        if client is not None:
+            metadata.append(("x-forwarded-for", client))
         try:
             reply = await stub.Check(
-                health_pb2.HealthCheckRequest(service=""), timeout=READY_TIMEOUT_S
+                health_pb2.HealthCheckRequest(service=""),
+                timeout=READY_TIMEOUT_S,
+                metadata=metadata,
             )
         except grpc.aio.AioRpcError as exc:
             return JSONResponse({"status": exc.code().name}, status_code=503)
@@ -158,10 +168,17 @@ def create_app(settings: Settings | None = None) -> Starlette:
         return JSONResponse({"status": name}, status_code=200 if name == "SERVING" else 503)
 
     async def reload(request: Request) -> Response:
-        # Reloading only re-reads the backend, but it is an admin action: loopback only.
-        if not _is_loopback(request):
+        # Reloading only re-reads the backend, but it is an admin action: it exists only with a
+        # configured secret, sent as a bearer token.
+        if not settings.reload_token:
             return error_response(
-                errors.simple_error(grpc.StatusCode.PERMISSION_DENIED, "reload is loopback-only")
+                errors.simple_error(grpc.StatusCode.NOT_FOUND, "no route for POST /-/reload")
+            )
+        if not _bearer_matches(request, settings.reload_token):
+            return error_response(
+                errors.simple_error(
+                    grpc.StatusCode.UNAUTHENTICATED, "reload requires the configured bearer token"
+                )
             )
         try:
             changed = await gateway.loader.reload()

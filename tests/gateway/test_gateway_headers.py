@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+from grpc_health.v1 import health_pb2_grpc
 from starlette.datastructures import Headers
 
 from gateway.metadata import (
@@ -168,6 +169,49 @@ def test_trusted_proxies_setting() -> None:
     ]
     with pytest.raises(SettingsError, match="TRUSTED_PROXIES"):
         Settings.from_env({"LEARNFLOW_GATEWAY_TRUSTED_PROXIES": "10.0.0.0/33"})
+
+
+def test_hardening_settings_from_env() -> None:
+    defaults = Settings.from_env({})
+    assert defaults.reload_token == ""
+    assert (defaults.max_header_bytes, defaults.max_headers_total_bytes) == (8192, 32768)
+    assert defaults.max_json_depth == 64
+    custom = Settings.from_env(
+        {
+            "LEARNFLOW_GATEWAY_RELOAD_TOKEN": "s3cret",
+            "LEARNFLOW_GATEWAY_MAX_HEADER_BYTES": "4096",
+            "LEARNFLOW_GATEWAY_MAX_HEADERS_TOTAL_BYTES": "16384",
+            "LEARNFLOW_GATEWAY_MAX_JSON_DEPTH": "32",
+        }
+    )
+    assert custom.reload_token == "s3cret"
+    assert (custom.max_header_bytes, custom.max_headers_total_bytes) == (4096, 16384)
+    assert custom.max_json_depth == 32
+
+
+async def test_readiness_checks_count_against_the_callers_address(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The backend rate-limits health checks per client address: /readyz must not spend the
+    gateway's own budget on behalf of anyone who calls it."""
+    seen: list[dict[str, str]] = []
+    real = health_pb2_grpc.HealthStub
+
+    class Stub:
+        def __init__(self, channel: Any) -> None:
+            self.stub = real(channel)
+
+        async def Check(self, request: Any, **kwargs: Any) -> Any:
+            seen.append(dict(kwargs["metadata"]))
+            return await self.stub.Check(request, **kwargs)
+
+    monkeypatch.setattr(health_pb2_grpc, "HealthStub", Stub)
+    response = await client.get("/readyz", headers={"X-Forwarded-For": "198.51.100.9"})
+    assert response.status_code == 200
+    # The gateway trusts no proxy by default: its peer, not the claimed address.
+    assert seen == [
+        {"x-forwarded-for": "127.0.0.1", "x-request-id": response.headers["x-request-id"]}
+    ]
 
 
 async def test_bad_metadata_headers_are_400(client: httpx.AsyncClient) -> None:
