@@ -169,8 +169,10 @@ async def test_budgets_are_per_user_and_per_method_class(
         profiles = identity_pb2_grpc.ProfileServiceStub(limited)
 
         def me(who: Caller) -> Awaitable[Any]:
+            # With the caller's consistency token: the profile may not be projected yet.
+            consistent = (("x-consistency-token", who.consistency_token),)
             return profiles.GetCurrentUser(
-                identity_pb2.GetCurrentUserRequest(), metadata=client(address, who)
+                identity_pb2.GetCurrentUserRequest(), metadata=client(address, who) + consistent
             )
 
         assert [(await attempt(me(first))).code for _ in range(2)] == [grpc.StatusCode.OK] * 2
