@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import ipaddress
+import hmac
 import json
 import logging
 import time
@@ -24,9 +24,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway import errors
 from gateway.descriptors import ReflectionError
-from gateway.metadata import request_id_from
+from gateway.metadata import client_address, oversized_header, request_id_from
 from gateway.openapi import OpenApiCache
-from gateway.proxy import Dispatcher, Gateway, error_response
+from gateway.proxy import Dispatcher, Gateway, error_response, headers_too_large
 from gateway.settings import Settings
 
 access_log = logging.getLogger("gateway.access")
@@ -89,13 +89,30 @@ class RequestContextMiddleware:
             )
 
 
-def _is_loopback(request: Request) -> bool:
-    if request.client is None:
-        return False
-    try:
-        return ipaddress.ip_address(request.client.host).is_loopback
-    except ValueError:
-        return False
+class HeaderLimitMiddleware:
+    """431 for a request whose headers (one, or all together) exceed the configured sizes."""
+
+    def __init__(self, app: ASGIApp, max_header_bytes: int, max_total_bytes: int) -> None:
+        self.app = app
+        self.max_header_bytes = max_header_bytes
+        self.max_total_bytes = max_total_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            problem = oversized_header(
+                scope["headers"], self.max_header_bytes, self.max_total_bytes
+            )
+            if problem is not None:
+                await error_response(headers_too_large(problem))(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def _bearer_matches(request: Request, secret: str) -> bool:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        token.strip().encode(), secret.encode()
+    )
 
 
 _HTTP_CODES = {
@@ -129,9 +146,21 @@ def create_app(settings: Settings | None = None) -> Starlette:
         if gateway.registry is None:
             return JSONResponse({"status": "NOT_LOADED"}, status_code=503)
         stub: Any = health_pb2_grpc.HealthStub(gateway.channel)
+        # The backend rate-limits health checks per client: count them against the caller's
+        # address, not the gateway's (or anyone could spend the gateway's budget).
+        metadata = [("x-request-id", request.state.request_id)]
+        client = client_address(
+            request.headers.getlist("x-forwarded-for"),
+            request.client.host if request.client else None,
+            settings.trusted_proxies,
+        )
+        if client is not None:
+            metadata.append(("x-forwarded-for", client))
         try:
             reply = await stub.Check(
-                health_pb2.HealthCheckRequest(service=""), timeout=READY_TIMEOUT_S
+                health_pb2.HealthCheckRequest(service=""),
+                timeout=READY_TIMEOUT_S,
+                metadata=metadata,
             )
         except grpc.aio.AioRpcError as exc:
             return JSONResponse({"status": exc.code().name}, status_code=503)
@@ -139,10 +168,17 @@ def create_app(settings: Settings | None = None) -> Starlette:
         return JSONResponse({"status": name}, status_code=200 if name == "SERVING" else 503)
 
     async def reload(request: Request) -> Response:
-        # Reloading only re-reads the backend, but it is an admin action: loopback only.
-        if not _is_loopback(request):
+        # Reloading only re-reads the backend, but it is an admin action: it exists only with a
+        # configured secret, sent as a bearer token.
+        if not settings.reload_token:
             return error_response(
-                errors.simple_error(grpc.StatusCode.PERMISSION_DENIED, "reload is loopback-only")
+                errors.simple_error(grpc.StatusCode.NOT_FOUND, "no route for POST /-/reload")
+            )
+        if not _bearer_matches(request, settings.reload_token):
+            return error_response(
+                errors.simple_error(
+                    grpc.StatusCode.UNAUTHENTICATED, "reload requires the configured bearer token"
+                )
             )
         try:
             changed = await gateway.loader.reload()
@@ -198,6 +234,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 allow_headers=list(CORS_ALLOW_HEADERS),
                 expose_headers=list(expose),
                 max_age=600,
+            ),
+            Middleware(
+                HeaderLimitMiddleware,
+                max_header_bytes=settings.max_header_bytes,
+                max_total_bytes=settings.max_headers_total_bytes,
             ),
         ],
         lifespan=lifespan,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import re
 import uuid
 from collections.abc import Iterable
@@ -12,6 +13,7 @@ from typing import Any
 from starlette.datastructures import Headers
 
 MetadataPairs = list[tuple[str, str | bytes]]
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 METADATA_HEADER_PREFIX = "grpc-metadata-"
 REQUEST_ID = "x-request-id"
@@ -25,11 +27,40 @@ _KEY = re.compile(r"[0-9a-z_.-]+")
 _VALUE = re.compile(r"[\x20-\x7e]*")
 _MANAGED = frozenset({REQUEST_ID, "x-forwarded-for"})
 _URLSAFE = str.maketrans("-_", "+/")
-_REQUEST_ID = re.compile(r"[\x21-\x7e]{1,128}")
+# A client's request id is echoed and logged: only short, plain tokens are taken as given.
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
 class HeaderError(ValueError):
     """A request header cannot be carried as gRPC metadata."""
+
+
+class HeadersTooLarge(HeaderError):
+    """Request headers beyond the configured size (answered 431)."""
+
+
+# gRPC's own request headers (:path, user-agent, te, ...) take about 500 bytes of the backend's
+# metadata limit (8 KiB by default): what the gateway forwards must leave room for them.
+GRPC_HEADERS_RESERVE = 1024
+
+
+def metadata_size(md: MetadataPairs) -> int:
+    """Metadata size as gRPC (HTTP/2) counts it: key + value + 32 per entry."""
+    return sum(len(key) + len(value) + 32 for key, value in md)
+
+
+def oversized_header(raw: Iterable[tuple[bytes, bytes]], each: int, total: int) -> str | None:
+    """Why these raw request headers are too large (one beyond `each` bytes, or all together
+    beyond `total`), None when they fit."""
+    size = 0
+    for name, value in raw:
+        one = len(name) + len(value)
+        if one > each:
+            return f'header "{name.decode("latin-1")}" exceeds {each} bytes'
+        size += one + 4
+    if size > total:
+        return f"request headers exceed {total} bytes"
+    return None
 
 
 def parse_grpc_timeout(value: str) -> float:
@@ -46,6 +77,45 @@ def request_id_from(headers: Headers) -> str:
     return given if _REQUEST_ID.fullmatch(given) else str(uuid.uuid4())
 
 
+def parse_networks(entries: Iterable[str]) -> tuple[Network, ...]:
+    """CIDR blocks (or single addresses) as networks; ValueError names a bad entry."""
+    networks: list[Network] = []
+    for entry in entries:
+        try:
+            networks.append(ipaddress.ip_network(entry.strip(), strict=False))
+        except ValueError:
+            raise ValueError(f'"{entry}" is not an IP address or CIDR block') from None
+    return tuple(networks)
+
+
+def _ip(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(value.strip())
+    except ValueError:
+        return None
+
+
+def client_address(
+    forwarded: Iterable[str], peer: str | None, trusted: Iterable[Network]
+) -> str | None:
+    """Who the client is: the rightmost hop of `X-Forwarded-For` + peer that is not a trusted
+    proxy. Hops are only read leftwards through trusted proxies, so a client cannot name
+    itself; if the hop to use is not an IP address, the peer is used instead. None when the
+    peer itself is not an IP address."""
+    networks = tuple(trusted)
+    peer_ip = _ip(peer) if peer else None
+    if peer_ip is None:
+        return None
+    current = peer_ip
+    hops = [part for value in forwarded for part in value.split(",")]
+    while hops and any(current in network for network in networks):
+        previous = _ip(hops.pop())
+        if previous is None:
+            return str(peer_ip)
+        current = previous
+    return str(current)
+
+
 def pairs(metadata: Any) -> MetadataPairs:
     """Normalise grpc.aio.Metadata / tuples of metadata into (key, value) pairs."""
     if not metadata:
@@ -59,7 +129,12 @@ def _text(key: str, value: str) -> str:
     return value
 
 
-def outgoing_metadata(headers: Headers, client_host: str | None, request_id: str) -> MetadataPairs:
+def outgoing_metadata(
+    headers: Headers,
+    client_host: str | None,
+    request_id: str,
+    trusted_proxies: Iterable[Network] = (),
+) -> MetadataPairs:
     md: MetadataPairs = [(REQUEST_ID, request_id)]
     for name in ("authorization", CONSISTENCY_TOKEN):
         value = headers.get(name)
@@ -84,10 +159,11 @@ def outgoing_metadata(headers: Headers, client_host: str | None, request_id: str
                 raise HeaderError(f'metadata "{key}" must be base64') from None
         else:
             md.append((key, _text(key, value)))
-    forwarded = headers.get("x-forwarded-for")
-    chain = [part for part in (forwarded, client_host) if part]
-    if chain:
-        md.append(("x-forwarded-for", _text("x-forwarded-for", ", ".join(chain))))
+    # The backend is told one address, resolved here: the client's own X-Forwarded-For counts
+    # only as far as it was appended by trusted proxies (by default none: just the peer).
+    client = client_address(headers.getlist("x-forwarded-for"), client_host, trusted_proxies)
+    if client is not None:
+        md.append(("x-forwarded-for", client))
     return md
 
 

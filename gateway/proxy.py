@@ -17,10 +17,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from gateway import errors
+from gateway import errors, jsonlimits
 from gateway.descriptors import EOF, DescriptorLoader, Schema
 from gateway.metadata import (
+    GRPC_HEADERS_RESERVE,
     HeaderError,
+    HeadersTooLarge,
+    metadata_size,
     outgoing_metadata,
     pairs,
     parse_grpc_timeout,
@@ -139,6 +142,12 @@ async def stop_tasks(
         log.error("background task %s ignored cancellation; leaving it", task.get_name())
 
 
+def headers_too_large(message: str) -> errors.HttpError:
+    """431 Request Header Fields Too Large, before any gRPC call (whose metadata limit would
+    otherwise answer a misleading RESOURCE_EXHAUSTED)."""
+    return errors.simple_error(grpc.StatusCode.INVALID_ARGUMENT, message, status=431)
+
+
 def error_response(err: errors.HttpError, extra: list[tuple[str, str]] | None = None) -> Response:
     response = JSONResponse(err.body, status_code=err.status, headers=err.headers)
     for key, value in extra or ():
@@ -212,6 +221,8 @@ class Dispatcher:
         except (TranscodeError, HeaderError) as exc:
             if isinstance(exc, TranscodeError):
                 err = errors.simple_error(exc.code, exc.message, status=exc.http_status)
+            elif isinstance(exc, HeadersTooLarge):
+                err = headers_too_large(str(exc))
             else:
                 err = errors.simple_error(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
             return error_response(err)
@@ -241,8 +252,11 @@ class Dispatcher:
                 f'unsupported content type "{media or "(none)"}"; send application/json',
                 http_status=415,
             )
+        depth = self.gateway.settings.max_json_depth
         try:
-            return BodyInput(json.loads(data))
+            return BodyInput(jsonlimits.loads(bytes(data), depth))
+        except jsonlimits.JsonTooDeep as exc:
+            raise TranscodeError(f"request body is {exc}") from None
         except ValueError as exc:
             raise TranscodeError(f"request body is not valid JSON: {exc}") from None
 
@@ -264,8 +278,14 @@ class Dispatcher:
             deadline_s = settings.default_timeout_s or None
         request_id = getattr(request.state, "request_id", None) or request_id_from(request.headers)
         metadata = outgoing_metadata(
-            request.headers, request.client.host if request.client else None, request_id
+            request.headers,
+            request.client.host if request.client else None,
+            request_id,
+            settings.trusted_proxies,
         )
+        budget = settings.max_header_bytes - GRPC_HEADERS_RESERVE
+        if metadata_size(metadata) > budget:
+            raise HeadersTooLarge(f"headers forwarded to the backend exceed {budget} bytes")
         body = await self._read_body(request) if route.body else None
         message = build_request(
             route, found.params, request.query_params.multi_items(), body, registry.schema.pool

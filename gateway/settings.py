@@ -6,6 +6,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from gateway.metadata import Network, parse_networks
+
 _PREFIX = "LEARNFLOW_GATEWAY_"
 
 
@@ -35,6 +37,15 @@ class Settings:
     reload_interval_s: float = 30.0
     # Upper bound of the wait between attempts while the backend is not up yet.
     startup_max_backoff_s: float = 5.0
+    # Proxies in front of the gateway whose X-Forwarded-For is believed; by default none.
+    trusted_proxies: tuple[Network, ...] = ()
+    # Bearer token that authorizes POST /-/reload; without one the endpoint does not exist.
+    reload_token: str = ""
+    # 431 beyond these: any one header (name + value), and all request headers together.
+    max_header_bytes: int = 8 * 1024
+    max_headers_total_bytes: int = 32 * 1024
+    # JSON bodies (and JSON query values) nested deeper than this are refused before parsing.
+    max_json_depth: int = 64
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -59,6 +70,11 @@ class Settings:
 
         origins = get("CORS_ORIGINS")
         expose = get("CORS_EXPOSE_METADATA")
+        proxies = get("TRUSTED_PROXIES")
+        try:
+            trusted = parse_networks(_split(proxies)) if proxies else defaults.trusted_proxies
+        except ValueError as exc:
+            raise SettingsError(f"{_PREFIX}TRUSTED_PROXIES: {exc}") from None
         return cls(
             grpc_target=get("GRPC_TARGET") or defaults.grpc_target,
             cors_origins=defaults.cors_origins if origins is None else _split(origins),
@@ -71,4 +87,13 @@ class Settings:
             port=int(number("PORT", defaults.port, integer=True)),
             reload_interval_s=number("RELOAD_INTERVAL_S", defaults.reload_interval_s),
             startup_max_backoff_s=number("STARTUP_MAX_BACKOFF_S", defaults.startup_max_backoff_s),
+            trusted_proxies=trusted,
+            reload_token=get("RELOAD_TOKEN") or defaults.reload_token,
+            max_header_bytes=int(
+                number("MAX_HEADER_BYTES", defaults.max_header_bytes, integer=True)
+            ),
+            max_headers_total_bytes=int(
+                number("MAX_HEADERS_TOTAL_BYTES", defaults.max_headers_total_bytes, integer=True)
+            ),
+            max_json_depth=int(number("MAX_JSON_DEPTH", defaults.max_json_depth, integer=True)),
         )

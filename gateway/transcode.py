@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -14,6 +13,7 @@ from google.protobuf.descriptor_pool import DescriptorPool
 from google.protobuf.message import Message
 from google.protobuf.message_factory import GetMessageClass
 
+from gateway import jsonlimits
 from gateway.routing import Route
 
 FIELD_MASK = "google.protobuf.FieldMask"
@@ -91,7 +91,9 @@ def _scalar_json(field: FieldDescriptor, raw: str, name: str) -> Any:
             return _scalar_json(field.message_type.fields_by_name["value"], raw, name)
         if full in ("google.protobuf.Value", "google.protobuf.Struct", "google.protobuf.ListValue"):
             try:
-                return json.loads(raw)
+                return jsonlimits.loads(raw)
+            except jsonlimits.JsonTooDeep as exc:
+                raise TranscodeError(f'parameter "{name}" is {exc}') from None
             except ValueError:
                 if full == "google.protobuf.Value":
                     return raw

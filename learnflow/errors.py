@@ -50,13 +50,48 @@ def _pack(message: object) -> any_pb2.Any:
     return packed
 
 
+# Error details travel in gRPC trailers, whose size is limited (8 KiB by default): one error
+# carries at most this many field violations, this much violation text and this much message;
+# a final violation says how many more were left out.
+MAX_FIELD_VIOLATIONS = 100
+MAX_VIOLATIONS_TEXT = 4096
+MAX_VIOLATION_PART = 200
+MAX_SUMMARIZED = 3
+
+
+def _clip(text: str, limit: int = MAX_VIOLATION_PART) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
+def capped_violations(violations: Sequence[FieldViolation]) -> list[FieldViolation]:
+    """The first violations (at most MAX_FIELD_VIOLATIONS, within MAX_VIOLATIONS_TEXT), each
+    clipped, plus one saying how many more were omitted."""
+    kept: list[FieldViolation] = []
+    used = 0
+    for violation in violations:
+        clipped = FieldViolation(_clip(violation.field), _clip(violation.description))
+        used += len(clipped.field) + len(clipped.description)
+        if len(kept) == MAX_FIELD_VIOLATIONS or used > MAX_VIOLATIONS_TEXT:
+            break
+        kept.append(clipped)
+    omitted = len(violations) - len(kept)
+    if omitted:
+        kept.append(FieldViolation("", f"{omitted} more violations omitted"))
+    return kept
+
+
 class InvalidArgument(DomainError):
     code = grpc.StatusCode.INVALID_ARGUMENT
 
     def __init__(self, violations: Sequence[FieldViolation], message: str = "") -> None:
-        self.violations = list(violations)
-        summary = "; ".join(f"{v.field}: {v.description}" for v in self.violations)
-        super().__init__(message or f"invalid argument: {summary}")
+        given = list(violations)
+        self.violations = capped_violations(given)
+        summary = "; ".join(
+            f"{_clip(v.field)}: {_clip(v.description)}" for v in given[:MAX_SUMMARIZED]
+        )
+        if len(given) > MAX_SUMMARIZED:
+            summary += f"; and {len(given) - MAX_SUMMARIZED} more"
+        super().__init__(_clip(message, 1024) if message else f"invalid argument: {summary}")
 
     def details(self) -> list[any_pb2.Any]:
         bad_request = error_details_pb2.BadRequest(

@@ -136,12 +136,15 @@ async def build(settings: Settings, run_projector: bool = True) -> Backend:
                 load_rules(),
                 Authenticator(tokens, db),
                 rate_limiter,
-                denials,
-                StreamLimits(
+                denials=denials,
+                streams=StreamLimits(
                     settings.streams_per_user,
                     settings.stream_max_duration_s,
                     settings.stream_recheck_s,
                 ),
+                trusted_proxies=settings.trusted_proxies,
+                health_watch_max_per_client=settings.health_watch_max_per_client,
+                health_watch_max_total=settings.health_watch_max_total,
             )
         ],
         options=[("grpc.so_reuseport", 0)],

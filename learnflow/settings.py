@@ -71,6 +71,13 @@ class Settings:
     stream_heartbeat_s: float = 15.0  # the current state sent again after this much silence
     # Authorization refusals audited one by one per client and minute; the rest aggregated.
     denials_audited_per_minute: int = 10
+    # Health and reflection: rate-limited per client address; concurrent Health/Watch streams
+    # are capped per client address and in total.
+    rate_limit_infra: str = "600/minute"
+    health_watch_max_per_client: int = 4
+    health_watch_max_total: int = 100
+    # Proxies (CIDR blocks) whose X-Forwarded-For is believed: by default the local gateway.
+    trusted_proxies: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
     log_level: str = "INFO"
 
     @property

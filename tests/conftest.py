@@ -83,6 +83,7 @@ def settings(
         rate_limit_login_per_account="100000/minute",
         # Every refusal audited one by one (the budget has its own test).
         denials_audited_per_minute=100000,
+        rate_limit_infra="100000/minute",
     )
 
 

@@ -120,18 +120,30 @@ async def test_a_request_without_an_id_gets_one(instructor: Caller, pg: Pg) -> N
     )
 
 
-async def test_the_gateway_forwarded_client_address_is_recorded(instructor: Caller, pg: Pg) -> None:
+@pytest.mark.parametrize(
+    ("forwarded", "recorded"),
+    [
+        ("203.0.113.7", "203.0.113.7"),
+        # The rightmost hop is the one the trusted proxy appended; the rest is the client's.
+        ("203.0.113.7, 10.0.0.1", "10.0.0.1"),
+        # Not an IP: never stored, the peer (the local proxy) instead.
+        ("<img src=x onerror=alert(1)>", "127.0.0.1"),
+    ],
+)
+async def test_the_gateway_forwarded_client_address_is_recorded(
+    instructor: Caller, pg: Pg, forwarded: str, recorded: str
+) -> None:
     # A proxy on this host (the gateway) says who the client is; the server trusts loopback.
     reply = await courses(instructor.channel).CreateCourse(
         courses_pb2.CreateCourseRequest(course=courses_pb2.Course(title="Forwarded")),
-        metadata=(*instructor.metadata(), ("x-forwarded-for", "203.0.113.7, 10.0.0.1")),
+        metadata=(*instructor.metadata(), ("x-forwarded-for", forwarded)),
     )
     assert (
         await pg.value(
             "SELECT client_address FROM audit_log WHERE resource = %s",
             f"courses/{reply.course.id}",
         )
-        == "203.0.113.7"
+        == recorded
     )
 
 

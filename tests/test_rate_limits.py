@@ -169,8 +169,10 @@ async def test_budgets_are_per_user_and_per_method_class(
         profiles = identity_pb2_grpc.ProfileServiceStub(limited)
 
         def me(who: Caller) -> Awaitable[Any]:
+            # With the caller's consistency token: the profile may not be projected yet.
+            consistent = (("x-consistency-token", who.consistency_token),)
             return profiles.GetCurrentUser(
-                identity_pb2.GetCurrentUserRequest(), metadata=client(address, who)
+                identity_pb2.GetCurrentUserRequest(), metadata=client(address, who) + consistent
             )
 
         assert [(await attempt(me(first))).code for _ in range(2)] == [grpc.StatusCode.OK] * 2
@@ -257,6 +259,21 @@ async def test_x_forwarded_for_is_trusted_only_from_a_local_proxy(settings: Sett
     async with limited_server(settings, read="2/minute") as (_, local):
         rotating = [await attempt(signing_keys(local, client(fresh_address()))) for _ in range(3)]
         assert [o.code for o in rotating] == [grpc.StatusCode.OK] * 3
+
+
+async def test_a_client_prefix_in_x_forwarded_for_does_not_mint_fresh_budgets(
+    settings: Settings,
+) -> None:
+    """The local gateway's hop is the rightmost: whatever the client put before it is ignored,
+    so rotating it gets no new budget (it used to: the leftmost entry was believed)."""
+    async with limited_server(settings, read="2/minute") as (_, local):
+        behind = fresh_address()
+        rotating = [
+            await attempt(signing_keys(local, client(f"{fresh_address()}, {behind}")))
+            for _ in range(3)
+        ]
+        assert [o.code for o in rotating[:2]] == [grpc.StatusCode.OK] * 2
+        assert_exhausted(rotating[2], "class:read")
 
 
 async def test_unreachable_shared_storage_fails_closed_with_unavailable(

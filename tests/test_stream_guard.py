@@ -33,7 +33,7 @@ async def _ended_with(call: Any, within_s: float) -> tuple[grpc.StatusCode, floa
     received = 0
     try:
         async with asyncio.timeout(within_s):
-            while await call.read() is not grpc.aio.EOF:
+            while await call.read() is not grpc.aio.EOF:  # type: ignore[attr-defined]
                 received += 1
     except grpc.aio.AioRpcError as exc:
         return exc.code(), time.monotonic() - started, received

@@ -16,6 +16,10 @@ import json
 from learnflow.errors import FieldViolation, InvalidArgument
 
 MAX_PAGE_SIZE = 100
+# Tokens this module writes are far shorter; anything longer is not one of ours.
+MAX_TOKEN_CHARS = 512
+MAX_KEY_CHARS = 256
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
 def page_size(value: int, default: int) -> int:
@@ -42,14 +46,18 @@ def decode_token(token: str, scope: str) -> str | int | None:
     bad = InvalidArgument(
         [FieldViolation("page_token", "not a page token of this query; start without one")]
     )
+    if len(token) > MAX_TOKEN_CHARS:
+        raise bad
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         data = json.loads(raw)
-    except (binascii.Error, ValueError):
+    except (binascii.Error, ValueError, RecursionError):
         raise bad from None
-    if not isinstance(data, dict) or data.get("q") != _fingerprint(scope):
+    if not isinstance(data, dict) or set(data) != {"k", "q"} or data["q"] != _fingerprint(scope):
         raise bad
-    position = data.get("k")
-    if isinstance(position, bool) or not isinstance(position, str | int):
-        raise bad
-    return position
+    position = data["k"]
+    if isinstance(position, str) and len(position) <= MAX_KEY_CHARS:
+        return position
+    if type(position) is int and INT64_MIN <= position <= INT64_MAX:
+        return position
+    raise bad

@@ -10,14 +10,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-import ipaddress
 import logging
 import time
-import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import grpc
 from google.protobuf.message import Message
@@ -27,6 +25,7 @@ from grpc_interceptor.server import AsyncServerInterceptor
 from learnflow.context import CallContext, current_call, reset_call, set_call
 from learnflow.errors import (
     DomainError,
+    FieldViolation,
     InvalidArgument,
     PermissionDenied,
     ResourceExhausted,
@@ -34,6 +33,7 @@ from learnflow.errors import (
     internal_status,
 )
 from learnflow.security.access import MethodRule
+from learnflow.security.addresses import client_address, parse_networks, peer_host, request_id
 from learnflow.security.authentication import Authenticator
 from learnflow.security.denial_audit import DenialAudit
 from learnflow.security.denials import (
@@ -56,21 +56,57 @@ def _metadata(context: grpc.aio.ServicerContext[Any, Any]) -> dict[str, str]:
     return result
 
 
-def _peer_address(peer: str) -> str:
-    # "ipv4:127.0.0.1:5555" / "ipv6:[::1]:5555"
-    kind, _, rest = peer.partition(":")
-    if kind == "ipv4":
-        return rest.rsplit(":", 1)[0]
-    if kind == "ipv6":
-        return rest.rsplit(":", 1)[0].strip("[]")
-    return rest or peer
+HEALTH_WATCH = "/grpc.health.v1.Health/Watch"
+LOOPBACK = ("127.0.0.0/8", "::1/128")
 
 
-def _is_loopback(address: str) -> bool:
-    try:
-        return ipaddress.ip_address(address).is_loopback
-    except ValueError:
-        return False
+class Undecodable:
+    """Stands in for a request message that does not parse (see `_tolerant`)."""
+
+
+def _tolerant(deserialize: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+    # grpc.aio turns an exception raised by a request deserializer into UNKNOWN carrying the
+    # decoder's text; a marker lets the interceptor answer INVALID_ARGUMENT instead.
+    def wrapper(data: bytes) -> Any:
+        try:
+            return deserialize(data)
+        except Exception:
+            return Undecodable()
+
+    return wrapper
+
+
+def _undecodable() -> InvalidArgument:
+    return InvalidArgument(
+        [FieldViolation("", "the request is not a valid serialized protobuf message")],
+        "invalid argument: the request message cannot be decoded",
+    )
+
+
+async def _checked(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    async for request in requests:
+        if isinstance(request, Undecodable):
+            raise _undecodable()
+        yield request
+
+
+class StreamSlots:
+    """Counts open streams per client and in total; `acquire` refuses beyond the caps."""
+
+    def __init__(self, per_client: int, total: int) -> None:
+        self.per_client = per_client
+        self.total = total
+        self.open: Counter[str] = Counter()
+
+    def acquire(self, client: str) -> None:
+        if self.open[client] >= self.per_client or self.open.total() >= self.total:
+            raise ResourceExhausted("too many concurrent health watch streams", 5.0)
+        self.open[client] += 1
+
+    def release(self, client: str) -> None:
+        self.open[client] -= 1
+        if self.open[client] <= 0:
+            del self.open[client]
 
 
 @dataclass(frozen=True)
@@ -88,6 +124,10 @@ class ApiInterceptor(AsyncServerInterceptor):
         rate_limiter: RateLimiter,
         denials: DenialAudit | None = None,
         streams: StreamLimits | None = None,
+        *,
+        trusted_proxies: Iterable[str] = LOOPBACK,
+        health_watch_max_per_client: int = 4,
+        health_watch_max_total: int = 100,
     ) -> None:
         self.rules = rules
         self.authenticator = authenticator
@@ -95,6 +135,25 @@ class ApiInterceptor(AsyncServerInterceptor):
         self.denials = denials
         self.streams = streams or StreamLimits()
         self._open_streams: Counter[str] = Counter()
+        self.trusted_proxies = parse_networks(trusted_proxies)
+        self.watch_slots = StreamSlots(health_watch_max_per_client, health_watch_max_total)
+
+    async def intercept_service(
+        self,
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any]]
+        ],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any]:
+        base: Any = super()  # grpc_interceptor ships no types
+        handler: Any = await base.intercept_service(continuation, handler_call_details)
+        if handler is None or handler.request_deserializer is None:
+            return cast(grpc.RpcMethodHandler[Any, Any], handler)
+        # RpcMethodHandler is a namedtuple.
+        replaced: grpc.RpcMethodHandler[Any, Any] = handler._replace(
+            request_deserializer=_tolerant(handler.request_deserializer)
+        )
+        return replaced
 
     async def intercept(
         self,
@@ -107,34 +166,47 @@ class ApiInterceptor(AsyncServerInterceptor):
         metadata = _metadata(context)
         call = CallContext(
             method=method_name,
-            request_id=metadata.get("x-request-id", "")[:128] or uuid.uuid4().hex,
-            client_address=self._client_address(context, metadata),
+            request_id=request_id(metadata.get("x-request-id", "")),
+            client_address=self._client_address(context),
             consistency_token=metadata.get("x-consistency-token", ""),
         )
         token = set_call(call)
+        watching = False
         try:
             await context.send_initial_metadata((("x-request-id", call.request_id),))
             call = await self._admit(call, metadata)
             set_call(call)
+            if isinstance(request_or_iterator, Undecodable):
+                raise _undecodable()
             if isinstance(request_or_iterator, Message):
                 violations = nul_text_violations(request_or_iterator)
                 if violations:
                     raise InvalidArgument(violations)
+            elif hasattr(request_or_iterator, "__aiter__"):
+                request_or_iterator = _checked(request_or_iterator)
+            if call.method == HEALTH_WATCH:
+                self.watch_slots.acquire(call.client_address)
+                watching = True
             result = method(request_or_iterator, context)
             if inspect.isasyncgen(result):
                 authorization = metadata.get("authorization", "")
-                return self._stream(result, call, context, started, authorization)
+                stream = self._stream(result, call, context, started, authorization, watching)
+                watching = False  # the stream releases its slot when it ends
+                return stream
             response = await result
             self._log(call, "OK", started)
             return response
         except Exception as exc:
             await self._fail(exc, current_call(), context, started)
         finally:
+            if watching:
+                self.watch_slots.release(call.client_address)
             reset_call(token)
 
     async def _admit(self, call: CallContext, metadata: dict[str, str]) -> CallContext:
         rule = self.rules.get(call.method)
-        if rule is None:  # reflection and health: public, not rate limited
+        if rule is None:  # reflection and health: public, rate-limited per client address
+            await self.rate_limiter.hit("infra", f"addr:{call.client_address}")
             return call
         authorization = metadata.get("authorization", "")
         principal = None
@@ -170,6 +242,7 @@ class ApiInterceptor(AsyncServerInterceptor):
         context: grpc.aio.ServicerContext[Any, Any],
         started: float,
         authorization: str,
+        watching: bool = False,
     ) -> AsyncIterator[Any]:
         """A server stream, guarded: at most `streams.per_subject` open per caller; it ends
         UNAUTHENTICATED within `streams.recheck_s` of its session ending (logout everywhere,
@@ -226,6 +299,8 @@ class ApiInterceptor(AsyncServerInterceptor):
                 self._open_streams[subject] -= 1
                 if self._open_streams[subject] <= 0:
                     del self._open_streams[subject]
+            if watching:
+                self.watch_slots.release(call.client_address)
             reset_call(token)
 
     async def _fail(
@@ -248,16 +323,14 @@ class ApiInterceptor(AsyncServerInterceptor):
             self._log(call, "INTERNAL", started, error=type(exc).__name__)
         await _abort(context, status)
 
-    @staticmethod
-    def _client_address(
-        context: grpc.aio.ServicerContext[Any, Any], metadata: dict[str, str]
-    ) -> str:
-        peer = _peer_address(context.peer())
-        forwarded = metadata.get("x-forwarded-for", "")
-        # Only a proxy on this host (the gateway) is trusted to say who the client is.
-        if forwarded and _is_loopback(peer):
-            return forwarded.split(",")[0].strip()
-        return peer
+    def _client_address(self, context: grpc.aio.ServicerContext[Any, Any]) -> str:
+        # Only trusted proxies (by default the local gateway) may say who the client is.
+        forwarded = [
+            value if isinstance(value, str) else value.decode("latin-1")
+            for key, value in context.invocation_metadata() or ()
+            if key.lower() == "x-forwarded-for"
+        ]
+        return client_address(forwarded, peer_host(context.peer()), self.trusted_proxies)
 
     @staticmethod
     def _log(call: CallContext, code: str, started: float, error: str = "") -> None:

@@ -38,6 +38,8 @@ class RateLimiter:
             "read": parse(settings.rate_limit_read),
             "write": parse(settings.rate_limit_write),
             "auth": parse(settings.rate_limit_auth),
+            # Health and reflection, keyed by client address.
+            "infra": parse(settings.rate_limit_infra),
         }
         self.login_per_account = parse(settings.rate_limit_login_per_account)
 

@@ -268,6 +268,8 @@ async def start_backend(generated: Generated, *, port: int = 0, extra: bool = Fa
     return backend
 
 
+RELOAD_TOKEN = "test-reload-secret"
+
 # Small so the 413 test needs no megabyte payload.
 TEST_MAX_BODY = 4096
 
@@ -321,6 +323,7 @@ def settings(backend: Backend) -> Settings:
         max_body_bytes=TEST_MAX_BODY,
         reload_interval_s=0,
         cors_expose_metadata=("x-echo-initial",),
+        reload_token=RELOAD_TOKEN,
     )
 
 

@@ -136,15 +136,32 @@ async def test_one_json_access_log_line_per_request(
     assert isinstance(line["duration_ms"], float)
 
 
-async def test_reload_is_loopback_only(app: Starlette) -> None:
-    transport = httpx.ASGITransport(app=app, client=("198.51.100.1", 1))
+async def test_reload_does_not_exist_without_a_configured_token() -> None:
+    app = create_app(Settings(grpc_target=f"127.0.0.1:{_free_port()}", reload_interval_s=0))
+    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 1))
     async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+        # Loopback alone used to be enough.
         response = await client.post("/-/reload")
-    assert response.status_code == 403
+        assert response.status_code == 404
+        bearer = {"Authorization": "Bearer anything"}
+        assert (await client.post("/-/reload", headers=bearer)).status_code == 404
 
 
-async def test_reload_unchanged(client: httpx.AsyncClient) -> None:
-    response = await client.post("/-/reload")
+async def test_reload_requires_the_bearer_token(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    assert (await client.post("/-/reload")).status_code == 401
+    wrong = await client.post("/-/reload", headers={"Authorization": "Bearer nope"})
+    assert wrong.status_code == 401 and wrong.headers["www-authenticate"] == "Bearer"
+    basic = await client.post(
+        "/-/reload", headers={"Authorization": "Basic " + settings.reload_token}
+    )
+    assert basic.status_code == 401
+
+
+async def test_reload_unchanged(client: httpx.AsyncClient, settings: Settings) -> None:
+    auth = {"Authorization": f"Bearer {settings.reload_token}"}
+    response = await client.post("/-/reload", headers=auth)
     assert response.status_code == 200
     assert response.json()["changed"] is False
     assert response.json()["services"] == ["gwtest.v1.ThingService"]

@@ -4,11 +4,22 @@ from __future__ import annotations
 
 import base64
 import uuid
+from typing import Any
 
 import httpx
 import pytest
+from grpc_health.v1 import health_pb2_grpc
+from starlette.datastructures import Headers
 
-from gateway.metadata import HeaderError, parse_grpc_timeout
+from gateway.metadata import (
+    HeaderError,
+    client_address,
+    outgoing_metadata,
+    parse_grpc_timeout,
+    parse_networks,
+    request_id_from,
+)
+from gateway.settings import Settings, SettingsError
 
 
 async def test_forwarded_headers_reach_the_backend(client: httpx.AsyncClient) -> None:
@@ -31,7 +42,8 @@ async def test_forwarded_headers_reach_the_backend(client: httpx.AsyncClient) ->
     assert seen["x-consistency-token"] == "ct-9"
     assert seen["tenant"] == "acme"
     assert seen["blob-bin"] == "00ff"
-    assert seen["x-forwarded-for"] == "203.0.113.7, 127.0.0.1"
+    # The gateway trusts no proxy by default: the client's own X-Forwarded-For is ignored.
+    assert seen["x-forwarded-for"] == "127.0.0.1"
     assert "cookie" not in seen
 
 
@@ -76,6 +88,130 @@ async def test_request_id_is_generated_and_echoed(client: httpx.AsyncClient) -> 
 async def test_unusable_request_id_is_replaced(client: httpx.AsyncClient) -> None:
     response = await client.get("/v1/echo", headers={"X-Request-Id": "x" * 300})
     assert uuid.UUID(response.headers["x-request-id"])
+    markup = await client.get("/v1/echo", headers={"X-Request-Id": "<img src=x>"})
+    rid = markup.headers["x-request-id"]
+    assert uuid.UUID(rid) and markup.json()["metadata"]["x-request-id"] == rid
+
+
+@pytest.mark.parametrize(
+    ("given", "kept"),
+    [
+        ("abc-123_X.y", True),
+        ("x" * 64, True),
+        ("x" * 65, False),
+        ("", False),
+        ("a b", False),
+        ("<script>", False),
+        ("id;drop", False),
+        ("caf\u00e9", False),
+    ],
+)
+def test_request_ids_are_taken_only_when_they_match_the_strict_pattern(
+    given: str, kept: bool
+) -> None:
+    rid = request_id_from(Headers({"x-request-id": given}))
+    assert (rid == given) is kept
+    if not kept:
+        assert uuid.UUID(rid).version == 4
+
+
+LOOPBACK = parse_networks(["127.0.0.0/8", "::1"])
+PROXIES = parse_networks(["10.0.0.0/8"])
+
+
+@pytest.mark.parametrize(
+    ("forwarded", "peer", "trusted", "expected"),
+    [
+        # Trusting no one: the peer, whatever the header says.
+        (["198.51.100.9"], "203.0.113.7", (), "203.0.113.7"),
+        (["198.51.100.9"], "127.0.0.1", (), "127.0.0.1"),
+        # A trusted proxy's hop is believed; the client's own prefix is not.
+        (["198.51.100.9, 203.0.113.7"], "10.0.0.2", PROXIES, "203.0.113.7"),
+        (["198.51.100.9, 203.0.113.7, 10.1.1.1"], "10.0.0.2", PROXIES, "203.0.113.7"),
+        # Several headers read as one list, in order.
+        (["198.51.100.9", "203.0.113.8"], "10.0.0.2", PROXIES, "203.0.113.8"),
+        # An untrusted peer's header is ignored.
+        (["198.51.100.9"], "203.0.113.7", PROXIES, "203.0.113.7"),
+        # Only proxies all the way: the leftmost hop.
+        (["10.2.2.2"], "10.0.0.2", PROXIES, "10.2.2.2"),
+        # No header at all.
+        ([], "10.0.0.2", PROXIES, "10.0.0.2"),
+        # Not an IP where the client should be: the peer instead, never the junk.
+        (["<img src=x onerror=alert(1)>"], "10.0.0.2", PROXIES, "10.0.0.2"),
+        (["1.2.3.4:80"], "10.0.0.2", PROXIES, "10.0.0.2"),
+        # IPv6, normalised.
+        (["2001:DB8::1"], "::1", LOOPBACK, "2001:db8::1"),
+        # A peer that is not an IP: no address at all.
+        (["203.0.113.7"], "testclient", LOOPBACK, None),
+    ],
+)
+def test_client_address_is_the_rightmost_untrusted_hop(
+    forwarded: list[str], peer: str, trusted: tuple[Any, ...], expected: str | None
+) -> None:
+    assert client_address(forwarded, peer, trusted) == expected
+
+
+def test_outgoing_metadata_sends_one_resolved_address() -> None:
+    headers = Headers(raw=[(b"x-forwarded-for", b"198.51.100.9, 203.0.113.7")])
+    untrusted = dict(outgoing_metadata(headers, "10.0.0.2", "rid"))
+    assert untrusted["x-forwarded-for"] == "10.0.0.2"
+    trusted = dict(outgoing_metadata(headers, "10.0.0.2", "rid", PROXIES))
+    assert trusted["x-forwarded-for"] == "203.0.113.7"
+
+
+def test_trusted_proxies_setting() -> None:
+    assert Settings.from_env({}).trusted_proxies == ()
+    env = {"LEARNFLOW_GATEWAY_TRUSTED_PROXIES": "10.0.0.0/8, 192.168.1.1,::1"}
+    assert [str(n) for n in Settings.from_env(env).trusted_proxies] == [
+        "10.0.0.0/8",
+        "192.168.1.1/32",
+        "::1/128",
+    ]
+    with pytest.raises(SettingsError, match="TRUSTED_PROXIES"):
+        Settings.from_env({"LEARNFLOW_GATEWAY_TRUSTED_PROXIES": "10.0.0.0/33"})
+
+
+def test_hardening_settings_from_env() -> None:
+    defaults = Settings.from_env({})
+    assert defaults.reload_token == ""
+    assert (defaults.max_header_bytes, defaults.max_headers_total_bytes) == (8192, 32768)
+    assert defaults.max_json_depth == 64
+    custom = Settings.from_env(
+        {
+            "LEARNFLOW_GATEWAY_RELOAD_TOKEN": "s3cret",
+            "LEARNFLOW_GATEWAY_MAX_HEADER_BYTES": "4096",
+            "LEARNFLOW_GATEWAY_MAX_HEADERS_TOTAL_BYTES": "16384",
+            "LEARNFLOW_GATEWAY_MAX_JSON_DEPTH": "32",
+        }
+    )
+    assert custom.reload_token == "s3cret"
+    assert (custom.max_header_bytes, custom.max_headers_total_bytes) == (4096, 16384)
+    assert custom.max_json_depth == 32
+
+
+async def test_readiness_checks_count_against_the_callers_address(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The backend rate-limits health checks per client address: /readyz must not spend the
+    gateway's own budget on behalf of anyone who calls it."""
+    seen: list[dict[str, str]] = []
+    real = health_pb2_grpc.HealthStub
+
+    class Stub:
+        def __init__(self, channel: Any) -> None:
+            self.stub = real(channel)
+
+        async def Check(self, request: Any, **kwargs: Any) -> Any:
+            seen.append(dict(kwargs["metadata"]))
+            return await self.stub.Check(request, **kwargs)
+
+    monkeypatch.setattr(health_pb2_grpc, "HealthStub", Stub)
+    response = await client.get("/readyz", headers={"X-Forwarded-For": "198.51.100.9"})
+    assert response.status_code == 200
+    # The gateway trusts no proxy by default: its peer, not the claimed address.
+    assert seen == [
+        {"x-forwarded-for": "127.0.0.1", "x-request-id": response.headers["x-request-id"]}
+    ]
 
 
 async def test_bad_metadata_headers_are_400(client: httpx.AsyncClient) -> None:
@@ -98,3 +234,21 @@ def test_grpc_timeout_units(header: str, seconds: float) -> None:
 def test_grpc_timeout_rejects_malformed(header: str) -> None:
     with pytest.raises(HeaderError):
         parse_grpc_timeout(header)
+
+
+async def test_oversized_headers_are_431_before_any_grpc_call(client: httpx.AsyncClient) -> None:
+    # A 20 KB Authorization header used to come back as 429 from gRPC's metadata limit.
+    huge = await client.get("/v1/echo", headers={"Authorization": "Bearer " + "a" * 20_000})
+    assert huge.status_code == 431, huge.text
+    assert huge.json()["code"] == 3 and "authorization" in huge.json()["message"]
+    assert uuid.UUID(huge.headers["x-request-id"])
+    # Many headers, each fine, together too large.
+    many = {f"X-Filler-{i}": "f" * 4000 for i in range(10)}
+    assert (await client.get("/v1/echo", headers=many)).status_code == 431
+    # Under the per-header limit but more than gRPC's metadata limit leaves room for.
+    near = await client.get("/v1/echo", headers={"Authorization": "Bearer " + "a" * 7800})
+    assert near.status_code == 431 and "forwarded" in near.json()["message"]
+    # Also on the fixed endpoints.
+    assert (await client.get("/healthz", headers={"X-Big": "b" * 9000})).status_code == 431
+    fine = await client.get("/v1/echo", headers={"Authorization": "Bearer " + "a" * 6000})
+    assert fine.status_code == 200

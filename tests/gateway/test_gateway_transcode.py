@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import httpx
+import pytest
 
+from gateway import jsonlimits
 from gateway.settings import Settings
 
 
@@ -240,3 +243,58 @@ async def test_non_json_body_is_415(client: httpx.AsyncClient) -> None:
         "/v1/things/t1", content=b"{}", headers={"Content-Type": "application/merge-patch+json"}
     )
     assert vendor.status_code == 200
+
+
+async def test_deeply_nested_json_is_400_not_500(client: httpx.AsyncClient) -> None:
+    # Python's json recurses per level: 2,000 levels used to escape as RecursionError (500).
+    deep = await client.put(
+        "/v1/things/t1",
+        content=b"[" * 2000 + b"]" * 2000,
+        headers={"Content-Type": "application/json"},
+    )
+    assert deep.status_code == 400, deep.text
+    assert deep.json()["code"] == 3
+    assert "nested deeper than 64 levels" in deep.json()["message"]
+    unclosed = await client.put(
+        "/v1/things/t1", content=b"[" * 3000, headers={"Content-Type": "application/json"}
+    )
+    assert unclosed.status_code == 400 and "nested deeper" in unclosed.json()["message"]
+    # Within the bound the body is parsed as usual (and refused for what it is).
+    shallow = await client.put(
+        "/v1/things/t1",
+        json={"extra": {"a": [[[[{"b": "[" * 100}]]]]}},
+    )
+    assert shallow.status_code == 400 and "has no field" in shallow.json()["message"]
+    query = await client.get("/v1/echo", params={"anything": "[" * 2000 + "]" * 2000})
+    assert query.status_code == 400, query.text
+    assert "anything" in query.json()["message"]
+
+
+@pytest.mark.parametrize(
+    ("text", "depth"),
+    [
+        ("1", 0),
+        ("[]", 1),
+        ('{"a": [1, {"b": "]]]][[[["}], "c": "\\"[["}', 3),
+        ("[" * 64 + "]" * 64, 64),
+        ("[" * 65 + "]" * 65, 65),
+        ("[{" * 40 + "}]" * 40, 80),
+    ],
+)
+def test_nesting_bound(text: str, depth: int) -> None:
+    assert jsonlimits.exceeds(text, 64) is (depth > 64)
+    assert jsonlimits.exceeds(text, depth) is False
+    if depth:
+        assert jsonlimits.exceeds(text, depth - 1) is True
+
+
+def test_nesting_prescan_is_cheap_on_a_megabyte() -> None:
+    bodies = [
+        "[" * 1_000_000,
+        "[" + ",".join(["[1]"] * 200_000) + "]",
+        "[" + ",".join(['"x"'] * 200_000) + "]",
+    ]
+    for body in bodies:
+        started = time.perf_counter()
+        jsonlimits.exceeds(body, 64)
+        assert time.perf_counter() - started < 0.1
