@@ -61,6 +61,8 @@ class Settings:
     # Namespaces the shared counters, so deployments (or test runs) sharing a Redis don't mix.
     rate_limit_key_prefix: str = "learnflow"
     log_level: str = "INFO"
+    # Largest request message the gRPC server accepts: the gateway's body limit (1 MiB).
+    max_message_bytes: int = 1024 * 1024
 
     @property
     def is_production(self) -> bool:
@@ -102,6 +104,7 @@ class Settings:
             rate_limit_storage=_env("RATE_LIMIT_STORAGE", "memory://"),
             rate_limit_key_prefix=_env("RATE_LIMIT_KEY_PREFIX", "learnflow"),
             log_level=_env("LOG_LEVEL", "INFO"),
+            max_message_bytes=_env_int("MAX_MESSAGE_BYTES", 1024 * 1024),
         )
 
 

@@ -22,7 +22,7 @@ from grpc_interceptor.server import AsyncServerInterceptor
 
 from learnflow.context import CallContext, reset_call, set_call
 from learnflow.errors import DomainError, InvalidArgument, Unauthenticated, internal_status
-from learnflow.security.access import MethodRule
+from learnflow.security.access import MethodRule, api_services
 from learnflow.security.authentication import Authenticator
 from learnflow.security.denials import (
     REASON_TOKEN_INVALID,
@@ -30,6 +30,7 @@ from learnflow.security.denials import (
     AccessUnauthenticated,
     RoleNotAllowed,
 )
+from learnflow.security.field_limits import RequestLimits
 from learnflow.security.rate_limits import RateLimiter
 from learnflow.values import nul_text_violations
 
@@ -67,10 +68,13 @@ class ApiInterceptor(AsyncServerInterceptor):
         rules: dict[str, MethodRule],
         authenticator: Authenticator,
         rate_limiter: RateLimiter,
+        limits: RequestLimits | None = None,
     ) -> None:
         self.rules = rules
         self.authenticator = authenticator
         self.rate_limiter = rate_limiter
+        # Compiled at start from the contract; refuses to start on an unbounded request field.
+        self.limits = limits if limits is not None else RequestLimits(api_services())
 
     async def intercept(
         self,
@@ -93,7 +97,11 @@ class ApiInterceptor(AsyncServerInterceptor):
             call = await self._admit(call, metadata)
             set_call(call)
             if isinstance(request_or_iterator, Message):
-                violations = nul_text_violations(request_or_iterator)
+                # Sizes first: O(1) per field, so the NUL scan below and the handler only
+                # ever walk collections within their declared limits.
+                violations = self.limits.violations(request_or_iterator)
+                if not violations:
+                    violations = nul_text_violations(request_or_iterator)
                 if violations:
                     raise InvalidArgument(violations)
             result = method(request_or_iterator, context)
