@@ -2,6 +2,16 @@
 
 Schemas follow the proto3 JSON mapping the gateway itself speaks: lowerCamel names, 64-bit
 integers as strings, enums as value names, well-known types in their JSON forms.
+
+Size limits: the gateway knows no particular validation option, but any custom field option
+(an extension of `google.protobuf.FieldOptions` in the reflected contract) whose type is a
+message with an integer field named `max_length` and/or `max_items` is read as a size limit
+(0 or unset: none; several such options: the tightest wins). In the document they become:
+strings `maxLength` (characters), bytes `maxLength` of their base64 form, repeated fields
+`maxItems` (and `maxLength` on string elements), maps `maxProperties` (and `maxLength` on
+string values), and a FieldMask field, a comma-separated string, the `maxLength` that
+`max_items` paths of `max_length` characters allow. The gateway only documents them; the
+backend enforces its own limits.
 """
 
 from __future__ import annotations
@@ -38,8 +48,25 @@ BEARER = "bearerAuth"
 # Options the document renders in their own way rather than as vendor extensions.
 _HANDLED_OPTIONS = frozenset({"google.api.http"})
 _FIELD_BEHAVIOR = "google.api.field_behavior"
+_FIELD_MASK = "google.protobuf.FieldMask"
+# Field names that make a FieldOptions extension a size limit (see the module docstring).
+_LIMIT_FIELDS = ("max_length", "max_items")
 
 _T = FieldDescriptor
+_INTEGERS = frozenset(
+    {
+        _T.TYPE_INT32,
+        _T.TYPE_INT64,
+        _T.TYPE_UINT32,
+        _T.TYPE_UINT64,
+        _T.TYPE_SINT32,
+        _T.TYPE_SINT64,
+        _T.TYPE_FIXED32,
+        _T.TYPE_FIXED64,
+        _T.TYPE_SFIXED32,
+        _T.TYPE_SFIXED64,
+    }
+)
 _SCALARS: dict[int, dict[str, Any]] = {
     _T.TYPE_DOUBLE: {"type": "number", "format": "double"},
     _T.TYPE_FLOAT: {"type": "number", "format": "float"},
@@ -150,12 +177,28 @@ class _Builder:
         self.components: dict[str, Any] = {}
         self._field_options_class: type[Message] | None = None
         self._field_behavior: FieldDescriptor | None = None
+        self._limit_options: list[FieldDescriptor] = []
+        try:
+            field_options = self.pool.FindMessageTypeByName("google.protobuf.FieldOptions")
+        except KeyError:
+            return  # no file imports descriptor.proto: no custom field options at all
+        self._field_options_class = GetMessageClass(field_options)
         try:
             self._field_behavior = self.pool.FindExtensionByName(_FIELD_BEHAVIOR)
-            field_options = self.pool.FindMessageTypeByName("google.protobuf.FieldOptions")
-            self._field_options_class = GetMessageClass(field_options)
         except KeyError:
             pass  # the backend does not use field_behavior at all
+        self._limit_options = [
+            ext
+            for ext in self.pool.FindAllExtensions(field_options)
+            if not ext.is_repeated
+            and ext.message_type is not None
+            and any(
+                (f := ext.message_type.fields_by_name.get(name)) is not None
+                and f.type in _INTEGERS
+                and not f.is_repeated
+                for name in _LIMIT_FIELDS
+            )
+        ]
 
     # -- options ---------------------------------------------------------------------------
 
@@ -174,6 +217,45 @@ class _Builder:
             if value is not None:
                 names.add(value.name)
         return names
+
+    def field_limits(self, field: FieldDescriptor) -> tuple[int, int]:
+        """The field's (max_length, max_items) from size-limit options; 0 means none."""
+        if not self._limit_options or self._field_options_class is None or not field.has_options:
+            return 0, 0
+        options: Any = self._field_options_class.FromString(field.GetOptions().SerializeToString())
+        found = {name: 0 for name in _LIMIT_FIELDS}
+        for ext in self._limit_options:
+            if not options.HasExtension(ext):
+                continue
+            value = options.Extensions[ext]
+            for name in _LIMIT_FIELDS:
+                if name in value.DESCRIPTOR.fields_by_name:
+                    limit = int(getattr(value, name))
+                    if limit > 0 and (found[name] == 0 or limit < found[name]):
+                        found[name] = limit
+        return found["max_length"], found["max_items"]
+
+    def _apply_limits(self, field: FieldDescriptor, schema: dict[str, Any]) -> None:
+        max_length, max_items = self.field_limits(field)
+        if not max_length and not max_items:
+            return
+        message = field.message_type
+        if message is not None and message.GetOptions().map_entry:
+            if max_items:
+                schema["maxProperties"] = max_items
+            value = message.fields_by_name["value"]
+            if max_length and value.type in (_T.TYPE_STRING, _T.TYPE_BYTES):
+                _max_length(value, schema["additionalProperties"], max_length)
+        elif field.is_repeated:
+            if max_items:
+                schema["maxItems"] = max_items
+            if max_length and field.type in (_T.TYPE_STRING, _T.TYPE_BYTES):
+                _max_length(field, schema["items"], max_length)
+        elif message is not None and message.full_name == _FIELD_MASK:
+            if max_items and max_length:  # lowerCamel paths are never longer than snake_case
+                schema["maxLength"] = max_items * (max_length + 1) - 1
+        elif max_length and field.type in (_T.TYPE_STRING, _T.TYPE_BYTES):
+            _max_length(field, schema, max_length)
 
     def method_extensions(self, method: MethodDescriptor) -> dict[str, Any]:
         """Custom MethodOptions extensions, whatever they are, as `x-<full name>` entries."""
@@ -309,6 +391,7 @@ class _Builder:
             schema = {"type": "array", "items": self.value_schema(field)}
         else:
             schema = self.value_schema(field)
+        self._apply_limits(field, schema)
         owner = field.containing_type
         description = self.comments.get(f"{owner.full_name}.{field.name}") if owner else None
         if description:
@@ -497,6 +580,12 @@ def _parameter_names(routes: Sequence[Route]) -> dict[str, tuple[str, ...]]:
             names.append(name)
         out[shape] = tuple(names)
     return out
+
+
+def _max_length(field: FieldDescriptor, schema: dict[str, Any], max_length: int) -> None:
+    # JSON carries bytes as base64: 4 characters per started 3 bytes.
+    binary = field.type == _T.TYPE_BYTES
+    schema["maxLength"] = 4 * -(-max_length // 3) if binary else max_length
 
 
 def _synthetic(oneof: Any) -> bool:

@@ -147,7 +147,10 @@ async def build(settings: Settings, run_projector: bool = True) -> Backend:
                 health_watch_max_total=settings.health_watch_max_total,
             )
         ],
-        options=[("grpc.so_reuseport", 0)],
+        options=[
+            ("grpc.so_reuseport", 0),
+            ("grpc.max_receive_message_length", settings.max_message_bytes),
+        ],
     )
     identity_pb2_grpc.add_IdentityServiceServicer_to_server(
         IdentityCommands(db, hasher, tokens, settings.refresh_token_ttl_s, rate_limiter), server

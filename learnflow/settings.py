@@ -79,6 +79,8 @@ class Settings:
     # Proxies (CIDR blocks) whose X-Forwarded-For is believed: by default the local gateway.
     trusted_proxies: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
     log_level: str = "INFO"
+    # Largest request message the gRPC server accepts: the gateway's body limit (1 MiB).
+    max_message_bytes: int = 1024 * 1024
 
     @property
     def is_production(self) -> bool:

@@ -23,6 +23,8 @@ from learnflow.v1 import identity_pb2, identity_pb2_grpc
 from tests.commands_support import Pg
 from tests.support import Caller
 
+pytest_plugins = ["tests.index_coverage"]
+
 PG_PORT = os.environ.get("LEARNFLOW_PG_PORT", "55432")
 MONGO_PORT = os.environ.get("LEARNFLOW_MONGO_PORT", "57017")
 PG_ADMIN_URL = os.environ.get(

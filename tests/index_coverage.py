@@ -184,7 +184,9 @@ def shape_of(query: Mapping[str, Any] | None, sort: object = None) -> Shape:
     return Shape(
         equality=frozenset(equality),
         ranges=tuple(
-            sorted((name, tuple(sorted(ops))) for name, ops in ranges.items() if name not in equality)
+            sorted(
+                (name, tuple(sorted(ops))) for name, ops in ranges.items() if name not in equality
+            )
         ),
         sort=normalize_sort(sort),
         opaque=tuple(sorted(opaque)),
@@ -547,4 +549,3 @@ def iter_shapes(recorder: Recorder) -> Iterator[tuple[str, str]]:
     """(collection, shape) of every observation, for tests and ad-hoc inspection."""
     for collection, shape in sorted(recorder.observations, key=lambda k: (k[0], k[1].render())):
         yield collection, shape.render()
-

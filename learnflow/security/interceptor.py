@@ -32,7 +32,7 @@ from learnflow.errors import (
     Unauthenticated,
     internal_status,
 )
-from learnflow.security.access import MethodRule
+from learnflow.security.access import MethodRule, api_services
 from learnflow.security.addresses import client_address, parse_networks, peer_host, request_id
 from learnflow.security.authentication import Authenticator
 from learnflow.security.denial_audit import DenialAudit
@@ -42,6 +42,7 @@ from learnflow.security.denials import (
     AccessUnauthenticated,
     RoleNotAllowed,
 )
+from learnflow.security.field_limits import RequestLimits
 from learnflow.security.rate_limits import RateLimiter
 from learnflow.values import nul_text_violations
 
@@ -124,6 +125,7 @@ class ApiInterceptor(AsyncServerInterceptor):
         rate_limiter: RateLimiter,
         denials: DenialAudit | None = None,
         streams: StreamLimits | None = None,
+        limits: RequestLimits | None = None,
         *,
         trusted_proxies: Iterable[str] = LOOPBACK,
         health_watch_max_per_client: int = 4,
@@ -135,6 +137,8 @@ class ApiInterceptor(AsyncServerInterceptor):
         self.denials = denials
         self.streams = streams or StreamLimits()
         self._open_streams: Counter[str] = Counter()
+        # Compiled at start from the contract; refuses to start on an unbounded request field.
+        self.limits = limits if limits is not None else RequestLimits(api_services())
         self.trusted_proxies = parse_networks(trusted_proxies)
         self.watch_slots = StreamSlots(health_watch_max_per_client, health_watch_max_total)
 
@@ -179,7 +183,11 @@ class ApiInterceptor(AsyncServerInterceptor):
             if isinstance(request_or_iterator, Undecodable):
                 raise _undecodable()
             if isinstance(request_or_iterator, Message):
-                violations = nul_text_violations(request_or_iterator)
+                # Sizes first: O(1) per field, so the NUL scan below and the handler only
+                # ever walk collections within their declared limits.
+                violations = self.limits.violations(request_or_iterator)
+                if not violations:
+                    violations = nul_text_violations(request_or_iterator)
                 if violations:
                     raise InvalidArgument(violations)
             elif hasattr(request_or_iterator, "__aiter__"):

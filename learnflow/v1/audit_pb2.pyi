@@ -84,11 +84,11 @@ class ListAuditEventsRequest(_message.Message):
     page_size: _builtins.int
     """1..100, default 50."""
     page_token: _builtins.str
-    """From a previous response."""
+    """From a previous response. At most 512 characters."""
     actor_id: _builtins.str
-    """Only events by this actor."""
+    """Only events by this actor. At most 36 characters."""
     action: _builtins.str
-    """Only events with this action."""
+    """Only events with this action. At most 100 characters."""
     def __init__(
         self,
         *,

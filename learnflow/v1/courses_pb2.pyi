@@ -101,11 +101,11 @@ class Course(_message.Message):
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
     PUBLISH_TIME_FIELD_NUMBER: _builtins.int
     id: _builtins.str
-    """Server-assigned identifier (UUID)."""
+    """Server-assigned identifier (UUID). At most 36 characters."""
     title: _builtins.str
     """3 to 120 characters."""
     slug: _builtins.str
-    """URL slug derived from the title, unique."""
+    """URL slug derived from the title, unique. At most 160 characters."""
     summary: _builtins.str
     """Up to 2,000 characters."""
     level: Global___CourseLevel.ValueType
@@ -115,9 +115,9 @@ class Course(_message.Message):
     capacity: _builtins.int
     """Maximum active enrollments; 0 means unlimited."""
     owner_id: _builtins.str
-    """The owning instructor."""
+    """The owning instructor. At most 36 characters."""
     instructor_name: _builtins.str
-    """The owning instructor's display name (read model)."""
+    """The owning instructor's display name (read model). At most 80 characters."""
     lesson_count: _builtins.int
     """Number of lessons (read model)."""
     enrollment_count: _builtins.int
@@ -193,19 +193,19 @@ class Lesson(_message.Message):
     PREVIOUS_LESSON_ID_FIELD_NUMBER: _builtins.int
     NEXT_LESSON_ID_FIELD_NUMBER: _builtins.int
     id: _builtins.str
-    """Server-assigned identifier (UUID)."""
+    """Server-assigned identifier (UUID). At most 36 characters."""
     course_id: _builtins.str
-    """The course it belongs to."""
+    """The course it belongs to. At most 36 characters."""
     title: _builtins.str
     """1 to 120 characters."""
     position: _builtins.int
     """1-based position within the course."""
     course_title: _builtins.str
-    """The course title (read model)."""
+    """The course title (read model). At most 120 characters."""
     previous_lesson_id: _builtins.str
-    """Previous lesson's id, empty for the first (read model)."""
+    """Previous lesson's id, empty for the first (read model). At most 36 characters."""
     next_lesson_id: _builtins.str
-    """Next lesson's id, empty for the last (read model)."""
+    """Next lesson's id, empty for the last (read model). At most 36 characters."""
     @_builtins.property
     def article(self) -> Global___Article:
         """Markdown text."""
@@ -278,7 +278,7 @@ class Video(_message.Message):
     URL_FIELD_NUMBER: _builtins.int
     DURATION_SECONDS_FIELD_NUMBER: _builtins.int
     url: _builtins.str
-    """An https URL."""
+    """An https URL. At most 2,048 characters."""
     duration_seconds: _builtins.int
     """Length in seconds, 1 to 86,400."""
     def __init__(
@@ -334,16 +334,18 @@ class QuizQuestion(_message.Message):
     CHOICES_FIELD_NUMBER: _builtins.int
     CORRECT_CHOICE_INDEXES_FIELD_NUMBER: _builtins.int
     id: _builtins.str
-    """Stable identifier within the quiz; assigned when empty."""
+    """Stable identifier within the quiz; assigned when empty. At most 64 characters."""
     prompt: _builtins.str
-    """The question text."""
+    """The question text. At most 2,000 characters."""
     @_builtins.property
     def choices(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """2 to 10 choices."""
+        """2 to 10 choices. At most 10 items of at most 500 characters each."""
 
     @_builtins.property
     def correct_choice_indexes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
-        """Indexes into `choices` of the correct answers; only course staff ever see them."""
+        """Indexes into `choices` of the correct answers; only course staff ever see them.
+        At most 10 items.
+        """
 
     def __init__(
         self,
@@ -371,11 +373,11 @@ class CodeExercise(_message.Message):
     PROMPT_FIELD_NUMBER: _builtins.int
     STARTER_CODE_FIELD_NUMBER: _builtins.int
     language: _builtins.str
-    """Programming language, e.g. "python"."""
+    """Programming language, e.g. "python". At most 40 characters."""
     prompt: _builtins.str
-    """What to build."""
+    """What to build. At most 100,000 characters."""
     starter_code: _builtins.str
-    """Code the learner starts from."""
+    """Code the learner starts from. At most 100,000 characters."""
     def __init__(
         self,
         *,
@@ -434,7 +436,7 @@ class CreateCourseRequest(_message.Message):
     COURSE_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
-    """Optional idempotency key."""
+    """Optional idempotency key. At most 128 characters."""
     @_builtins.property
     def course(self) -> Global___Course:
         """The course to create; output-only fields are ignored."""
@@ -491,7 +493,7 @@ class UpdateCourseRequest(_message.Message):
     UPDATE_MASK_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
-    """Optional idempotency key."""
+    """Optional idempotency key. At most 128 characters."""
     @_builtins.property
     def course(self) -> Global___Course:
         """The course with `id` and the new field values."""
@@ -499,7 +501,7 @@ class UpdateCourseRequest(_message.Message):
     @_builtins.property
     def update_mask(self) -> _field_mask_pb2.FieldMask:
         """Fields to update: title, summary, tags, level, capacity, enrollment_open_time,
-        enrollment_close_time.
+        enrollment_close_time. At most 20 paths of at most 64 characters.
         """
 
     def __init__(
@@ -554,9 +556,9 @@ class PublishCourseRequest(_message.Message):
     COURSE_ID_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     course_id: _builtins.str
-    """The course."""
+    """The course. At most 36 characters."""
     request_id: _builtins.str
-    """Optional idempotency key."""
+    """Optional idempotency key. At most 128 characters."""
     def __init__(
         self,
         *,
@@ -608,9 +610,9 @@ class ArchiveCourseRequest(_message.Message):
     COURSE_ID_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     course_id: _builtins.str
-    """The course."""
+    """The course. At most 36 characters."""
     request_id: _builtins.str
-    """Optional idempotency key."""
+    """Optional idempotency key. At most 128 characters."""
     def __init__(
         self,
         *,
@@ -663,9 +665,9 @@ class CreateLessonRequest(_message.Message):
     LESSON_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     course_id: _builtins.str
-    """The course."""
+    """The course. At most 36 characters."""
     request_id: _builtins.str
-    """Optional idempotency key."""
+    """Optional idempotency key. At most 128 characters."""
     @_builtins.property
     def lesson(self) -> Global___Lesson:
         """The lesson; `position` 0 appends."""
@@ -723,14 +725,16 @@ class UpdateLessonRequest(_message.Message):
     UPDATE_MASK_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
-    """Optional idempotency key."""
+    """Optional idempotency key. At most 128 characters."""
     @_builtins.property
     def lesson(self) -> Global___Lesson:
         """The lesson with `id`, `course_id` and the new values."""
 
     @_builtins.property
     def update_mask(self) -> _field_mask_pb2.FieldMask:
-        """Fields to update: title, position, content (any of article/video/quiz/code_exercise)."""
+        """Fields to update: title, position, content (any of article/video/quiz/code_exercise).
+        At most 20 paths of at most 64 characters.
+        """
 
     def __init__(
         self,
@@ -785,11 +789,11 @@ class DeleteLessonRequest(_message.Message):
     LESSON_ID_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     course_id: _builtins.str
-    """The course."""
+    """The course. At most 36 characters."""
     lesson_id: _builtins.str
-    """The lesson."""
+    """The lesson. At most 36 characters."""
     request_id: _builtins.str
-    """Optional idempotency key."""
+    """Optional idempotency key. At most 128 characters."""
     def __init__(
         self,
         *,
@@ -841,11 +845,11 @@ class ListCoursesRequest(_message.Message):
     page_size: _builtins.int
     """1..100, default 20."""
     page_token: _builtins.str
-    """From a previous response's `next_page_token`."""
+    """From a previous response's `next_page_token`. At most 512 characters."""
     q: _builtins.str
-    """Case-insensitive substring of the title."""
+    """Case-insensitive substring of the title. At most 200 characters."""
     tag: _builtins.str
-    """Only courses with this tag."""
+    """Only courses with this tag. At most 30 characters."""
     level: Global___CourseLevel.ValueType
     """Only courses of this level."""
     def __init__(
@@ -901,7 +905,7 @@ class GetCourseRequest(_message.Message):
 
     COURSE_ID_FIELD_NUMBER: _builtins.int
     course_id: _builtins.str
-    """The course."""
+    """The course. At most 36 characters."""
     def __init__(
         self,
         *,
@@ -954,9 +958,9 @@ class GetLessonRequest(_message.Message):
     COURSE_ID_FIELD_NUMBER: _builtins.int
     LESSON_ID_FIELD_NUMBER: _builtins.int
     course_id: _builtins.str
-    """The course."""
+    """The course. At most 36 characters."""
     lesson_id: _builtins.str
-    """The lesson."""
+    """The lesson. At most 36 characters."""
     def __init__(
         self,
         *,

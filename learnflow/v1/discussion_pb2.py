@@ -27,9 +27,10 @@ from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior_
 from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from learnflow.v1 import access_pb2 as learnflow_dot_v1_dot_access__pb2
+from learnflow.v1 import limits_pb2 as learnflow_dot_v1_dot_limits__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dlearnflow/v1/discussion.proto\x12\x0clearnflow.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19learnflow/v1/access.proto\"\xa7\x02\n\x07\x43omment\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x17\n\tcourse_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\x12\x17\n\tlesson_id\x18\x03 \x01(\tB\x04\xe2\x41\x01\x03\x12\x11\n\tparent_id\x18\x04 \x01(\t\x12\x17\n\tauthor_id\x18\x05 \x01(\tB\x04\xe2\x41\x01\x03\x12\x19\n\x0b\x61uthor_name\x18\x06 \x01(\tB\x04\xe2\x41\x01\x03\x12\x0c\n\x04\x62ody\x18\x07 \x01(\t\x12\x15\n\x07\x64\x65leted\x18\x08 \x01(\x08\x42\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0bupdate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\"\x83\x01\n\x14\x43reateCommentRequest\x12\x17\n\tcourse_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x17\n\tlesson_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x12\n\x04\x62ody\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\x12\x11\n\tparent_id\x18\x04 \x01(\t\x12\x12\n\nrequest_id\x18\x05 \x01(\t\"Z\n\x15\x43reateCommentResponse\x12&\n\x07\x63omment\x18\x01 \x01(\x0b\x32\x15.learnflow.v1.Comment\x12\x19\n\x11\x63onsistency_token\x18\x02 \x01(\t\"\xbb\x01\n\x14UpdateCommentRequest\x12\x17\n\tcourse_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x17\n\tlesson_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x18\n\ncomment_id\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\x12\x12\n\x04\x62ody\x18\x04 \x01(\tB\x04\xe2\x41\x01\x02\x12/\n\x0bupdate_mask\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\x12\x12\n\nrequest_id\x18\x06 \x01(\t\"Z\n\x15UpdateCommentResponse\x12&\n\x07\x63omment\x18\x01 \x01(\x0b\x32\x15.learnflow.v1.Comment\x12\x19\n\x11\x63onsistency_token\x18\x02 \x01(\t\"v\n\x14\x44\x65leteCommentRequest\x12\x17\n\tcourse_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x17\n\tlesson_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x18\n\ncomment_id\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"2\n\x15\x44\x65leteCommentResponse\x12\x19\n\x11\x63onsistency_token\x18\x01 \x01(\t\"n\n\x13ListCommentsRequest\x12\x17\n\tcourse_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x17\n\tlesson_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"X\n\x14ListCommentsResponse\x12\'\n\x08\x63omments\x18\x01 \x03(\x0b\x32\x15.learnflow.v1.Comment\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\x96\x04\n\x11\x44iscussionService\x12\xa1\x01\n\rCreateComment\x12\".learnflow.v1.CreateCommentRequest\x1a#.learnflow.v1.CreateCommentResponse\"G\xaa\xbb\x18\x04\x08\x02\x18\x02\x82\xd3\xe4\x93\x02\x39\"4/v1/courses/{course_id}/lessons/{lesson_id}/comments:\x01*\x12\xae\x01\n\rUpdateComment\x12\".learnflow.v1.UpdateCommentRequest\x1a#.learnflow.v1.UpdateCommentResponse\"T\xaa\xbb\x18\x04\x08\x02\x18\x02\x82\xd3\xe4\x93\x02\x46\x32\x41/v1/courses/{course_id}/lessons/{lesson_id}/comments/{comment_id}:\x01*\x12\xab\x01\n\rDeleteComment\x12\".learnflow.v1.DeleteCommentRequest\x1a#.learnflow.v1.DeleteCommentResponse\"Q\xaa\xbb\x18\x04\x08\x02\x18\x02\x82\xd3\xe4\x93\x02\x43*A/v1/courses/{course_id}/lessons/{lesson_id}/comments/{comment_id}2\xb3\x01\n\x13\x43ommentQueryService\x12\x9b\x01\n\x0cListComments\x12!.learnflow.v1.ListCommentsRequest\x1a\".learnflow.v1.ListCommentsResponse\"D\xaa\xbb\x18\x04\x08\x02\x18\x01\x82\xd3\xe4\x93\x02\x36\x12\x34/v1/courses/{course_id}/lessons/{lesson_id}/commentsb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dlearnflow/v1/discussion.proto\x12\x0clearnflow.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19learnflow/v1/access.proto\x1a\x19learnflow/v1/limits.proto\"\xa7\x02\n\x07\x43omment\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x17\n\tcourse_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\x12\x17\n\tlesson_id\x18\x03 \x01(\tB\x04\xe2\x41\x01\x03\x12\x11\n\tparent_id\x18\x04 \x01(\t\x12\x17\n\tauthor_id\x18\x05 \x01(\tB\x04\xe2\x41\x01\x03\x12\x19\n\x0b\x61uthor_name\x18\x06 \x01(\tB\x04\xe2\x41\x01\x03\x12\x0c\n\x04\x62ody\x18\x07 \x01(\t\x12\x15\n\x07\x64\x65leted\x18\x08 \x01(\x08\x42\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0bupdate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\"\xa7\x01\n\x14\x43reateCommentRequest\x12\x1d\n\tcourse_id\x18\x01 \x01(\tB\n\xe2\x41\x01\x02\xb2\xbb\x18\x02\x08$\x12\x1d\n\tlesson_id\x18\x02 \x01(\tB\n\xe2\x41\x01\x02\xb2\xbb\x18\x02\x08$\x12\x19\n\x04\x62ody\x18\x03 \x01(\tB\x0b\xe2\x41\x01\x02\xb2\xbb\x18\x03\x08\x90N\x12\x19\n\tparent_id\x18\x04 \x01(\tB\x06\xb2\xbb\x18\x02\x08$\x12\x1b\n\nrequest_id\x18\x05 \x01(\tB\x07\xb2\xbb\x18\x03\x08\x80\x01\"Z\n\x15\x43reateCommentResponse\x12&\n\x07\x63omment\x18\x01 \x01(\x0b\x32\x15.learnflow.v1.Comment\x12\x19\n\x11\x63onsistency_token\x18\x02 \x01(\t\"\xe7\x01\n\x14UpdateCommentRequest\x12\x1d\n\tcourse_id\x18\x01 \x01(\tB\n\xe2\x41\x01\x02\xb2\xbb\x18\x02\x08$\x12\x1d\n\tlesson_id\x18\x02 \x01(\tB\n\xe2\x41\x01\x02\xb2\xbb\x18\x02\x08$\x12\x1e\n\ncomment_id\x18\x03 \x01(\tB\n\xe2\x41\x01\x02\xb2\xbb\x18\x02\x08$\x12\x19\n\x04\x62ody\x18\x04 \x01(\tB\x0b\xe2\x41\x01\x02\xb2\xbb\x18\x03\x08\x90N\x12\x39\n\x0bupdate_mask\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.FieldMaskB\x08\xb2\xbb\x18\x04\x08@\x10\x14\x12\x1b\n\nrequest_id\x18\x06 \x01(\tB\x07\xb2\xbb\x18\x03\x08\x80\x01\"Z\n\x15UpdateCommentResponse\x12&\n\x07\x63omment\x18\x01 \x01(\x0b\x32\x15.learnflow.v1.Comment\x12\x19\n\x11\x63onsistency_token\x18\x02 \x01(\t\"\x91\x01\n\x14\x44\x65leteCommentRequest\x12\x1d\n\tcourse_id\x18\x01 \x01(\tB\n\xe2\x41\x01\x02\xb2\xbb\x18\x02\x08$\x12\x1d\n\tlesson_id\x18\x02 \x01(\tB\n\xe2\x41\x01\x02\xb2\xbb\x18\x02\x08$\x12\x1e\n\ncomment_id\x18\x03 \x01(\tB\n\xe2\x41\x01\x02\xb2\xbb\x18\x02\x08$\x12\x1b\n\nrequest_id\x18\x04 \x01(\tB\x07\xb2\xbb\x18\x03\x08\x80\x01\"2\n\x15\x44\x65leteCommentResponse\x12\x19\n\x11\x63onsistency_token\x18\x01 \x01(\t\"\x83\x01\n\x13ListCommentsRequest\x12\x1d\n\tcourse_id\x18\x01 \x01(\tB\n\xe2\x41\x01\x02\xb2\xbb\x18\x02\x08$\x12\x1d\n\tlesson_id\x18\x02 \x01(\tB\n\xe2\x41\x01\x02\xb2\xbb\x18\x02\x08$\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x1b\n\npage_token\x18\x04 \x01(\tB\x07\xb2\xbb\x18\x03\x08\x80\x04\"X\n\x14ListCommentsResponse\x12\'\n\x08\x63omments\x18\x01 \x03(\x0b\x32\x15.learnflow.v1.Comment\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\x96\x04\n\x11\x44iscussionService\x12\xa1\x01\n\rCreateComment\x12\".learnflow.v1.CreateCommentRequest\x1a#.learnflow.v1.CreateCommentResponse\"G\xaa\xbb\x18\x04\x08\x02\x18\x02\x82\xd3\xe4\x93\x02\x39\"4/v1/courses/{course_id}/lessons/{lesson_id}/comments:\x01*\x12\xae\x01\n\rUpdateComment\x12\".learnflow.v1.UpdateCommentRequest\x1a#.learnflow.v1.UpdateCommentResponse\"T\xaa\xbb\x18\x04\x08\x02\x18\x02\x82\xd3\xe4\x93\x02\x46\x32\x41/v1/courses/{course_id}/lessons/{lesson_id}/comments/{comment_id}:\x01*\x12\xab\x01\n\rDeleteComment\x12\".learnflow.v1.DeleteCommentRequest\x1a#.learnflow.v1.DeleteCommentResponse\"Q\xaa\xbb\x18\x04\x08\x02\x18\x02\x82\xd3\xe4\x93\x02\x43*A/v1/courses/{course_id}/lessons/{lesson_id}/comments/{comment_id}2\xb3\x01\n\x13\x43ommentQueryService\x12\x9b\x01\n\x0cListComments\x12!.learnflow.v1.ListCommentsRequest\x1a\".learnflow.v1.ListCommentsResponse\"D\xaa\xbb\x18\x04\x08\x02\x18\x01\x82\xd3\xe4\x93\x02\x36\x12\x34/v1/courses/{course_id}/lessons/{lesson_id}/commentsb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -53,29 +54,41 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_COMMENT'].fields_by_name['update_time']._loaded_options = None
   _globals['_COMMENT'].fields_by_name['update_time']._serialized_options = b'\342A\001\003'
   _globals['_CREATECOMMENTREQUEST'].fields_by_name['course_id']._loaded_options = None
-  _globals['_CREATECOMMENTREQUEST'].fields_by_name['course_id']._serialized_options = b'\342A\001\002'
+  _globals['_CREATECOMMENTREQUEST'].fields_by_name['course_id']._serialized_options = b'\342A\001\002\262\273\030\002\010$'
   _globals['_CREATECOMMENTREQUEST'].fields_by_name['lesson_id']._loaded_options = None
-  _globals['_CREATECOMMENTREQUEST'].fields_by_name['lesson_id']._serialized_options = b'\342A\001\002'
+  _globals['_CREATECOMMENTREQUEST'].fields_by_name['lesson_id']._serialized_options = b'\342A\001\002\262\273\030\002\010$'
   _globals['_CREATECOMMENTREQUEST'].fields_by_name['body']._loaded_options = None
-  _globals['_CREATECOMMENTREQUEST'].fields_by_name['body']._serialized_options = b'\342A\001\002'
+  _globals['_CREATECOMMENTREQUEST'].fields_by_name['body']._serialized_options = b'\342A\001\002\262\273\030\003\010\220N'
+  _globals['_CREATECOMMENTREQUEST'].fields_by_name['parent_id']._loaded_options = None
+  _globals['_CREATECOMMENTREQUEST'].fields_by_name['parent_id']._serialized_options = b'\262\273\030\002\010$'
+  _globals['_CREATECOMMENTREQUEST'].fields_by_name['request_id']._loaded_options = None
+  _globals['_CREATECOMMENTREQUEST'].fields_by_name['request_id']._serialized_options = b'\262\273\030\003\010\200\001'
   _globals['_UPDATECOMMENTREQUEST'].fields_by_name['course_id']._loaded_options = None
-  _globals['_UPDATECOMMENTREQUEST'].fields_by_name['course_id']._serialized_options = b'\342A\001\002'
+  _globals['_UPDATECOMMENTREQUEST'].fields_by_name['course_id']._serialized_options = b'\342A\001\002\262\273\030\002\010$'
   _globals['_UPDATECOMMENTREQUEST'].fields_by_name['lesson_id']._loaded_options = None
-  _globals['_UPDATECOMMENTREQUEST'].fields_by_name['lesson_id']._serialized_options = b'\342A\001\002'
+  _globals['_UPDATECOMMENTREQUEST'].fields_by_name['lesson_id']._serialized_options = b'\342A\001\002\262\273\030\002\010$'
   _globals['_UPDATECOMMENTREQUEST'].fields_by_name['comment_id']._loaded_options = None
-  _globals['_UPDATECOMMENTREQUEST'].fields_by_name['comment_id']._serialized_options = b'\342A\001\002'
+  _globals['_UPDATECOMMENTREQUEST'].fields_by_name['comment_id']._serialized_options = b'\342A\001\002\262\273\030\002\010$'
   _globals['_UPDATECOMMENTREQUEST'].fields_by_name['body']._loaded_options = None
-  _globals['_UPDATECOMMENTREQUEST'].fields_by_name['body']._serialized_options = b'\342A\001\002'
+  _globals['_UPDATECOMMENTREQUEST'].fields_by_name['body']._serialized_options = b'\342A\001\002\262\273\030\003\010\220N'
+  _globals['_UPDATECOMMENTREQUEST'].fields_by_name['update_mask']._loaded_options = None
+  _globals['_UPDATECOMMENTREQUEST'].fields_by_name['update_mask']._serialized_options = b'\262\273\030\004\010@\020\024'
+  _globals['_UPDATECOMMENTREQUEST'].fields_by_name['request_id']._loaded_options = None
+  _globals['_UPDATECOMMENTREQUEST'].fields_by_name['request_id']._serialized_options = b'\262\273\030\003\010\200\001'
   _globals['_DELETECOMMENTREQUEST'].fields_by_name['course_id']._loaded_options = None
-  _globals['_DELETECOMMENTREQUEST'].fields_by_name['course_id']._serialized_options = b'\342A\001\002'
+  _globals['_DELETECOMMENTREQUEST'].fields_by_name['course_id']._serialized_options = b'\342A\001\002\262\273\030\002\010$'
   _globals['_DELETECOMMENTREQUEST'].fields_by_name['lesson_id']._loaded_options = None
-  _globals['_DELETECOMMENTREQUEST'].fields_by_name['lesson_id']._serialized_options = b'\342A\001\002'
+  _globals['_DELETECOMMENTREQUEST'].fields_by_name['lesson_id']._serialized_options = b'\342A\001\002\262\273\030\002\010$'
   _globals['_DELETECOMMENTREQUEST'].fields_by_name['comment_id']._loaded_options = None
-  _globals['_DELETECOMMENTREQUEST'].fields_by_name['comment_id']._serialized_options = b'\342A\001\002'
+  _globals['_DELETECOMMENTREQUEST'].fields_by_name['comment_id']._serialized_options = b'\342A\001\002\262\273\030\002\010$'
+  _globals['_DELETECOMMENTREQUEST'].fields_by_name['request_id']._loaded_options = None
+  _globals['_DELETECOMMENTREQUEST'].fields_by_name['request_id']._serialized_options = b'\262\273\030\003\010\200\001'
   _globals['_LISTCOMMENTSREQUEST'].fields_by_name['course_id']._loaded_options = None
-  _globals['_LISTCOMMENTSREQUEST'].fields_by_name['course_id']._serialized_options = b'\342A\001\002'
+  _globals['_LISTCOMMENTSREQUEST'].fields_by_name['course_id']._serialized_options = b'\342A\001\002\262\273\030\002\010$'
   _globals['_LISTCOMMENTSREQUEST'].fields_by_name['lesson_id']._loaded_options = None
-  _globals['_LISTCOMMENTSREQUEST'].fields_by_name['lesson_id']._serialized_options = b'\342A\001\002'
+  _globals['_LISTCOMMENTSREQUEST'].fields_by_name['lesson_id']._serialized_options = b'\342A\001\002\262\273\030\002\010$'
+  _globals['_LISTCOMMENTSREQUEST'].fields_by_name['page_token']._loaded_options = None
+  _globals['_LISTCOMMENTSREQUEST'].fields_by_name['page_token']._serialized_options = b'\262\273\030\003\010\200\004'
   _globals['_DISCUSSIONSERVICE'].methods_by_name['CreateComment']._loaded_options = None
   _globals['_DISCUSSIONSERVICE'].methods_by_name['CreateComment']._serialized_options = b'\252\273\030\004\010\002\030\002\202\323\344\223\0029\"4/v1/courses/{course_id}/lessons/{lesson_id}/comments:\001*'
   _globals['_DISCUSSIONSERVICE'].methods_by_name['UpdateComment']._loaded_options = None
@@ -84,26 +97,26 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DISCUSSIONSERVICE'].methods_by_name['DeleteComment']._serialized_options = b'\252\273\030\004\010\002\030\002\202\323\344\223\002C*A/v1/courses/{course_id}/lessons/{lesson_id}/comments/{comment_id}'
   _globals['_COMMENTQUERYSERVICE'].methods_by_name['ListComments']._loaded_options = None
   _globals['_COMMENTQUERYSERVICE'].methods_by_name['ListComments']._serialized_options = b'\252\273\030\004\010\002\030\001\202\323\344\223\0026\0224/v1/courses/{course_id}/lessons/{lesson_id}/comments'
-  _globals['_COMMENT']._serialized_start=205
-  _globals['_COMMENT']._serialized_end=500
-  _globals['_CREATECOMMENTREQUEST']._serialized_start=503
-  _globals['_CREATECOMMENTREQUEST']._serialized_end=634
-  _globals['_CREATECOMMENTRESPONSE']._serialized_start=636
-  _globals['_CREATECOMMENTRESPONSE']._serialized_end=726
-  _globals['_UPDATECOMMENTREQUEST']._serialized_start=729
-  _globals['_UPDATECOMMENTREQUEST']._serialized_end=916
-  _globals['_UPDATECOMMENTRESPONSE']._serialized_start=918
-  _globals['_UPDATECOMMENTRESPONSE']._serialized_end=1008
-  _globals['_DELETECOMMENTREQUEST']._serialized_start=1010
-  _globals['_DELETECOMMENTREQUEST']._serialized_end=1128
-  _globals['_DELETECOMMENTRESPONSE']._serialized_start=1130
-  _globals['_DELETECOMMENTRESPONSE']._serialized_end=1180
-  _globals['_LISTCOMMENTSREQUEST']._serialized_start=1182
-  _globals['_LISTCOMMENTSREQUEST']._serialized_end=1292
-  _globals['_LISTCOMMENTSRESPONSE']._serialized_start=1294
-  _globals['_LISTCOMMENTSRESPONSE']._serialized_end=1382
-  _globals['_DISCUSSIONSERVICE']._serialized_start=1385
-  _globals['_DISCUSSIONSERVICE']._serialized_end=1919
-  _globals['_COMMENTQUERYSERVICE']._serialized_start=1922
-  _globals['_COMMENTQUERYSERVICE']._serialized_end=2101
+  _globals['_COMMENT']._serialized_start=232
+  _globals['_COMMENT']._serialized_end=527
+  _globals['_CREATECOMMENTREQUEST']._serialized_start=530
+  _globals['_CREATECOMMENTREQUEST']._serialized_end=697
+  _globals['_CREATECOMMENTRESPONSE']._serialized_start=699
+  _globals['_CREATECOMMENTRESPONSE']._serialized_end=789
+  _globals['_UPDATECOMMENTREQUEST']._serialized_start=792
+  _globals['_UPDATECOMMENTREQUEST']._serialized_end=1023
+  _globals['_UPDATECOMMENTRESPONSE']._serialized_start=1025
+  _globals['_UPDATECOMMENTRESPONSE']._serialized_end=1115
+  _globals['_DELETECOMMENTREQUEST']._serialized_start=1118
+  _globals['_DELETECOMMENTREQUEST']._serialized_end=1263
+  _globals['_DELETECOMMENTRESPONSE']._serialized_start=1265
+  _globals['_DELETECOMMENTRESPONSE']._serialized_end=1315
+  _globals['_LISTCOMMENTSREQUEST']._serialized_start=1318
+  _globals['_LISTCOMMENTSREQUEST']._serialized_end=1449
+  _globals['_LISTCOMMENTSRESPONSE']._serialized_start=1451
+  _globals['_LISTCOMMENTSRESPONSE']._serialized_end=1539
+  _globals['_DISCUSSIONSERVICE']._serialized_start=1542
+  _globals['_DISCUSSIONSERVICE']._serialized_end=2076
+  _globals['_COMMENTQUERYSERVICE']._serialized_start=2079
+  _globals['_COMMENTQUERYSERVICE']._serialized_end=2258
 # @@protoc_insertion_point(module_scope)

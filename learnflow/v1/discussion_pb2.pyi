@@ -94,15 +94,15 @@ class CreateCommentRequest(_message.Message):
     PARENT_ID_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     course_id: _builtins.str
-    """The course."""
+    """The course. At most 36 characters."""
     lesson_id: _builtins.str
-    """The lesson."""
+    """The lesson. At most 36 characters."""
     body: _builtins.str
     """1 to 10,000 characters."""
     parent_id: _builtins.str
-    """The comment replied to, if any."""
+    """The comment replied to, if any. At most 36 characters."""
     request_id: _builtins.str
-    """Optional idempotency key."""
+    """Optional idempotency key. At most 128 characters."""
     def __init__(
         self,
         *,
@@ -161,18 +161,18 @@ class UpdateCommentRequest(_message.Message):
     UPDATE_MASK_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     course_id: _builtins.str
-    """The course."""
+    """The course. At most 36 characters."""
     lesson_id: _builtins.str
-    """The lesson."""
+    """The lesson. At most 36 characters."""
     comment_id: _builtins.str
-    """The comment."""
+    """The comment. At most 36 characters."""
     body: _builtins.str
-    """The new body."""
+    """The new body. At most 10,000 characters."""
     request_id: _builtins.str
-    """Optional idempotency key."""
+    """Optional idempotency key. At most 128 characters."""
     @_builtins.property
     def update_mask(self) -> _field_mask_pb2.FieldMask:
-        """Only "body" is updatable; optional."""
+        """Only "body" is updatable; optional. At most 20 paths of at most 64 characters."""
 
     def __init__(
         self,
@@ -231,13 +231,13 @@ class DeleteCommentRequest(_message.Message):
     COMMENT_ID_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     course_id: _builtins.str
-    """The course."""
+    """The course. At most 36 characters."""
     lesson_id: _builtins.str
-    """The lesson."""
+    """The lesson. At most 36 characters."""
     comment_id: _builtins.str
-    """The comment."""
+    """The comment. At most 36 characters."""
     request_id: _builtins.str
-    """Optional idempotency key."""
+    """Optional idempotency key. At most 128 characters."""
     def __init__(
         self,
         *,
@@ -287,13 +287,13 @@ class ListCommentsRequest(_message.Message):
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     course_id: _builtins.str
-    """The course."""
+    """The course. At most 36 characters."""
     lesson_id: _builtins.str
-    """The lesson."""
+    """The lesson. At most 36 characters."""
     page_size: _builtins.int
     """1..100, default 50."""
     page_token: _builtins.str
-    """From a previous response."""
+    """From a previous response. At most 512 characters."""
     def __init__(
         self,
         *,

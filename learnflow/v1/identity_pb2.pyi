@@ -75,13 +75,15 @@ class RegisterUserRequest(_message.Message):
     DISPLAY_NAME_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     email: _builtins.str
-    """Login email."""
+    """Login email. At most 254 characters."""
     password: _builtins.str
-    """8 to 72 bytes of UTF-8."""
+    """8 to 72 bytes of UTF-8. At most 1,024 characters."""
     display_name: _builtins.str
     """1 to 80 characters."""
     request_id: _builtins.str
-    """Optional idempotency key: a retry with the same key returns the first result."""
+    """Optional idempotency key: a retry with the same key returns the first result.
+    At most 128 characters.
+    """
     def __init__(
         self,
         *,
@@ -135,9 +137,9 @@ class CreateSessionRequest(_message.Message):
     EMAIL_FIELD_NUMBER: _builtins.int
     PASSWORD_FIELD_NUMBER: _builtins.int
     email: _builtins.str
-    """Login email."""
+    """Login email. At most 254 characters."""
     password: _builtins.str
-    """Password."""
+    """Password. At most 1,024 characters."""
     def __init__(
         self,
         *,
@@ -198,7 +200,7 @@ class RefreshSessionRequest(_message.Message):
 
     REFRESH_TOKEN_FIELD_NUMBER: _builtins.int
     refresh_token: _builtins.str
-    """The refresh token from the last CreateSession or RefreshSession."""
+    """The refresh token from the last CreateSession or RefreshSession. At most 128 characters."""
     def __init__(
         self,
         *,
@@ -259,7 +261,9 @@ class RevokeSessionRequest(_message.Message):
     REFRESH_TOKEN_FIELD_NUMBER: _builtins.int
     ALL_SESSIONS_FIELD_NUMBER: _builtins.int
     refresh_token: _builtins.str
-    """The refresh token whose family to revoke; required unless `all_sessions` is set."""
+    """The refresh token whose family to revoke; required unless `all_sessions` is set.
+    At most 128 characters.
+    """
     all_sessions: _builtins.bool
     """Log out everywhere: revoke every refresh token of the caller and invalidate every
     access token issued so far.
@@ -310,11 +314,11 @@ class SetUserRoleRequest(_message.Message):
     ROLE_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     user_id: _builtins.str
-    """The user to change."""
+    """The user to change. At most 36 characters."""
     role: _access_pb2.Role.ValueType
     """The new role."""
     request_id: _builtins.str
-    """Optional idempotency key."""
+    """Optional idempotency key. At most 128 characters."""
     def __init__(
         self,
         *,
@@ -368,11 +372,11 @@ class SetUserDisabledRequest(_message.Message):
     DISABLED_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     user_id: _builtins.str
-    """The user to change."""
+    """The user to change. At most 36 characters."""
     disabled: _builtins.bool
     """True to disable, false to re-enable."""
     request_id: _builtins.str
-    """Optional idempotency key."""
+    """Optional idempotency key. At most 128 characters."""
     def __init__(
         self,
         *,

@@ -169,9 +169,9 @@ class EnrollInCourseRequest(_message.Message):
     COURSE_ID_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     course_id: _builtins.str
-    """The course."""
+    """The course. At most 36 characters."""
     request_id: _builtins.str
-    """Optional idempotency key."""
+    """Optional idempotency key. At most 128 characters."""
     def __init__(
         self,
         *,
@@ -223,9 +223,9 @@ class WithdrawEnrollmentRequest(_message.Message):
     COURSE_ID_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     course_id: _builtins.str
-    """The course."""
+    """The course. At most 36 characters."""
     request_id: _builtins.str
-    """Optional idempotency key."""
+    """Optional idempotency key. At most 128 characters."""
     def __init__(
         self,
         *,
@@ -278,11 +278,11 @@ class CompleteLessonRequest(_message.Message):
     LESSON_ID_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     course_id: _builtins.str
-    """The course."""
+    """The course. At most 36 characters."""
     lesson_id: _builtins.str
-    """The lesson."""
+    """The lesson. At most 36 characters."""
     request_id: _builtins.str
-    """Optional idempotency key."""
+    """Optional idempotency key. At most 128 characters."""
     def __init__(
         self,
         *,
@@ -335,10 +335,10 @@ class QuizAnswer(_message.Message):
     QUESTION_ID_FIELD_NUMBER: _builtins.int
     CHOICE_INDEXES_FIELD_NUMBER: _builtins.int
     question_id: _builtins.str
-    """The question."""
+    """The question. At most 64 characters."""
     @_builtins.property
     def choice_indexes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
-        """Chosen choice indexes."""
+        """Chosen choice indexes. At most 10 items."""
 
     def __init__(
         self,
@@ -365,14 +365,14 @@ class CreateQuizAttemptRequest(_message.Message):
     ANSWERS_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     course_id: _builtins.str
-    """The course."""
+    """The course. At most 36 characters."""
     lesson_id: _builtins.str
-    """The quiz lesson."""
+    """The quiz lesson. At most 36 characters."""
     request_id: _builtins.str
-    """Optional idempotency key."""
+    """Optional idempotency key. At most 128 characters."""
     @_builtins.property
     def answers(self) -> _containers.RepeatedCompositeFieldContainer[Global___QuizAnswer]:
-        """One answer per question."""
+        """One answer per question. At most 50 items."""
 
     def __init__(
         self,
@@ -435,7 +435,7 @@ class ListMyEnrollmentsRequest(_message.Message):
     page_size: _builtins.int
     """1..100, default 20."""
     page_token: _builtins.str
-    """From a previous response."""
+    """From a previous response. At most 512 characters."""
     def __init__(
         self,
         *,
@@ -486,7 +486,7 @@ class GetCourseProgressRequest(_message.Message):
 
     COURSE_ID_FIELD_NUMBER: _builtins.int
     course_id: _builtins.str
-    """The course."""
+    """The course. At most 36 characters."""
     def __init__(
         self,
         *,
@@ -532,7 +532,7 @@ class WatchCourseProgressRequest(_message.Message):
 
     COURSE_ID_FIELD_NUMBER: _builtins.int
     course_id: _builtins.str
-    """The course."""
+    """The course. At most 36 characters."""
     def __init__(
         self,
         *,

@@ -80,7 +80,12 @@ def test_parameters_have_types(doc: dict[str, Any]) -> None:
     assert param(echo, "limit")["schema"]["type"] == "integer"
     assert param(echo, "inner.level")["schema"]["format"] == "int32"
     tags = param(echo, "tags")
-    assert tags["schema"] == {"type": "array", "items": {"type": "string"}}
+    # Size limits (the `gwtest.v1.bounds` option) apply to query parameters too.
+    assert tags["schema"] == {
+        "type": "array",
+        "items": {"type": "string", "maxLength": 50},
+        "maxItems": 20,
+    }
     assert tags["explode"] is True
     names = {p["name"] for p in echo["parameters"]}
     # Maps, Struct and messages have no query form.
@@ -176,3 +181,17 @@ def test_comments_from_source_info(descriptor_set: Path) -> None:
     assert "- `COLOR_RED`: Red." in doc["components"]["schemas"]["gwtest.v1.Color"]["description"]
     validate_only = param(create, "validateOnly")
     assert validate_only["description"] == "Asks the server to validate only."
+
+
+def test_size_limit_options_become_max_length_and_max_items(doc: dict[str, Any]) -> None:
+    # `gwtest.v1.bounds` is a field option the gateway has never heard of: its `max_length` /
+    # `max_items` fields are what make it a size limit.
+    props = schemas(doc)["gwtest.v1.Thing"]["properties"]
+    assert props["displayName"]["maxLength"] == 200
+    assert props["tags"]["maxItems"] == 20
+    assert props["tags"]["items"] == {"type": "string", "maxLength": 50}
+    assert props["blob"]["maxLength"] == 40  # 30 bytes in base64
+    assert props["mask"]["maxLength"] == 3 * 17 - 1  # three paths of 16, two commas
+    # Fields without the option stay unbounded.
+    assert "maxLength" not in props["id"] and "maxItems" not in props["palette"]
+    assert "maxLength" not in schemas(doc)["gwtest.v1.Inner"]["properties"]["note"]
