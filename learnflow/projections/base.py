@@ -18,15 +18,24 @@ counted 10). A document fed by two aggregates keeps one such version per aggrega
 
 Fencing: a projector that lost its lock (its PostgreSQL session died) only notices at its next
 round trip, and a write it had in flight may land late. Each leader therefore takes an epoch
-(`ReadStore.next_epoch`) and stamps it on the documents it writes; replacing a document a later
-epoch wrote is refused and ends the deposed projector's batch (`Deposed`), so it can never
-overwrite its successor's newer state. A late write that lands before the successor touches the
-document is harmless: it holds the state after events the successor will replay onto it.
+(`ReadStore.next_epoch`) and stamps it on the documents it writes. A replace is conditional on
+the epoch the document carried when this projector read it (`{_id, e: <that epoch>}`: an
+equality, so even FerretDB pushes it down with the `_id`); if a later leader wrote it meanwhile
+nothing matches, and the deposed projector's batch ends (`Deposed`), so it can never overwrite
+its successor's newer state. A late write that lands before the successor touches the document
+is harmless: it holds the state after events the successor will replay onto it.
+
+Cost that does not grow with the data: every write is by exact `_id`, each document is read at
+most once per batch and written once, and the leader keeps the documents it wrote in a
+`DocumentCache` (it is their only writer while its epoch holds), so a hot document (a course
+whose counts move with every enrollment) is not even read back from the store.
 """
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -78,6 +87,37 @@ def utc_key(value: str | None) -> str:
     return parsed.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+class DocumentCache:
+    """The leader's copies of documents as it last wrote (or read) them, by database,
+    collection and `_id`; least recently used first out. Valid only for one epoch and only
+    while every batch succeeds: the projector drops it otherwise."""
+
+    def __init__(self, max_docs: int = 50_000) -> None:
+        self.max_docs = max_docs
+        self._docs: OrderedDict[tuple[str, str, str], Document] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._docs)
+
+    def get(self, db: str, collection: str, doc_id: str) -> Document | None:
+        key = (db, collection, doc_id)
+        doc = self._docs.get(key)
+        if doc is None:
+            return None
+        self._docs.move_to_end(key)
+        return copy.deepcopy(doc)
+
+    def put(self, db: str, collection: str, doc: Document) -> None:
+        key = (db, collection, str(doc["_id"]))
+        self._docs[key] = copy.deepcopy(doc)
+        self._docs.move_to_end(key)
+        while len(self._docs) > self.max_docs:
+            self._docs.popitem(last=False)
+
+    def clear(self) -> None:
+        self._docs.clear()
+
+
 class Batch:
     """The unit of work of the projector: documents read once, written once.
 
@@ -93,14 +133,18 @@ class Batch:
         persistent: bool = False,
         max_cached: int = 500_000,
         epoch: int | None = None,
+        cache: DocumentCache | None = None,
     ) -> None:
         self.db = db
+        self.cache = cache
         self.persistent = persistent
         self.epoch = epoch  # the writing leader's (see the module docstring); None in a rebuild
         self.max_cached = max_cached
         self.complete = persistent  # every existing document is in the cache
         self._docs: dict[tuple[str, str], Document | None] = {}
         self._existed: set[tuple[str, str]] = set()  # as stored in MongoDB
+        # The epoch each existing document carried when read: the write's equality guard.
+        self._stored_epoch: dict[tuple[str, str], Any] = {}
         self._dirty: dict[tuple[str, str], Document] = {}
         self._appends: dict[str, list[Document]] = {}
 
@@ -116,10 +160,13 @@ class Batch:
             return self._docs[key]
         if self.complete:
             return None
-        doc = await self.db[collection].find_one({"_id": doc_id})
+        doc = self.cache.get(self.db.name, collection, doc_id) if self.cache else None
+        if doc is None:
+            doc = await self.db[collection].find_one({"_id": doc_id})
         self._docs[key] = doc
         if doc is not None:
             self._existed.add(key)
+            self._stored_epoch[key] = doc.get(EPOCH_FIELD)
         return doc
 
     def put(self, collection: str, doc: Document) -> None:
@@ -141,6 +188,7 @@ class Batch:
                 if key not in self._docs:
                     self._docs[key] = stored
                     self._existed.add(key)
+                    self._stored_epoch[key] = stored.get(EPOCH_FIELD)
         for (name, doc_id), cached in self._docs.items():
             if name == collection and cached is not None and cached.get(field) == value:
                 found[doc_id] = cached
@@ -161,11 +209,15 @@ class Batch:
             else:
                 await self._write_guarded(collection, docs, appends)
         self._existed.update(self._dirty)
+        if self.cache is not None:
+            for (collection, _), doc in self._dirty.items():
+                self.cache.put(self.db.name, collection, doc)
         self._dirty.clear()
         self._appends.clear()
         if not self.persistent:
             self._docs.clear()
             self._existed.clear()
+            self._stored_epoch.clear()
         elif len(self._docs) > self.max_cached:
             self._docs.clear()
             self.complete = False
@@ -190,13 +242,17 @@ class Batch:
         new = [doc for doc_id, doc in docs if (collection, doc_id) not in self._existed]
         old = [doc for doc_id, doc in docs if (collection, doc_id) in self._existed]
         # A new document may exist after all if a previous run wrote it and crashed before
-        # its checkpoint: then it is replaced under the same guard as the others.
-        old += await _insert_ignoring_duplicates(self.db, collection, new)
+        # its checkpoint: its epoch is unknown, so it is replaced under the range guard.
+        surprises = await _insert_ignoring_duplicates(self.db, collection, new)
         # One by one: FerretDB 1.24/SQLite hangs on bulk replaces (bulk inserts are fine).
-        for doc in old:
+        for doc in old + surprises:
             query: Document = {"_id": doc["_id"]}
             if self.epoch is not None:
-                query.update(written_by_epoch_at_most(self.epoch))
+                key = (collection, str(doc["_id"]))
+                if key in self._stored_epoch:
+                    query[EPOCH_FIELD] = self._stored_epoch[key]  # null matches "absent"
+                else:
+                    query.update(written_by_epoch_at_most(self.epoch))
             result = await coll.replace_one(query, doc)
             if result.matched_count == 0 and self.epoch is not None:
                 raise Deposed(self.epoch)

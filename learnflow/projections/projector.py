@@ -29,13 +29,14 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import ConnectionFailure
 
 from learnflow.positions import EventKey
-from learnflow.projections.base import Batch, Event, Projection
+from learnflow.projections.base import Batch, DocumentCache, Event, Projection
 from learnflow.projections.store import Deposed, Document, ReadStore
 from learnflow.storage.unit_of_work import EVENTS_CHANNEL
 
 log = logging.getLogger("learnflow.projector")
 
 ADVISORY_LOCK_KEY = 0x1EA2F10  # "learnflow projector"
+MAX_BATCH = 8000
 PARK_AFTER_ATTEMPTS = 3
 PARKED = "parked_events"
 MAX_ERROR_TEXT = 500
@@ -143,6 +144,7 @@ class Projector:
         projections: Sequence[Projection],
         poll_s: float = 1.0,
         batch_size: int = 500,
+        cache_docs: int = 50_000,
     ) -> None:
         self.postgres_url = libpq_url(postgres_url)
         self.store = store
@@ -152,6 +154,7 @@ class Projector:
         self.is_leader = False
         self.epoch: int | None = None  # while leader (see `ReadStore.next_epoch`)
         self.applied = 0
+        self.cache = DocumentCache(cache_docs)
 
     async def apply_batch(
         self, db: AsyncDatabase[Document], events: list[Event], batch: Batch | None = None
@@ -163,8 +166,10 @@ class Projector:
         if not events:
             return
         try:
-            await self._apply(db, events, batch or Batch(db, epoch=self.epoch))
+            await self._apply(db, events, batch or Batch(db, epoch=self.epoch, cache=self.cache))
         except Exception as exc:
+            # What the cache holds may now differ from the store (a flush can fail halfway).
+            self.cache.clear()
             if _unreachable(exc) or (batch is not None and batch.persistent):
                 raise
             log.warning(
@@ -188,9 +193,10 @@ class Projector:
         error: Exception | None = None
         for attempt in range(1, PARK_AFTER_ATTEMPTS + 1):
             try:
-                await self._apply(db, [event], Batch(db, epoch=self.epoch))
+                await self._apply(db, [event], Batch(db, epoch=self.epoch, cache=self.cache))
                 return
             except Exception as exc:
+                self.cache.clear()
                 if _unreachable(exc):
                     raise
                 error = exc
@@ -268,6 +274,9 @@ class Projector:
             total += len(events)
             if len(events) < size:
                 return total
+            # A backlog: larger batches, since a batch costs about its distinct documents
+            # (each read and written once) rather than its events.
+            size = min(size * 2, MAX_BATCH)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Stand by for the advisory lock, then project until `stop` is set."""
@@ -307,6 +316,7 @@ class Projector:
             if stop.is_set():
                 return
             self.epoch = await self.store.next_epoch()
+            self.cache.clear()  # a new epoch starts from what the store holds
             self.is_leader = True
             log.info("projector is active", extra={"epoch": self.epoch})
             await conn.execute(f"LISTEN {EVENTS_CHANNEL}")
