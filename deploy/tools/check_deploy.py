@@ -45,7 +45,8 @@ def known_settings() -> set[str]:
                 if isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name):
                     names.add("LEARNFLOW_" + item.target.id.upper())
     gateway = (ROOT / "gateway" / "settings.py").read_text()
-    names.update("LEARNFLOW_GATEWAY_" + n for n in re.findall(r'(?:get|number)\("([A-Z_]+)"', gateway))
+    found = re.findall(r'(?:get|number)\("([A-Z_]+)"', gateway)
+    names.update("LEARNFLOW_GATEWAY_" + n for n in found)
     return names
 
 
@@ -88,9 +89,9 @@ def check_compose(schema_path: Path, known: set[str]) -> None:
             source = volume.split(":")[0] if isinstance(volume, str) else volume.get("source", "")
             if source and not source.startswith((".", "/")) and source not in volumes:
                 problem(here, f"volume {source} is not declared under volumes:")
-            if source.startswith("./") and not source.startswith("./secrets/"):
-                if not (DEPLOY / source).exists():
-                    problem(here, f"bind mount {source} does not exist")
+            created_later = source.startswith("./secrets/")  # by init-secrets.sh
+            if source.startswith("./") and not created_later and not (DEPLOY / source).exists():
+                problem(here, f"bind mount {source} does not exist")
         environment = service.get("environment") or {}
         if str(service.get("image", "")).startswith("learnflow:") and isinstance(environment, dict):
             check_env_names(here, list(environment), known)
@@ -146,12 +147,8 @@ def check_kubernetes(known: set[str]) -> None:
         if kind in ("Deployment", "Job"):
             check_pod(where, kind, doc["spec"]["template"]["spec"], configmaps, secret_keys, known)
 
-    headless = [
-        n for n, s in named("Service").items() if s["spec"].get("clusterIP") == "None"
-    ]
-    targets = [
-        c["data"].get("LEARNFLOW_GATEWAY_GRPC_TARGET", "") for c in configmaps.values()
-    ]
+    headless = [n for n, s in named("Service").items() if s["spec"].get("clusterIP") == "None"]
+    targets = [c["data"].get("LEARNFLOW_GATEWAY_GRPC_TARGET", "") for c in configmaps.values()]
     for name in headless:
         if not any(t.startswith(f"dns:///{name}.") for t in targets):
             problem("deploy/k8s", f"no gateway targets the headless Service {name} with dns:///")
@@ -208,7 +205,7 @@ def main() -> None:
         print(line, file=sys.stderr)
     if problems:
         raise SystemExit(1)
-    print("deploy/: compose.yaml and deploy/k8s consistent (compose-spec schema, references, settings)")
+    print("deploy/: compose.yaml and deploy/k8s consistent (schema, references, settings)")
 
 
 if __name__ == "__main__":
