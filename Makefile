@@ -4,7 +4,7 @@ VENV := .venv/bin
 export PATH := $(CURDIR)/.state/bin:$(CURDIR)/node_modules/.bin:$(CURDIR)/.venv/bin:$(PATH)
 
 .PHONY: bootstrap up down run test check lint format typecheck imports proto proto-deps \
-        proto-check buflint breaking pytest unit
+        proto-check buflint breaking pytest unit deploy-check
 
 bootstrap:
 	@scripts/bootstrap
@@ -62,7 +62,11 @@ unit: bootstrap
 pytest: up
 	$(VENV)/pytest --cov=learnflow --cov=gateway --cov-report=term:skip-covered
 
+## Deployment (deploy/): Kubernetes manifests and compose.yaml, validated with no cluster
+deploy-check: bootstrap
+	@deploy/check
+
 ## The two commands of the README
-check: lint typecheck imports buflint breaking proto-check
+check: lint typecheck imports buflint breaking proto-check deploy-check
 
 test: check pytest
