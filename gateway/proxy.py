@@ -98,7 +98,13 @@ class Gateway:
             self.settings.grpc_target,
             # grpc's default reconnect backoff grows to 2 minutes; a restarted backend next to
             # the gateway should be picked up within seconds.
-            options=[("grpc.max_reconnect_backoff_ms", 5000)],
+            options=[
+                ("grpc.max_reconnect_backoff_ms", 5000),
+                # A `dns:///` target naming several servers (a headless Service, a compose
+                # service with replicas) gets every address, and calls are spread over them;
+                # HTTP/2 connections are long-lived, so pick-first would pin one server.
+                ("grpc.lb_policy_name", "round_robin"),
+            ],
         )
         self._loader = DescriptorLoader(self._channel)
         self._loader.subscribe(self._install)
