@@ -64,14 +64,21 @@ async def side(settings: Settings) -> AsyncIterator[Side]:
     projector = Projector(own.postgres_url, backend.store, [*all_projections(), saboteur])
     stop = asyncio.Event()
 
+    # The session's history first (it may be long when other tests ran before), so that the
+    # bounds asserted below concern new writes only.
+    async with await psycopg.AsyncConnection.connect(
+        libpq_url(own.postgres_url), autocommit=True
+    ) as conn:
+        db = await backend.store.active(max_age_s=0)
+        await projector.ensure_indexes(db)
+        await projector.catch_up(conn, db)
+
     async def drive() -> None:
         # The leader loop without the advisory lock (the session's own projector holds it):
         # catch up, then again every 50 ms.
         async with await psycopg.AsyncConnection.connect(
             libpq_url(own.postgres_url), autocommit=True
         ) as conn:
-            db = await backend.store.active(max_age_s=0)
-            await projector.ensure_indexes(db)
             while not stop.is_set():
                 await projector.catch_up(conn, await backend.store.active(max_age_s=0))
                 with contextlib.suppress(TimeoutError):
