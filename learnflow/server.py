@@ -25,7 +25,7 @@ from learnflow.commands.discussion import DiscussionCommands
 from learnflow.commands.identity import IdentityCommands
 from learnflow.commands.learning import LearningCommands
 from learnflow.dependencies import dependencies_reachable, parked_events
-from learnflow.projections.projector import Projector
+from learnflow.projections.projector import Projector, libpq_url
 from learnflow.projections.registry import all_projections
 from learnflow.projections.store import ReadStore
 from learnflow.projections.watcher import CheckpointWatcher
@@ -36,6 +36,7 @@ from learnflow.queries.profiles import ProfileQueries
 from learnflow.queries.progress import ProgressQueries
 from learnflow.queries.read_models import ReadModels
 from learnflow.security.access import api_services, load_rules
+from learnflow.security.accounts import AccountStates
 from learnflow.security.authentication import Authenticator
 from learnflow.security.denial_audit import DenialAudit
 from learnflow.security.interceptor import ApiInterceptor, StreamLimits
@@ -87,6 +88,7 @@ class Backend:
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     watcher: CheckpointWatcher | None = None
     denials: DenialAudit | None = None
+    accounts: AccountStates | None = None
 
     async def close(self, grace_s: float = 10.0) -> None:
         self.stop.set()
@@ -118,6 +120,7 @@ async def build(settings: Settings, run_projector: bool = True) -> Backend:
     )
     hasher = await asyncio.to_thread(PasswordHasher, settings.bcrypt_rounds)
     rate_limiter = RateLimiter(settings)
+    accounts = AccountStates(db)
     denials = DenialAudit(db, settings.denials_audited_per_minute)
     watcher = CheckpointWatcher(
         store,
@@ -134,7 +137,7 @@ async def build(settings: Settings, run_projector: bool = True) -> Backend:
         interceptors=[
             ApiInterceptor(
                 load_rules(),
-                Authenticator(tokens, db),
+                Authenticator(tokens, db, accounts),
                 rate_limiter,
                 denials=denials,
                 streams=StreamLimits(
@@ -190,8 +193,12 @@ async def build(settings: Settings, run_projector: bool = True) -> Backend:
     backend = Backend(settings, db, store, tokens, server, health, projector, port)
     backend.watcher = watcher
     backend.denials = denials
+    backend.accounts = accounts
     await server.start()
     backend.tasks.append(asyncio.create_task(_watch_dependencies(backend, names)))
+    backend.tasks.append(
+        asyncio.create_task(accounts.listen(libpq_url(settings.postgres_url), backend.stop))
+    )
     if run_projector:
         backend.tasks.append(asyncio.create_task(projector.run(backend.stop)))
     return backend

@@ -1,0 +1,159 @@
+"""Authenticated calls read no database once the account is known, yet disabling a user, "log
+out everywhere" and a role change take effect within a second on every server process: a
+second server runs here as a real `learnflow serve` process (issue 13)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from learnflow.server import Backend
+from learnflow.settings import Settings
+from learnflow.v1 import access_pb2, identity_pb2, identity_pb2_grpc
+from tests.support import Caller
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+async def other_process(settings: Settings) -> AsyncIterator[str]:
+    """`learnflow serve` on the session's databases and signing keys; yields its address."""
+    port = _free_port()
+    env = {
+        **os.environ,
+        "LEARNFLOW_ENV": "test",
+        "LEARNFLOW_GRPC_LISTEN": f"127.0.0.1:{port}",
+        "LEARNFLOW_POSTGRES_URL": settings.postgres_url,
+        "LEARNFLOW_POSTGRES_MIGRATION_URL": settings.postgres_migration_url,
+        "LEARNFLOW_MONGO_URL": settings.mongo_url,
+        "LEARNFLOW_MONGO_DATABASE": settings.mongo_database,
+        "LEARNFLOW_SIGNING_KEYS_DIR": str(settings.signing_keys_dir),
+        "LEARNFLOW_RATE_LIMIT_READ": "100000/minute",
+        "LEARNFLOW_RATE_LIMIT_WRITE": "100000/minute",
+        "LEARNFLOW_RATE_LIMIT_AUTH": "100000/minute",
+        "LEARNFLOW_LOG_LEVEL": "WARNING",
+    }
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "learnflow",
+        "serve",
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    target = f"127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        async with grpc.aio.insecure_channel(target) as channel:
+            while True:
+                try:
+                    reply = await health_pb2_grpc.HealthStub(channel).Check(
+                        health_pb2.HealthCheckRequest(), timeout=1
+                    )
+                    if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                        break
+                except grpc.aio.AioRpcError:
+                    pass
+                assert proc.returncode is None, "the second server exited"
+                assert time.monotonic() < deadline, "the second server did not come up"
+                await asyncio.sleep(0.2)
+        await asyncio.sleep(0.5)  # its account listener connects
+        yield target
+    finally:
+        proc.terminate()
+        try:
+            await asyncio.wait_for(proc.wait(), 15)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+
+
+async def _me(channel: grpc.aio.Channel, who: Caller) -> grpc.StatusCode:
+    try:
+        await identity_pb2_grpc.ProfileServiceStub(channel).GetCurrentUser(
+            identity_pb2.GetCurrentUserRequest(),
+            metadata=who.metadata(who.consistency_token),
+            timeout=5,
+        )
+    except grpc.aio.AioRpcError as exc:
+        return exc.code()
+    return grpc.StatusCode.OK
+
+
+async def _refused_within(
+    channel: grpc.aio.Channel, who: Caller, change: Callable[[], Awaitable[Any]]
+) -> float:
+    assert await _me(channel, who) == grpc.StatusCode.OK  # known, and cached
+    await change()
+    started = time.monotonic()
+    while await _me(channel, who) == grpc.StatusCode.OK:
+        assert time.monotonic() - started < 5, "the change never took effect"
+        await asyncio.sleep(0.02)
+    return time.monotonic() - started
+
+
+async def test_steady_state_authenticated_calls_read_no_database(
+    backend: Backend, channel: grpc.aio.Channel, caller: Caller
+) -> None:
+    assert backend.accounts is not None
+    assert await _me(channel, caller) == grpc.StatusCode.OK
+    before = backend.accounts.lookups
+    for _ in range(20):
+        assert await _me(channel, caller) == grpc.StatusCode.OK
+    assert backend.accounts.lookups == before
+
+
+async def test_changes_reach_another_server_process_within_a_second(
+    other_process: str, channel: grpc.aio.Channel, admin: Caller
+) -> None:
+    identity = identity_pb2_grpc.IdentityServiceStub(channel)
+    async with grpc.aio.insecure_channel(other_process) as remote:
+        disabled = await Caller.register(channel)
+        took = await _refused_within(
+            remote,
+            disabled,
+            lambda: identity.SetUserDisabled(
+                identity_pb2.SetUserDisabledRequest(user_id=disabled.user_id, disabled=True),
+                metadata=admin.metadata(),
+            ),
+        )
+        assert took < 1.0
+
+        logged_out = await Caller.register(channel)
+        took = await _refused_within(
+            remote,
+            logged_out,
+            lambda: identity.RevokeSession(
+                identity_pb2.RevokeSessionRequest(all_sessions=True),
+                metadata=logged_out.metadata(),
+            ),
+        )
+        assert took < 1.0
+
+        promoted = await Caller.register(channel)
+        took = await _refused_within(
+            remote,
+            promoted,
+            lambda: identity.SetUserRole(
+                identity_pb2.SetUserRoleRequest(
+                    user_id=promoted.user_id, role=access_pb2.ROLE_INSTRUCTOR
+                ),
+                metadata=admin.metadata(),
+            ),
+        )
+        assert took < 1.0
