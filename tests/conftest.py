@@ -81,6 +81,7 @@ def settings(
         rate_limit_write="100000/minute",
         rate_limit_auth="100000/minute",
         rate_limit_login_per_account="100000/minute",
+        rate_limit_login_per_account_address="100000/minute",
     )
 
 
