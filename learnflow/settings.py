@@ -60,6 +60,8 @@ class Settings:
     # large so that locking someone out is not cheap, and per (account, client address).
     rate_limit_login_per_account: str = "100/hour"
     rate_limit_login_per_account_address: str = "10/minute"
+    # Graded quiz attempts per learner and quiz lesson (besides the quiz's max_attempts).
+    rate_limit_quiz_attempts: str = "10/minute"
     rate_limit_storage: str = "memory://"
     # Namespaces the shared counters, so deployments (or test runs) sharing a Redis don't mix.
     rate_limit_key_prefix: str = "learnflow"

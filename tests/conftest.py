@@ -82,6 +82,7 @@ def settings(
         rate_limit_auth="100000/minute",
         rate_limit_login_per_account="100000/minute",
         rate_limit_login_per_account_address="100000/minute",
+        rate_limit_quiz_attempts="100000/minute",
     )
 
 

@@ -1,6 +1,6 @@
-"""Rate limits with the `limits` library: per principal and method class, plus failed logins
-per account and per (account, client address). In-memory by default; `LEARNFLOW_RATE_LIMIT_STORAGE=redis://…` shares one budget
-across server processes."""
+"""Rate limits with the `limits` library: per principal and method class, failed logins per
+account and per (account, client address), quiz attempts per learner and quiz. In-memory by
+default; `LEARNFLOW_RATE_LIMIT_STORAGE=redis://…` shares one budget across server processes."""
 
 from __future__ import annotations
 
@@ -49,6 +49,7 @@ class RateLimiter:
             "write": parse(settings.rate_limit_write),
             "auth": parse(settings.rate_limit_auth),
         }
+        self.quiz_attempts = parse(settings.rate_limit_quiz_attempts)
         # Failed logins only: a budget spent by someone else's wrong guesses locks the account
         # out for everyone, so it is large; the one per (account, address) is small.
         self.login_failures: tuple[tuple[RateLimitItem, str], ...] = (
@@ -60,6 +61,9 @@ class RateLimiter:
         await self._hit(
             self.classes[rate_class], f"class:{rate_class}", "class", rate_class, principal
         )
+
+    async def hit_quiz_attempt(self, user_id: str, lesson_id: str) -> None:
+        await self._hit(self.quiz_attempts, "quiz-attempt", "quiz-attempt", user_id, lesson_id)
 
     async def check_login(self, email: str, address: str) -> None:
         """Refuses a login for `email` from `address` once failures have spent the account's
