@@ -160,7 +160,9 @@ async def build(settings: Settings, run_projector: bool = True) -> Backend:
     )
     identity_pb2_grpc.add_ProfileServiceServicer_to_server(ProfileQueries(read_models), server)
     courses_pb2_grpc.add_CourseServiceServicer_to_server(CourseCommands(db), server)
-    learning_pb2_grpc.add_LearningServiceServicer_to_server(LearningCommands(db), server)
+    learning_pb2_grpc.add_LearningServiceServicer_to_server(
+        LearningCommands(db, rate_limiter), server
+    )
     discussion_pb2_grpc.add_DiscussionServiceServicer_to_server(DiscussionCommands(db), server)
     courses_pb2_grpc.add_CatalogServiceServicer_to_server(CatalogQueries(read_models), server)
     learning_pb2_grpc.add_ProgressServiceServicer_to_server(

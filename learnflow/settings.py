@@ -59,7 +59,12 @@ class Settings:
     rate_limit_read: str = "600/minute"
     rate_limit_write: str = "120/minute"
     rate_limit_auth: str = "20/minute"
-    rate_limit_login_per_account: str = "10/minute"
+    # FAILED logins only (a correct password never counts): per account from any address,
+    # large so that locking someone out is not cheap, and per (account, client address).
+    rate_limit_login_per_account: str = "100/hour"
+    rate_limit_login_per_account_address: str = "10/minute"
+    # Graded quiz attempts per learner and quiz lesson (besides the quiz's max_attempts).
+    rate_limit_quiz_attempts: str = "10/minute"
     rate_limit_storage: str = "memory://"
     # Namespaces the shared counters, so deployments (or test runs) sharing a Redis don't mix.
     rate_limit_key_prefix: str = "learnflow"

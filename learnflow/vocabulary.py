@@ -106,6 +106,8 @@ def fill_lesson_content(
         message.video.duration_seconds = content["duration_seconds"]
     elif content_type == "quiz":
         message.quiz.pass_threshold_percent = content["pass_threshold_percent"]
+        # Quizzes stored before attempts were limited have no such key: unlimited.
+        message.quiz.max_attempts = content.get("max_attempts", 0)
         message.quiz.questions.extend(
             courses_pb2.QuizQuestion(
                 id=q["id"],

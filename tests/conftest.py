@@ -86,6 +86,8 @@ def settings(
         # Every refusal audited one by one (the budget has its own test).
         denials_audited_per_minute=100000,
         rate_limit_infra="100000/minute",
+        rate_limit_login_per_account_address="100000/minute",
+        rate_limit_quiz_attempts="100000/minute",
     )
 
 

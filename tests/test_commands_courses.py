@@ -12,6 +12,7 @@ audited, a failed login, has its own test in test_commands_audit.py.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import uuid
 from typing import Any
 
@@ -130,12 +131,28 @@ async def test_instructor_creates_a_draft_course_with_row_audit_and_event(
     assert after["events"] - before["events"] == 2
 
 
-async def test_the_same_title_gets_a_distinct_slug(instructor: Caller) -> None:
-    title = f"Same Title {uuid.uuid4().hex[:6]}"
-    first = await new_course(instructor, title=title)
-    second = await new_course(instructor, title=title)
-    assert first.slug != second.slug
-    assert second.slug.startswith(first.slug)
+async def test_a_slug_tells_nothing_of_other_instructors_drafts(
+    instructor: Caller, channel: grpc.aio.Channel, postgres_url: str
+) -> None:
+    """The slug is the title's plus a random suffix whether or not a course of that title
+    exists: an instructor cannot probe for another's unpublished draft (it was `title-2`)."""
+    other = await Caller.with_role(channel, postgres_url, "instructor", name="Other")
+    taken = f"Secret Plan {uuid.uuid4().hex[:6]}"
+    fresh = f"Open Plan {uuid.uuid4().hex[:6]}"
+    theirs = await new_course(other, title=taken)  # a draft nobody else can see
+    mine = [await new_course(instructor, title=title) for title in (taken, fresh, taken, fresh)]
+
+    def shape(course: courses_pb2.Course) -> str:
+        base = course.title.lower().replace(" ", "-")
+        match = re.fullmatch(rf"{re.escape(base)}-([a-z0-9]{{8}})", course.slug)
+        assert match, course.slug
+        return "suffix of 8"
+
+    # The same shape for the first course of a title, a title someone else holds, a title
+    # never used, and one's own repeats; every slug distinct and none predictable.
+    assert {shape(course) for course in [theirs, *mine]} == {"suffix of 8"}
+    slugs = [course.slug for course in [theirs, *mine]]
+    assert len(set(slugs)) == len(slugs)
 
 
 async def test_invalid_course_names_every_bad_field_and_writes_nothing(

@@ -136,7 +136,13 @@ async def test_refresh_rotates_and_revoke_logs_out(
     assert reused.status_code == 401, reused.text
     assert reused.headers["www-authenticate"].startswith("Bearer")
 
-    access = refreshed.json()["accessToken"]
+    # Reuse revoked the family and ended its access tokens at once.
+    ended = await http.get(
+        "/v1/users/me", headers={"Authorization": f"Bearer {refreshed.json()['accessToken']}"}
+    )
+    assert ended.status_code == 401, ended.text
+
+    access = (await login_over_http(http, student.email))["accessToken"]
     revoked = await http.post(
         "/v1/sessions:revoke",
         json={"allSessions": True},

@@ -36,6 +36,9 @@ MAX_MARKDOWN = 100_000
 MAX_VIDEO_SECONDS = 86_400
 MAX_QUESTIONS = 50
 DEFAULT_PASS_THRESHOLD = 70
+# Graded attempts per learner and quiz: 0 is unlimited. A small number keeps a learner from
+# finding the answers one question at a time.
+MAX_QUIZ_ATTEMPTS = 100
 
 
 def _timestamp_field(
@@ -231,7 +234,18 @@ def _quiz(quiz: courses_pb2.Quiz, violations: list[FieldViolation]) -> dict[str,
         violations.append(
             FieldViolation("lesson.quiz.pass_threshold_percent", "must be 1 to 100 (70 when unset)")
         )
-    return {"questions": questions, "pass_threshold_percent": threshold}
+    if not 0 <= quiz.max_attempts <= MAX_QUIZ_ATTEMPTS:
+        violations.append(
+            FieldViolation(
+                "lesson.quiz.max_attempts",
+                f"must be 0 (unlimited) to {MAX_QUIZ_ATTEMPTS}",
+            )
+        )
+    return {
+        "questions": questions,
+        "pass_threshold_percent": threshold,
+        "max_attempts": quiz.max_attempts,
+    }
 
 
 def _code_exercise(

@@ -7,11 +7,12 @@ changes lessons or counts, so positions stay dense (1..n) and `lesson_count` exa
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy import delete, func, insert, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -38,14 +39,15 @@ from learnflow.commands.course_records import (
 )
 from learnflow.commands.requests import caller, parse_ids
 from learnflow.commands.rules import (
-    first_free_slug,
+    SLUG_SUFFIX_ALPHABET,
+    SLUG_SUFFIX_LENGTH,
+    course_slug,
     require_archivable,
     require_capacity_for_enrolled,
     require_editable,
     require_lesson_removable,
     require_publishable,
     require_staff,
-    slugify,
 )
 from learnflow.context import Ctx
 from learnflow.errors import FieldViolation, InvalidArgument, Unavailable
@@ -75,23 +77,17 @@ def _constraint(error: IntegrityError) -> str:
 
 
 async def with_unique_slug(
-    conn: AsyncConnection,
-    title: str,
-    write: Callable[[str], Awaitable[None]],
-    exclude: uuid.UUID | None = None,
+    conn: AsyncConnection, title: str, write: Callable[[str], Awaitable[None]]
 ) -> str:
-    """Runs `write(slug)` with the first free slug of `title` (`intro`, `intro-2`, ...).
+    """Runs `write(slug)` with the slug of `title` and a fresh random suffix (`rules.course_slug`).
 
-    A concurrent writer may take the same slug between the look-up and the write: the unique
-    index refuses the second one, whose savepoint rolls back and which tries the next slug.
+    No other course is looked at, so the slug tells nothing about anyone's drafts. Should the
+    suffix collide, the unique index refuses the write, whose savepoint rolls back, and another
+    suffix is tried.
     """
-    base = slugify(title)
-    slug_col = tables.courses.c.slug
     for _ in range(SLUG_ATTEMPTS):
-        query = select(slug_col).where(or_(slug_col == base, slug_col.like(f"{base}-%")))
-        if exclude is not None:
-            query = query.where(tables.courses.c.id != exclude)
-        slug = first_free_slug(base, set((await conn.execute(query)).scalars()))
+        suffix = "".join(secrets.choice(SLUG_SUFFIX_ALPHABET) for _ in range(SLUG_SUFFIX_LENGTH))
+        slug = course_slug(title, suffix)
         try:
             async with conn.begin_nested():
                 await write(slug)
@@ -181,7 +177,7 @@ class CourseCommands(courses_pb2_grpc.CourseServiceServicer):
                         .values(slug=slug)
                     )
 
-                await with_unique_slug(uow.conn, values["title"], write, exclude=course_id)
+                await with_unique_slug(uow.conn, values["title"], write)
             course = await reload_course(uow.conn, course_id)
             await uow.audit(
                 "course.update", course_name(course_id), details={"fields": sorted(set(paths))}

@@ -153,9 +153,11 @@ class IdentityCommands(identity_pb2_grpc.IdentityServiceServicer):
                     if not value
                 ]
             )
-        # Besides the per-client budget of the interceptor: guessing one account's password
-        # from many addresses is throttled too.
-        await self.rate_limiter.hit_login_account(email)
+        # Besides the per-client budget of the interceptor: failed logins are counted per
+        # account and per (account, address). Only failures count, so that a correct password
+        # is refused only once the account's (large) failure budget is spent.
+        address = current_call().client_address
+        await self.rate_limiter.check_login(email, address)
         async with self.db.engine.connect() as conn:
             user = (
                 await conn.execute(
@@ -166,6 +168,7 @@ class IdentityCommands(identity_pb2_grpc.IdentityServiceServicer):
         ok = await self.hasher.verify(request.password, user.password_hash if user else None)
         if user is None or not ok or user.disabled:
             reason = "unknown email" if user is None else ("disabled" if ok else "wrong password")
+            await self.rate_limiter.login_failed(email, address)
             await self.db.audit_alone(
                 "session.create",
                 f"users/{user.id}" if user else "users/-",
@@ -210,8 +213,19 @@ class IdentityCommands(identity_pb2_grpc.IdentityServiceServicer):
                 raise Unauthenticated("unknown refresh token")
             if token.used_at is not None or token.revoked_at is not None:
                 if token.revoked_at is None or token.used_at is not None:
-                    # A used token presented again: someone holds a copy. Revoke the family.
+                    # A used token presented again: someone holds a copy. Revoke the family,
+                    # and end its access tokens now rather than when they expire: bumping
+                    # token_version (checked on every call by the authenticator) refuses every
+                    # access token of the user issued so far. The user's other sessions keep
+                    # their refresh tokens and get a fresh access token on their next refresh.
                     await self._revoke_family(uow, token.family_id)
+                    await uow.conn.execute(
+                        update(tables.users)
+                        .where(tables.users.c.id == token.user_id)
+                        .values(
+                            token_version=tables.users.c.token_version + 1, updated_at=func.now()
+                        )
+                    )
                     await uow.audit(
                         "session.reuse_detected",
                         f"users/{token.user_id}",

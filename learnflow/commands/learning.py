@@ -45,6 +45,7 @@ from learnflow.events import (
     LessonCompletedPayload,
     QuizAttemptedPayload,
 )
+from learnflow.security.rate_limits import RateLimiter
 from learnflow.storage import tables
 from learnflow.storage.unit_of_work import Database, UnitOfWork
 from learnflow.v1 import learning_pb2, learning_pb2_grpc
@@ -221,13 +222,37 @@ async def _passed_quiz(conn: AsyncConnection, user_id: uuid.UUID, lesson_id: uui
     return passed.first() is not None
 
 
+async def require_attempt_left(conn: AsyncConnection, lesson: Any, user_id: uuid.UUID) -> None:
+    """Refuses a graded attempt once the learner has used the quiz's `max_attempts` (0, or
+    absent in quizzes stored before the limit existed: unlimited). The caller holds the
+    enrollment row lock, which serialises the learner's attempts."""
+    limit = lesson.content.get("max_attempts", 0)
+    if not limit:
+        return
+    used = (
+        await conn.execute(
+            select(func.count()).where(
+                tables.quiz_attempts.c.user_id == user_id,
+                tables.quiz_attempts.c.lesson_id == lesson.id,
+            )
+        )
+    ).scalar_one()
+    if used >= limit:
+        raise FailedPrecondition(
+            "ATTEMPTS",
+            lesson_name(lesson.course_id, lesson.id),
+            f"every attempt at this quiz is used ({used} of {limit})",
+        )
+
+
 def _aggregate(enrollment: Any) -> str:
     return f"{enrollment.course_id}:{enrollment.user_id}"
 
 
 class LearningCommands(learning_pb2_grpc.LearningServiceServicer):
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, rate_limiter: RateLimiter) -> None:
         self.db = db
+        self.rate_limiter = rate_limiter
 
     async def EnrollInCourse(
         self, request: learning_pb2.EnrollInCourseRequest, context: Ctx = None
@@ -401,6 +426,8 @@ class LearningCommands(learning_pb2_grpc.LearningServiceServicer):
             seen.add(answer.question_id)
         if violations:
             raise InvalidArgument(violations)
+        # Besides the quiz's own maximum: graded attempts come at a human pace.
+        await self.rate_limiter.hit_quiz_attempt(str(principal.user_id), str(lesson_id))
 
         async def attempt(uow: UnitOfWork) -> learning_pb2.CreateQuizAttemptResponse:
             enrollment = await lock_enrollment(uow.conn, course_id, principal.user_id)
@@ -413,6 +440,8 @@ class LearningCommands(learning_pb2_grpc.LearningServiceServicer):
                     lesson_name(course_id, lesson_id),
                     f"only quiz lessons take attempts; this one is a {lesson.content_type}",
                 )
+            # Counted under the enrollment row lock: concurrent attempts cannot exceed it.
+            await require_attempt_left(uow.conn, lesson, principal.user_id)
             bad = answer_violations(lesson.content, request.answers)
             if bad:
                 raise InvalidArgument(bad)

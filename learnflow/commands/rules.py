@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import unicodedata
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,12 +83,17 @@ def slugify(title: str) -> str:
     return slug[:80].strip("-") or "course"
 
 
-def first_free_slug(base: str, taken: Collection[str]) -> str:
-    """`base`, else `base-2`, `base-3`, ...: the first one not in `taken`."""
-    slug, suffix = base, 2
-    while slug in taken:
-        slug, suffix = f"{base}-{suffix}", suffix + 1
-    return slug
+# A course's slug is its title's slug plus a random suffix, whoever else has a course of that
+# title: were it the first free one (`intro`, `intro-2`, ...), creating a course would tell an
+# instructor whether another's unpublished draft has a given title. 8 characters of 36: 41 bits,
+# so that a collision (refused by the unique index, then retried) is a rarity.
+SLUG_SUFFIX_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
+SLUG_SUFFIX_LENGTH = 8
+
+
+def course_slug(title: str, suffix: str) -> str:
+    """`intro-to-python-k3x9q2ab` for the title "Intro to Python" and a random `suffix`."""
+    return f"{slugify(title)}-{suffix}"
 
 
 # ---------------------------------------------------------------------------- enrollment

@@ -35,7 +35,12 @@ class PasswordHasher:
         return await asyncio.to_thread(bcrypt.hashpw, password.encode("utf-8"), salt)
 
     async def verify(self, password: str, hashed: bytes | None) -> bool:
-        candidate = password.encode("utf-8")[:MAX_PASSWORD_BYTES]
-        target = hashed if hashed is not None else self._decoy
-        ok = await asyncio.to_thread(bcrypt.checkpw, candidate, target)
-        return ok and hashed is not None
+        """Whether `password` matches `hashed`. The same bcrypt work is done whatever the
+        outcome: against the decoy when there is no account (`hashed` is None) or when the
+        password is longer than registration accepts, which never matches (bcrypt would only
+        read its first 72 bytes, so a registered password plus any suffix would)."""
+        candidate = password.encode("utf-8")
+        acceptable = hashed is not None and len(candidate) <= MAX_PASSWORD_BYTES
+        target = hashed if acceptable and hashed is not None else self._decoy
+        ok = await asyncio.to_thread(bcrypt.checkpw, candidate[:MAX_PASSWORD_BYTES], target)
+        return ok and acceptable

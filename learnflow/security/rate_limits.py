@@ -1,11 +1,13 @@
-"""Rate limits with the `limits` library: per principal and method class, plus per account
-for logins. In-memory by default; `LEARNFLOW_RATE_LIMIT_STORAGE=redis://…` shares one budget
-across server processes."""
+"""Rate limits with the `limits` library: per principal and method class, failed logins per
+account and per (account, client address), quiz attempts per learner and quiz. In-memory by
+default; `LEARNFLOW_RATE_LIMIT_STORAGE=redis://…` shares one budget across server processes."""
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable
+from typing import TypeVar
 
 import redis.exceptions
 from limits import RateLimitItem, parse
@@ -21,6 +23,14 @@ log = logging.getLogger("learnflow.rate_limits")
 
 # Raised when the shared storage cannot be reached or answers garbage.
 _STORAGE_ERRORS = (redis.exceptions.RedisError, StorageError, OSError)
+
+T = TypeVar("T")
+
+
+def _login_key(scope: str, email: str, address: str) -> tuple[str, ...]:
+    if scope == "login-account":
+        return (scope, email)
+    return (scope, email, address or "-")
 
 
 class RateLimiter:
@@ -41,28 +51,55 @@ class RateLimiter:
             # Health and reflection, keyed by client address.
             "infra": parse(settings.rate_limit_infra),
         }
-        self.login_per_account = parse(settings.rate_limit_login_per_account)
+        self.quiz_attempts = parse(settings.rate_limit_quiz_attempts)
+        # Failed logins only: a budget spent by someone else's wrong guesses locks the account
+        # out for everyone, so it is large; the one per (account, address) is small.
+        self.login_failures: tuple[tuple[RateLimitItem, str], ...] = (
+            (parse(settings.rate_limit_login_per_account), "login-account"),
+            (parse(settings.rate_limit_login_per_account_address), "login-account-address"),
+        )
 
     async def hit(self, rate_class: str, principal: str) -> None:
         await self._hit(
             self.classes[rate_class], f"class:{rate_class}", "class", rate_class, principal
         )
 
-    async def hit_login_account(self, email: str) -> None:
-        await self._hit(self.login_per_account, "login-account", "login-account", email)
+    async def hit_quiz_attempt(self, user_id: str, lesson_id: str) -> None:
+        await self._hit(self.quiz_attempts, "quiz-attempt", "quiz-attempt", user_id, lesson_id)
 
-    async def _hit(self, item: RateLimitItem, scope: str, *identifiers: str) -> None:
+    async def check_login(self, email: str, address: str) -> None:
+        """Refuses a login for `email` from `address` once failures have spent the account's
+        budget or this address's budget for the account. Counts nothing itself: only failures
+        count (`login_failed`), so a correct password is never refused because of someone
+        else's wrong guesses below the account's (large) budget."""
+        for item, scope in self.login_failures:
+            await self._hit(item, scope, *_login_key(scope, email, address), count=False)
+
+    async def login_failed(self, email: str, address: str) -> None:
+        """Counts one failed login for `email` (whether or not it exists) from `address`."""
+        for item, scope in self.login_failures:
+            await self._storage_call(self.limiter.hit(item, *_login_key(scope, email, address)))
+
+    async def _storage_call(self, call: Awaitable[T]) -> T:
         # Fail closed: without its counters the server cannot tell a burst from a trickle, so
         # it answers UNAVAILABLE (retryable) rather than serving unmetered or failing INTERNAL.
         try:
-            if await self.limiter.hit(item, *identifiers):
-                return
-            stats = await self.limiter.get_window_stats(item, *identifiers)
+            return await call
         except _STORAGE_ERRORS as exc:
             log.error("rate-limit storage unreachable: %s: %s", type(exc).__name__, exc)
             raise Unavailable(
                 "rate limiting is temporarily unavailable; retry shortly", 1.0
             ) from None
+
+    async def _hit(
+        self, item: RateLimitItem, scope: str, *identifiers: str, count: bool = True
+    ) -> None:
+        """Counts one call against the budget (`count=False`: only looks whether one more
+        would fit), or raises RateLimited when the budget is spent."""
+        allowed = self.limiter.hit if count else self.limiter.test
+        if await self._storage_call(allowed(item, *identifiers)):
+            return
+        stats = await self._storage_call(self.limiter.get_window_stats(item, *identifiers))
         retry_after = max(1.0, stats.reset_time - time.time())
         raise RateLimited(
             f"rate limit exceeded ({item}); retry in {retry_after:.0f}s",

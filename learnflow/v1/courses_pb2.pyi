@@ -303,8 +303,11 @@ class Quiz(_message.Message):
 
     QUESTIONS_FIELD_NUMBER: _builtins.int
     PASS_THRESHOLD_PERCENT_FIELD_NUMBER: _builtins.int
+    MAX_ATTEMPTS_FIELD_NUMBER: _builtins.int
     pass_threshold_percent: _builtins.int
     """Percentage (1..100) needed to pass; 70 when unset."""
+    max_attempts: _builtins.int
+    """Graded attempts allowed per learner, 0 to 100; 0 (unset) means unlimited."""
     @_builtins.property
     def questions(self) -> _containers.RepeatedCompositeFieldContainer[Global___QuizQuestion]:
         """1 to 50 questions."""
@@ -314,10 +317,11 @@ class Quiz(_message.Message):
         *,
         questions: _abc.Iterable[Global___QuizQuestion] | None = ...,
         pass_threshold_percent: _builtins.int = ...,
+        max_attempts: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["pass_threshold_percent", b"pass_threshold_percent", "questions", b"questions"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["max_attempts", b"max_attempts", "pass_threshold_percent", b"pass_threshold_percent", "questions", b"questions"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -323,6 +323,7 @@ def test_a_quiz_keeps_ids_sorts_correct_indexes_and_defaults_its_threshold() -> 
             }
         ],
         "pass_threshold_percent": 70,
+        "max_attempts": 0,
     }
 
 

@@ -21,6 +21,7 @@ from tests.index_coverage import (
     Recorder,
     Shape,
     declared_indexes,
+    enabled,
     normalize_index,
     serving_index,
     shape_of,
@@ -237,9 +238,7 @@ from tests.index_coverage import RECORDER
 
 
 def test_issues_an_unindexed_query(pytestconfig):
-    recorder = pytestconfig.stash.get(RECORDER, None)
-    if recorder is None:  # LEARNFLOW_INDEX_COVERAGE=0
-        return
+    recorder = pytestconfig.stash[RECORDER]
     command = {"find": "courses", "filter": {"title": "x"}, "sort": {"nope": 1}}
     recorder.observe("lf_g1", "find", command, "learnflow/queries/example.py:1 Example")
 """
@@ -269,7 +268,8 @@ def test_an_unserved_shape_fails_the_pytest_run(tmp_path: Path) -> None:
     assert "at learnflow/queries/example.py:1 Example" in result.stdout
 
 
-def test_the_plugin_switches_off_by_environment(tmp_path: Path) -> None:
-    result = _run_inner(tmp_path, LEARNFLOW_INDEX_COVERAGE="0")
-    assert result.returncode == pytest.ExitCode.OK, result.stdout + result.stderr
-    assert "index coverage" not in result.stdout
+def test_the_plugin_switches_off_by_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LEARNFLOW_INDEX_COVERAGE", raising=False)
+    assert enabled()
+    monkeypatch.setenv("LEARNFLOW_INDEX_COVERAGE", "0")
+    assert not enabled()

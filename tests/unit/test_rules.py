@@ -12,7 +12,7 @@ import pytest
 from learnflow.commands.rules import (
     Grade,
     answer_violations,
-    first_free_slug,
+    course_slug,
     grade,
     require_archivable,
     require_capacity_for_enrolled,
@@ -150,14 +150,10 @@ def test_a_slug_is_at_most_80_characters_and_never_ends_in_a_dash() -> None:
     assert not slugify("word " * 40).endswith("-")
 
 
-def test_the_first_free_slug_takes_the_next_suffix() -> None:
-    assert first_free_slug("rust", set()) == "rust"
-    assert first_free_slug("rust", {"rust"}) == "rust-2"
-    assert first_free_slug("rust", {"rust", "rust-2", "rust-3"}) == "rust-4"
-    assert first_free_slug("rust", {"rust", "rust-3"}) == "rust-2"
-    assert first_free_slug("rust", {"rust-2"}) == "rust"
-    # The suffix is added to the base, never stacked ("rust-2-2").
-    assert first_free_slug("rust-2", {"rust-2"}) == "rust-2-2"
+def test_a_course_slug_is_the_title_slug_and_its_random_suffix() -> None:
+    assert course_slug("Intro to Python!", "k3x9q2ab") == "intro-to-python-k3x9q2ab"
+    assert course_slug("¿Qué?", "00000000") == "que-00000000"
+    assert course_slug("", "abcdefgh") == "course-abcdefgh"
 
 
 # ---------------------------------------------------------------------------- enrollment
