@@ -134,6 +134,33 @@ async def starlette_error(request: Request, exc: Exception) -> Response:
     return response
 
 
+async def _service_health(
+    stub: Any, service: str, metadata: list[tuple[str, str]]
+) -> dict[str, Any]:
+    """One named health service's status, with the details its trailers carry."""
+    call = stub.Check(
+        health_pb2.HealthCheckRequest(service=service),
+        timeout=READY_TIMEOUT_S,
+        metadata=metadata,
+    )
+    try:
+        reply = await call
+    except grpc.aio.AioRpcError as exc:
+        return {"status": exc.code().name}
+    trailers = await call.trailing_metadata()
+    details = {
+        str(key): value
+        for key, value in (trailers or ())
+        if isinstance(value, str) and not str(key).startswith("grpc-")
+    }
+    report: dict[str, Any] = {
+        "status": health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+    }
+    if details:
+        report["details"] = details
+    return report
+
+
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings.from_env()
     gateway = Gateway(settings)
@@ -165,7 +192,17 @@ def create_app(settings: Settings | None = None) -> Starlette:
         except grpc.aio.AioRpcError as exc:
             return JSONResponse({"status": exc.code().name}, status_code=503)
         name = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
-        return JSONResponse({"status": name}, status_code=200 if name == "SERVING" else 503)
+        if name != "SERVING":
+            return JSONResponse({"status": name}, status_code=503)
+        services = {
+            service: await _service_health(stub, service, metadata)
+            for service in settings.ready_services
+        }
+        degraded = any(report["status"] != "SERVING" for report in services.values())
+        body: dict[str, Any] = {"status": "DEGRADED" if degraded else "SERVING"}
+        if services:
+            body["services"] = services
+        return JSONResponse(body)
 
     async def reload(request: Request) -> Response:
         # Reloading only re-reads the backend, but it is an admin action: it exists only with a

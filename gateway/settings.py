@@ -46,6 +46,10 @@ class Settings:
     max_headers_total_bytes: int = 32 * 1024
     # JSON bodies (and JSON query values) nested deeper than this are refused before parsing.
     max_json_depth: int = 64
+    # Health service names /readyz reports beside the backend's overall status: one that is
+    # not SERVING makes the answer DEGRADED (still 200: the gateway serves), with the details
+    # its health check carries as trailing metadata (e.g. a count).
+    ready_services: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -75,7 +79,9 @@ class Settings:
             trusted = parse_networks(_split(proxies)) if proxies else defaults.trusted_proxies
         except ValueError as exc:
             raise SettingsError(f"{_PREFIX}TRUSTED_PROXIES: {exc}") from None
+        ready = get("READY_SERVICES")
         return cls(
+            ready_services=_split(ready) if ready else defaults.ready_services,
             grpc_target=get("GRPC_TARGET") or defaults.grpc_target,
             cors_origins=defaults.cors_origins if origins is None else _split(origins),
             cors_expose_metadata=() if expose is None else _split(expose),

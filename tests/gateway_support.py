@@ -76,7 +76,11 @@ async def running_app(app: Starlette, host: str = "127.0.0.1") -> AsyncIterator[
 
 @contextlib.asynccontextmanager
 async def running_gateway(
-    grpc_target: str, *, host: str = "127.0.0.1", cors_origins: Sequence[str] = ()
+    grpc_target: str,
+    *,
+    host: str = "127.0.0.1",
+    cors_origins: Sequence[str] = (),
+    ready_services: Sequence[str] = (),
 ) -> AsyncIterator[RunningServer]:
     """The gateway, configured the way `python -m gateway` reads LEARNFLOW_GATEWAY_*."""
     settings = replace(
@@ -85,6 +89,7 @@ async def running_gateway(
         host=host,
         cors_origins=tuple(cors_origins),
         reload_interval_s=0,
+        ready_services=tuple(ready_services),
     )
     app = create_app(settings)
     async with running_app(app, host) as running:

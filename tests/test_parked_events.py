@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
+import httpx
 import psycopg
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -31,6 +32,7 @@ from learnflow.server import PARKED_EVENTS_TRAILER, READ_SIDE_HEALTH, Backend, b
 from learnflow.settings import Settings
 from learnflow.v1 import courses_pb2
 from tests.commands_support import courses, new_course
+from tests.gateway_support import running_gateway
 from tests.read_support import catalog, strip_ids
 from tests.support import Caller
 
@@ -151,6 +153,21 @@ async def test_a_poisoned_event_is_parked_and_every_other_read_keeps_its_bound(
             await asyncio.sleep(0.2)
         assert health == health_pb2.HealthCheckResponse.NOT_SERVING
         assert count == "1"
+        async with (
+            running_gateway(f"127.0.0.1:{port}", ready_services=[READ_SIDE_HEALTH]) as gateway,
+            httpx.AsyncClient(base_url=gateway.url) as http,
+        ):
+            ready = await http.get("/readyz")
+        assert ready.status_code == 200  # still serving: degraded, not down
+        assert ready.json() == {
+            "status": "DEGRADED",
+            "services": {
+                READ_SIDE_HEALTH: {
+                    "status": "NOT_SERVING",
+                    "details": {PARKED_EVENTS_TRAILER: "1"},
+                }
+            },
+        }
 
         # After the fix, retry applies it and it leaves the list.
         side.saboteur.armed = False
