@@ -37,7 +37,7 @@ breaking: proto-deps
 	@scripts/protos breaking
 
 ## Python
-PY_SOURCES := learnflow gateway tests bench examples
+PY_SOURCES := learnflow gateway tests bench examples scripts/settings_table.py
 
 lint: bootstrap
 	$(VENV)/ruff check $(PY_SOURCES)

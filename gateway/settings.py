@@ -21,18 +21,24 @@ def _split(raw: str) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class Settings:
+    # The gRPC backend (`host:port`, or `dns:///name:port` to balance over every address).
     grpc_target: str = "127.0.0.1:50051"
+    # Browser origins allowed by CORS (comma-separated).
     cors_origins: tuple[str, ...] = ("http://localhost:5173", "http://127.0.0.1:5173")
     # Extra response metadata keys browsers may read, exposed as `Grpc-Metadata-<key>`.
     cors_expose_metadata: tuple[str, ...] = ()
+    # Largest request body accepted (413 beyond); keep equal to the backend's message limit.
     max_body_bytes: int = 1024 * 1024
+    # Deadline of a unary call unless the client sends Grpc-Timeout, in seconds.
     default_timeout_s: float = 30.0
     # Server-streaming calls (watch feeds) are long-lived: no deadline unless the client sends
     # Grpc-Timeout, or this is set. 0 means none.
     stream_timeout_s: float = 0.0
+    # Address and port the gateway listens on.
     host: str = "127.0.0.1"
-    api_title: str = "LearnFlow API"
     port: int = 8080
+    # Title of the generated OpenAPI document.
+    api_title: str = "LearnFlow API"
     # How often to re-read reflection to notice a redeployed backend; 0 turns it off.
     reload_interval_s: float = 30.0
     # Upper bound of the wait between attempts while the backend is not up yet.

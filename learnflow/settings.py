@@ -31,29 +31,39 @@ def _parse(name: str, kind: Any, raw: str) -> Any:
 
 @dataclass(frozen=True)
 class Settings:
+    # `development`, `test` or `production` (production: no demo data, no generated keys).
     env: str = "development"
+    # host:port the gRPC server listens on (port 0: any free port).
     grpc_listen: str = "127.0.0.1:50051"
     # The server runs as `learnflow_app` (no ownership, append-only audit/outbox: migration
     # 0003); migrations run as the schema's owner.
     postgres_url: str = "postgresql+psycopg://learnflow_app@127.0.0.1:55432/learnflow"
     postgres_migration_url: str = "postgresql+psycopg://postgres@127.0.0.1:55432/learnflow"
+    # The read store: MongoDB in production, FerretDB locally (when set, `make up` starts none).
     mongo_url: str = "mongodb://127.0.0.1:57017/"
+    # Name prefix of the read-model databases (`<name>_g<generation>`, `<name>_meta`).
     mongo_database: str = "learnflow"
+    # Where local services, keys and tools live.
     state_dir: Path = REPO_ROOT / ".state"
     # Access tokens: EdDSA JWTs. Keys are PEM files in `signing_keys_dir`; the newest signs,
     # all verify (rotation). In development a key is generated on first run.
     signing_keys_dir: Path = REPO_ROOT / ".state" / "keys"
+    # `iss` and `aud` of the access tokens issued and required.
     jwt_issuer: str = "https://learnflow.local"
     jwt_audience: str = "learnflow-api"
+    # Lifetimes in seconds: access tokens (short), refresh tokens (rotated on use).
     access_token_ttl_s: int = 900
     refresh_token_ttl_s: int = 30 * 24 * 3600
+    # Clock skew tolerated when checking token times, in seconds.
     jwt_leeway_s: int = 30
+    # bcrypt cost of password hashes (at least 12 in production).
     bcrypt_rounds: int = 12
     # Read-your-writes: how long a query waits for the read model to reach a token.
     consistency_wait_s: float = 5.0
     # How many queries may wait for their consistency token at once, per client and in all.
     consistency_waiters_per_client: int = 16
     consistency_waiters_total: int = 1000
+    # The projector wakes on NOTIFY; it also polls the event log this often, in seconds.
     projector_poll_s: float = 1.0
     # Rate limits per method class, in the `limits` library's notation.
     rate_limit_read: str = "600/minute"
@@ -65,6 +75,7 @@ class Settings:
     rate_limit_login_per_account_address: str = "10/minute"
     # Graded quiz attempts per learner and quiz lesson (besides the quiz's max_attempts).
     rate_limit_quiz_attempts: str = "10/minute"
+    # `memory://` (one process) or `redis://...` (one budget across processes; fails closed).
     rate_limit_storage: str = "memory://"
     # Namespaces the shared counters, so deployments (or test runs) sharing a Redis don't mix.
     rate_limit_key_prefix: str = "learnflow"
@@ -83,6 +94,7 @@ class Settings:
     health_watch_max_total: int = 100
     # Proxies (CIDR blocks) whose X-Forwarded-For is believed: by default the local gateway.
     trusted_proxies: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
+    # Python logging level of the JSON log lines.
     log_level: str = "INFO"
     # Largest request message the gRPC server accepts: the gateway's body limit (1 MiB).
     max_message_bytes: int = 1024 * 1024
