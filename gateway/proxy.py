@@ -60,6 +60,8 @@ class Gateway:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._channel: grpc.aio.Channel | None = None
+        self._call_channels: list[grpc.aio.Channel] = []
+        self._next_channel = 0
         self._loader: DescriptorLoader | None = None
         self.registry: Registry | None = None
         self._loaded = asyncio.Event()
@@ -71,6 +73,15 @@ class Gateway:
         if self._channel is None:
             raise RuntimeError("gateway not started")
         return self._channel
+
+    def call_channel(self) -> grpc.aio.Channel:
+        """The channel for the next API call: round robin over `settings.channels`
+        connections, so that server worker processes sharing one address (SO_REUSEPORT, which
+        balances connections, not calls) each get a share."""
+        if not self._call_channels:
+            return self.channel
+        self._next_channel = (self._next_channel + 1) % len(self._call_channels)
+        return self._call_channels[self._next_channel]
 
     @property
     def loader(self) -> DescriptorLoader:
@@ -94,18 +105,25 @@ class Gateway:
         Loading does not block start-up: the gateway answers /healthz at once and 503 on
         API routes until the backend's reflection has answered.
         """
-        self._channel = grpc.aio.insecure_channel(
-            self.settings.grpc_target,
+        options: list[tuple[str, Any]] = [
             # grpc's default reconnect backoff grows to 2 minutes; a restarted backend next to
             # the gateway should be picked up within seconds.
-            options=[
-                ("grpc.max_reconnect_backoff_ms", 5000),
-                # A `dns:///` target naming several servers (a headless Service, a compose
-                # service with replicas) gets every address, and calls are spread over them;
-                # HTTP/2 connections are long-lived, so pick-first would pin one server.
-                ("grpc.lb_policy_name", "round_robin"),
-            ],
-        )
+            ("grpc.max_reconnect_backoff_ms", 5000),
+            # A `dns:///` target naming several servers (a headless Service, a compose
+            # service with replicas) gets every address, and calls are spread over them;
+            # HTTP/2 connections are long-lived, so pick-first would pin one server.
+            ("grpc.lb_policy_name", "round_robin"),
+        ]
+        self._channel = grpc.aio.insecure_channel(self.settings.grpc_target, options=options)
+        # More connections for calls: each channel its own subchannel pool, hence its own
+        # connection (channels with equal arguments would otherwise share one).
+        self._call_channels = [
+            grpc.aio.insecure_channel(
+                self.settings.grpc_target,
+                options=[*options, ("grpc.use_local_subchannel_pool", 1)],
+            )
+            for _ in range(self.settings.channels if self.settings.channels > 1 else 0)
+        ]
         self._loader = DescriptorLoader(self._channel)
         self._loader.subscribe(self._install)
         self._tasks.append(asyncio.create_task(self._run_loader(), name="gateway-descriptors"))
@@ -123,6 +141,9 @@ class Gateway:
     async def stop(self) -> None:
         await stop_tasks(self._tasks)
         self._tasks.clear()
+        for channel in self._call_channels:
+            await channel.close(grace=None)
+        self._call_channels = []
         if self._channel is not None:
             await self._channel.close(grace=None)
             self._channel = None
@@ -299,7 +320,7 @@ class Dispatcher:
         output_class = GetMessageClass(route.method.output_type)
         if route.method.server_streaming:
             return await self._stream(request, route, registry, message, deadline_s, metadata)
-        callable_ = self.gateway.channel.unary_unary(
+        callable_ = self.gateway.call_channel().unary_unary(
             route.grpc_path,
             request_serializer=_serialize,
             response_deserializer=output_class.FromString,
@@ -329,7 +350,7 @@ class Dispatcher:
         metadata: list[tuple[str, str | bytes]],
     ) -> Response:
         pool = registry.schema.pool
-        callable_ = self.gateway.channel.unary_stream(
+        callable_ = self.gateway.call_channel().unary_stream(
             route.grpc_path,
             request_serializer=_serialize,
             response_deserializer=GetMessageClass(route.method.output_type).FromString,

@@ -23,6 +23,8 @@ def _split(raw: str) -> tuple[str, ...]:
 class Settings:
     # The gRPC backend (`host:port`, or `dns:///name:port` to balance over every address).
     grpc_target: str = "127.0.0.1:50051"
+    # gRPC connections calls are spread over (server workers sharing one port each get some).
+    channels: int = 1
     # Browser origins allowed by CORS (comma-separated).
     cors_origins: tuple[str, ...] = ("http://localhost:5173", "http://127.0.0.1:5173")
     # Extra response metadata keys browsers may read, exposed as `Grpc-Metadata-<key>`.
@@ -87,6 +89,7 @@ class Settings:
             raise SettingsError(f"{_PREFIX}TRUSTED_PROXIES: {exc}") from None
         ready = get("READY_SERVICES")
         return cls(
+            channels=max(1, int(number("CHANNELS", defaults.channels, integer=True))),
             ready_services=_split(ready) if ready else defaults.ready_services,
             grpc_target=get("GRPC_TARGET") or defaults.grpc_target,
             cors_origins=defaults.cors_origins if origins is None else _split(origins),

@@ -55,7 +55,13 @@ def _redact(url: str) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="learnflow")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("serve", help="run the gRPC server (with a standby projector)")
+    serve_cmd = sub.add_parser("serve", help="run the gRPC server (with a standby projector)")
+    serve_cmd.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="server processes sharing the listen port (SO_REUSEPORT); one projector leads",
+    )
     sub.add_parser("migrate", help="apply database migrations")
     sub.add_parser("demo-data", help="load the demo catalog and accounts (not in production)")
     sub.add_parser("doctor", help="check that PostgreSQL and MongoDB answer")
@@ -80,10 +86,10 @@ def main(argv: list[str] | None = None) -> None:
         print("migrations applied")
     elif args.command == "serve":
         check_dependencies(settings)
-        from learnflow.server import serve
-
-        with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(serve(settings))
+        if args.workers > 1:
+            _serve_workers(settings, args.workers)
+        else:
+            _serve(settings)
     elif args.command == "demo-data":
         if settings.is_production:
             _fail("demo data is refused when LEARNFLOW_ENV=production")
@@ -94,6 +100,49 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "projections":
         check_dependencies(settings)
         _projections(settings, args.action)
+
+
+def _serve(settings: Settings, reuse_port: bool = False) -> None:
+    from learnflow.server import serve
+
+    configure_logging(settings.log_level)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve(settings, reuse_port=reuse_port))
+
+
+def _serve_workers(settings: Settings, workers: int) -> None:
+    """`workers` server processes on one port (SO_REUSEPORT: the kernel spreads connections).
+    Each runs a projector; the advisory lock lets exactly one lead. A worker that dies takes
+    the others down with it, so a supervisor restarts the whole set."""
+    import multiprocessing
+    import signal
+
+    if settings.grpc_listen.endswith(":0"):
+        _fail("--workers needs a fixed port in LEARNFLOW_GRPC_LISTEN")
+    context = multiprocessing.get_context("spawn")  # no gRPC state crosses a fork
+    processes = [
+        context.Process(target=_serve, args=(settings, True), name=f"learnflow-worker-{i}")
+        for i in range(workers)
+    ]
+    for process in processes:
+        process.start()
+
+    def stop(signum: int, frame: object) -> None:
+        for process in processes:
+            if process.is_alive():
+                process.terminate()  # SIGTERM: each drains its calls
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    failed = False
+    while any(process.is_alive() for process in processes):
+        for process in processes:
+            process.join(timeout=0.5)
+            if process.exitcode not in (None, 0) and not failed:
+                failed = True
+                stop(signal.SIGTERM, None)
+    if failed:
+        raise SystemExit(1)
 
 
 def _projections(settings: Settings, action: str) -> None:

@@ -107,7 +107,9 @@ class Backend:
         await self.store.close()
 
 
-async def build(settings: Settings, run_projector: bool = True) -> Backend:
+async def build(
+    settings: Settings, run_projector: bool = True, reuse_port: bool = False
+) -> Backend:
     db = Database.connect(settings.postgres_url)
     store = ReadStore.connect(settings.mongo_url, settings.mongo_database)
     keys = load_keys(settings.signing_keys_dir, generate_if_empty=not settings.is_production)
@@ -151,7 +153,9 @@ async def build(settings: Settings, run_projector: bool = True) -> Backend:
             )
         ],
         options=[
-            ("grpc.so_reuseport", 0),
+            # Worker processes of `learnflow serve --workers N` share one port (the kernel
+            # balances connections); a lone server refuses a second one on its port.
+            ("grpc.so_reuseport", 1 if reuse_port else 0),
             ("grpc.max_receive_message_length", settings.max_message_bytes),
         ],
     )
@@ -248,8 +252,8 @@ async def _report_parked(backend: Backend) -> None:
     await backend.health.set(READ_SIDE_HEALTH, not_serving if parked else serving)
 
 
-async def serve(settings: Settings) -> None:
-    backend = await build(settings)
+async def serve(settings: Settings, reuse_port: bool = False) -> None:
+    backend = await build(settings, reuse_port=reuse_port)
     log.info("gRPC server listening", extra={"listen": settings.grpc_listen, "port": backend.port})
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

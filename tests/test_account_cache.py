@@ -5,82 +5,25 @@ second server runs here as a real `learnflow serve` process (issue 13)."""
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
-import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from learnflow.server import Backend
 from learnflow.settings import Settings
 from learnflow.v1 import access_pb2, identity_pb2, identity_pb2_grpc
+from tests.server_process import server_process
 from tests.support import Caller
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.fixture
 async def other_process(settings: Settings) -> AsyncIterator[str]:
     """`learnflow serve` on the session's databases and signing keys; yields its address."""
-    port = _free_port()
-    env = {
-        **os.environ,
-        "LEARNFLOW_ENV": "test",
-        "LEARNFLOW_GRPC_LISTEN": f"127.0.0.1:{port}",
-        "LEARNFLOW_POSTGRES_URL": settings.postgres_url,
-        "LEARNFLOW_POSTGRES_MIGRATION_URL": settings.postgres_migration_url,
-        "LEARNFLOW_MONGO_URL": settings.mongo_url,
-        "LEARNFLOW_MONGO_DATABASE": settings.mongo_database,
-        "LEARNFLOW_SIGNING_KEYS_DIR": str(settings.signing_keys_dir),
-        "LEARNFLOW_RATE_LIMIT_READ": "100000/minute",
-        "LEARNFLOW_RATE_LIMIT_WRITE": "100000/minute",
-        "LEARNFLOW_RATE_LIMIT_AUTH": "100000/minute",
-        "LEARNFLOW_LOG_LEVEL": "WARNING",
-    }
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "learnflow",
-        "serve",
-        env=env,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-    target = f"127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        async with grpc.aio.insecure_channel(target) as channel:
-            while True:
-                try:
-                    reply = await health_pb2_grpc.HealthStub(channel).Check(
-                        health_pb2.HealthCheckRequest(), timeout=1
-                    )
-                    if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                        break
-                except grpc.aio.AioRpcError:
-                    pass
-                assert proc.returncode is None, "the second server exited"
-                assert time.monotonic() < deadline, "the second server did not come up"
-                await asyncio.sleep(0.2)
-        await asyncio.sleep(0.5)  # its account listener connects
-        yield target
-    finally:
-        proc.terminate()
-        try:
-            await asyncio.wait_for(proc.wait(), 15)
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
+    async with server_process(settings) as server:
+        yield server.target
 
 
 async def _me(channel: grpc.aio.Channel, who: Caller) -> grpc.StatusCode:

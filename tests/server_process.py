@@ -1,0 +1,99 @@
+"""`learnflow serve` as a real process on the session's databases and signing keys."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import sys
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from learnflow.settings import Settings
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass(frozen=True)
+class ServerProcess:
+    target: str  # host:port
+    pid: int
+
+
+@contextlib.asynccontextmanager
+async def server_process(settings: Settings, *args: str) -> AsyncIterator[ServerProcess]:
+    """Starts `learnflow serve *args`, waits until it is SERVING, yields it, and stops it
+    (SIGTERM, then SIGKILL after 15 s)."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "LEARNFLOW_ENV": "test",
+        "LEARNFLOW_GRPC_LISTEN": f"127.0.0.1:{port}",
+        "LEARNFLOW_POSTGRES_URL": settings.postgres_url,
+        "LEARNFLOW_POSTGRES_MIGRATION_URL": settings.postgres_migration_url,
+        "LEARNFLOW_MONGO_URL": settings.mongo_url,
+        "LEARNFLOW_MONGO_DATABASE": settings.mongo_database,
+        "LEARNFLOW_SIGNING_KEYS_DIR": str(settings.signing_keys_dir),
+        "LEARNFLOW_RATE_LIMIT_READ": "100000/minute",
+        "LEARNFLOW_RATE_LIMIT_WRITE": "100000/minute",
+        "LEARNFLOW_RATE_LIMIT_AUTH": "100000/minute",
+        "LEARNFLOW_LOG_LEVEL": "WARNING",
+    }
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "learnflow",
+        "serve",
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    target = f"127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        async with grpc.aio.insecure_channel(target) as channel:
+            while True:
+                try:
+                    reply = await health_pb2_grpc.HealthStub(channel).Check(
+                        health_pb2.HealthCheckRequest(), timeout=1
+                    )
+                    if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                        break
+                except grpc.aio.AioRpcError:
+                    pass
+                assert proc.returncode is None, "the server process exited"
+                assert time.monotonic() < deadline, "the server process did not come up"
+                await asyncio.sleep(0.2)
+        await asyncio.sleep(0.5)  # its account listener connects
+        yield ServerProcess(target, proc.pid)
+    finally:
+        proc.terminate()
+        try:
+            await asyncio.wait_for(proc.wait(), 15)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+
+
+def children_of(pid: int) -> list[int]:
+    """Process ids whose parent is `pid` (from /proc)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError):
+                with open(f"/proc/{entry}/stat") as stat:
+                    fields = stat.read().rsplit(")", 1)[1].split()
+                if int(fields[1]) == pid:
+                    found.append(int(entry))
+    return found
