@@ -2,15 +2,34 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
 
-import uvicorn
+_DESCRIPTION = """\
+Serve the generic HTTP/JSON gateway in front of a gRPC backend. Everything it serves (routes,
+OpenAPI at /openapi.json, interactive docs at /docs) comes from the backend's reflection
+service. Configuration is read from LEARNFLOW_GATEWAY_* environment variables, e.g.
+LEARNFLOW_GATEWAY_GRPC_TARGET (default 127.0.0.1:50051), LEARNFLOW_GATEWAY_HOST
+(127.0.0.1), LEARNFLOW_GATEWAY_PORT (8080), LEARNFLOW_GATEWAY_CORS_ORIGINS (comma-separated).
+"""
 
-from gateway.app import create_app
-from gateway.settings import Settings
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m gateway",
+        description=_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    return parser.parse_args(argv)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    parse_args(argv)  # --help exits here, before anything starts
+    import uvicorn
+
+    from gateway.app import create_app
+    from gateway.settings import Settings
+
     settings = Settings.from_env()
     # Access lines are already JSON documents: print them bare.
     logging.basicConfig(level=logging.INFO, format="%(message)s")

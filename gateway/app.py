@@ -22,7 +22,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway import errors
+from gateway import docs, errors
 from gateway.descriptors import ReflectionError
 from gateway.metadata import client_address, oversized_header, request_id_from
 from gateway.openapi import OpenApiCache
@@ -243,6 +243,18 @@ def create_app(settings: Settings | None = None) -> Starlette:
             )
         return JSONResponse(document)
 
+    async def index(request: Request) -> Response:
+        # Until a static-files root serves a web app here: where to start reading.
+        return JSONResponse(
+            {
+                "name": settings.api_title,
+                "docs": docs.DOCS_PATH,
+                "openapi": docs.OPENAPI_PATH,
+                "health": "/healthz",
+                "ready": "/readyz",
+            }
+        )
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await gateway.start()
@@ -258,7 +270,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
-            Route("/openapi.json", openapi_json, methods=["GET"]),
+            Route("/", index, methods=["GET"]),
+            Route(docs.OPENAPI_PATH, openapi_json, methods=["GET"]),
+            *docs.routes(settings.api_title),
             Route("/-/reload", reload, methods=["POST"]),
         ],
         exception_handlers={HTTPException: starlette_error},

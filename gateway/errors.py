@@ -74,6 +74,21 @@ def simple_error(code: grpc.StatusCode, message: str, *, status: int | None = No
     return HttpError(status or http_status(code), status_json(code, message), headers)
 
 
+def bad_request(message: str, field: str, description: str, *, status: int = 400) -> HttpError:
+    """INVALID_ARGUMENT with one BadRequest field violation (`field` "" for the whole request)."""
+    violation = error_details_pb2.BadRequest.FieldViolation(field=field, description=description)
+    detail = {
+        "@type": "type.googleapis.com/" + error_details_pb2.BadRequest.DESCRIPTOR.full_name,
+        # An empty field (the request as a whole) is still printed: clients read it.
+        **json_format.MessageToDict(
+            error_details_pb2.BadRequest(field_violations=[violation]),
+            always_print_fields_with_no_presence=True,
+        ),
+    }
+    code = grpc.StatusCode.INVALID_ARGUMENT
+    return HttpError(status, status_json(code, message, [detail]), {})
+
+
 def _detail_json(detail: any_pb2.Any, pools: Iterable[DescriptorPool]) -> dict[str, Any]:
     """One `Any` detail as proto3 JSON, resolving its type in the backend's pool first."""
     type_name = detail.type_url.rsplit("/", 1)[-1]

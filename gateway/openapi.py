@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("gateway.openapi")
 
 REF = "#/components/schemas/"
+CONSISTENCY_HEADER = "#/components/headers/ConsistencyToken"
 STATUS_SCHEMA = "google.rpc.Status"
 ANY_SCHEMA = "google.protobuf.Any"
 BEARER = "bearerAuth"
@@ -495,11 +496,12 @@ class _Builder:
                 if top_bound
                 else self.message_ref(request)
             )
-            required = False  # an empty body is an empty request message
+            # An empty body is an empty request message, but a POST documents `{}` as the body.
+            required = route.http_method == "POST"
         else:
             field = request.fields_by_name[route.body]
             schema = self.field_schema(field)
-            required = "REQUIRED" in self.field_behaviors(field)
+            required = route.http_method == "POST" or "REQUIRED" in self.field_behaviors(field)
         return {"required": required, "content": {"application/json": {"schema": schema}}}
 
     def response_schema(self, route: Route) -> dict[str, Any]:
@@ -538,7 +540,11 @@ class _Builder:
             content = {"application/json": {"schema": schema}}
             description = "OK"
         op["responses"] = {
-            "200": {"description": description, "content": content},
+            "200": {
+                "description": description,
+                "headers": {"X-Consistency-Token": {"$ref": CONSISTENCY_HEADER}},
+                "content": content,
+            },
             "default": {"$ref": "#/components/responses/Error"},
         }
         if method.GetOptions().deprecated:
@@ -668,6 +674,16 @@ def build_document(
                 "Error": {
                     "description": "Error, as a google.rpc.Status",
                     "content": {"application/json": {"schema": {"$ref": REF + STATUS_SCHEMA}}},
+                }
+            },
+            "headers": {
+                "ConsistencyToken": {
+                    "description": (
+                        "The backend's `x-consistency-token` response metadata, when it sends "
+                        "one: send it back as the `X-Consistency-Token` request header so a "
+                        "later read waits until it reflects this write."
+                    ),
+                    "schema": {"type": "string"},
                 }
             },
             "securitySchemes": {BEARER: {"type": "http", "scheme": "bearer"}},

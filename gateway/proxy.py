@@ -246,7 +246,11 @@ class Dispatcher:
         try:
             return await self._call(request, found, registry)
         except (TranscodeError, HeaderError) as exc:
-            if isinstance(exc, TranscodeError):
+            if isinstance(exc, TranscodeError) and exc.field is not None:
+                err = errors.bad_request(
+                    exc.message, exc.field, exc.description, status=exc.http_status
+                )
+            elif isinstance(exc, TranscodeError):
                 err = errors.simple_error(exc.code, exc.message, status=exc.http_status)
             elif isinstance(exc, HeadersTooLarge):
                 err = headers_too_large(str(exc))
@@ -283,9 +287,18 @@ class Dispatcher:
         try:
             return BodyInput(jsonlimits.loads(bytes(data), depth))
         except jsonlimits.JsonTooDeep as exc:
-            raise TranscodeError(f"request body is {exc}") from None
+            raise TranscodeError(f"request body is {exc}", field="") from None
         except ValueError as exc:
-            raise TranscodeError(f"request body is not valid JSON: {exc}") from None
+            where = ""
+            if isinstance(exc, json.JSONDecodeError):
+                where = f" (line {exc.lineno}, column {exc.colno})"
+            elif isinstance(exc, UnicodeDecodeError):
+                where = " (it is not UTF-8)"
+            raise TranscodeError(
+                f"request body is not valid JSON{where}",
+                field="",
+                description=f"is not valid JSON{where}",
+            ) from None
 
     async def _call(self, request: Request, found: Match, registry: Registry) -> Response:
         route = found.route

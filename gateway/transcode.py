@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import logging
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,7 +15,17 @@ from google.protobuf.message import Message
 from google.protobuf.message_factory import GetMessageClass
 
 from gateway import jsonlimits
+from gateway.jsoncheck import (
+    Violation,
+    check_field,
+    check_message,
+    field_by_any_name,
+    json_path,
+)
+from gateway.jsoncheck import unknown_field as unknown_field_text
 from gateway.routing import Route
+
+log = logging.getLogger("gateway.transcode")
 
 FIELD_MASK = "google.protobuf.FieldMask"
 # Well-known messages whose JSON form is a single string or scalar, so a query parameter or
@@ -39,25 +50,31 @@ WELL_KNOWN_JSON = (
 
 
 class TranscodeError(Exception):
-    """The HTTP request cannot become a gRPC request; carries the HTTP status to answer."""
+    """The HTTP request cannot become a gRPC request; carries the HTTP status to answer.
+
+    `field` is the lowerCamel JSON path of the offending value from the request message's root
+    ("" for the request as a whole); with a field, the answer carries a BadRequest detail.
+    """
 
     def __init__(
-        self, message: str, *, http_status: int = 400, code: grpc.StatusCode | None = None
+        self,
+        message: str,
+        *,
+        http_status: int = 400,
+        code: grpc.StatusCode | None = None,
+        field: str | None = None,
+        description: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.http_status = http_status
         self.code = code or grpc.StatusCode.INVALID_ARGUMENT
+        self.field = field
+        self.description = description or message
 
-
-def _field_by_any_name(message: Descriptor, name: str) -> FieldDescriptor | None:
-    field = message.fields_by_name.get(name)
-    if field is not None:
-        return field
-    for candidate in message.fields:
-        if candidate.json_name == name:
-            return candidate
-    return None
+    @classmethod
+    def from_violation(cls, violation: Violation) -> TranscodeError:
+        return cls(str(violation), field=violation.field, description=violation.description)
 
 
 def _is_map(field: FieldDescriptor) -> bool:
@@ -69,11 +86,21 @@ def _resolve_param(message: Descriptor, name: str) -> list[FieldDescriptor]:
     fields: list[FieldDescriptor] = []
     current: Descriptor | None = message
     for part in name.split("."):
-        field = _field_by_any_name(current, part) if current is not None else None
+        field = field_by_any_name(current, part) if current is not None else None
         if field is None:
-            raise TranscodeError(f'unknown query parameter "{name}"')
+            raise TranscodeError(
+                f'unknown query parameter "{name}"',
+                field=name,
+                description=(
+                    unknown_field_text(current, part)
+                    if current is not None
+                    else f'"{json_path(fields)}" has no fields'
+                ),
+            )
         if fields and (fields[-1].is_repeated):
-            raise TranscodeError(f'query parameter "{name}" goes through a repeated field')
+            raise TranscodeError(
+                f'query parameter "{name}" goes through a repeated field', field=json_path(fields)
+            )
         fields.append(field)
         full = field.message_type.full_name if field.message_type else ""
         # A well-known type is a leaf: its JSON form is a scalar.
@@ -81,31 +108,44 @@ def _resolve_param(message: Descriptor, name: str) -> list[FieldDescriptor]:
     return fields
 
 
-def _scalar_json(field: FieldDescriptor, raw: str, name: str) -> Any:
-    """Turn one query/path string into the JSON value ParseDict expects for the field."""
+def _scalar_json(field: FieldDescriptor, raw: str, name: str, path: str) -> Any:
+    """Turn one query/path string into the JSON value ParseDict expects for the field.
+
+    `name` is the parameter as the client sent it, `path` its field's lowerCamel JSON path.
+    """
     if field.message_type is not None:
         full = field.message_type.full_name
         if full in _STRING_WKT:
             return raw
         if full in _WRAPPERS:
-            return _scalar_json(field.message_type.fields_by_name["value"], raw, name)
+            return _scalar_json(field.message_type.fields_by_name["value"], raw, name, path)
         if full in ("google.protobuf.Value", "google.protobuf.Struct", "google.protobuf.ListValue"):
             try:
                 return jsonlimits.loads(raw)
             except jsonlimits.JsonTooDeep as exc:
-                raise TranscodeError(f'parameter "{name}" is {exc}') from None
+                raise TranscodeError(f'parameter "{name}" is {exc}', field=path) from None
             except ValueError:
                 if full == "google.protobuf.Value":
                     return raw
-                raise TranscodeError(f'parameter "{name}" must be JSON') from None
-        raise TranscodeError(f'parameter "{name}" names a message, not a value')
+                raise TranscodeError(
+                    f'parameter "{name}" must be JSON', field=path, description="must be JSON"
+                ) from None
+        raise TranscodeError(
+            f'parameter "{name}" names a message, not a value',
+            field=path,
+            description="is a message: set its fields as name.field=value instead",
+        )
     if field.type == FieldDescriptor.TYPE_BOOL:
         lowered = raw.lower()
         if lowered in ("true", "1"):
             return True
         if lowered in ("false", "0"):
             return False
-        raise TranscodeError(f'parameter "{name}" must be true or false, got "{raw}"')
+        raise TranscodeError(
+            f'parameter "{name}" must be true or false, got "{raw}"',
+            field=path,
+            description=f'must be true or false, got "{raw}"',
+        )
     # Integers, floats, enums (name or number), strings and base64 bytes: ParseDict accepts
     # the string form of all of them.
     return raw
@@ -117,25 +157,46 @@ def _assign(
     raw_values: Sequence[str],
     name: str,
 ) -> None:
+    path = json_path(fields)
     node = target
     for field in fields[:-1]:
         child = node.setdefault(field.name, {})
         if not isinstance(child, dict):
-            raise TranscodeError(f'parameter "{name}" conflicts with another parameter')
+            raise TranscodeError(
+                f'parameter "{name}" conflicts with another parameter',
+                field=path,
+                description="conflicts with another parameter",
+            )
         node = child
     leaf = fields[-1]
     if _is_map(leaf):
-        raise TranscodeError(f'parameter "{name}" names a map field')
+        raise TranscodeError(
+            f'parameter "{name}" names a map field',
+            field=path,
+            description="is a map, which has no query parameter form: send it in a body",
+        )
+    once = f'parameter "{name}" is given more than once'
     if leaf.name in node:
-        raise TranscodeError(f'parameter "{name}" is given more than once')
-    if leaf.is_repeated:
-        if leaf.message_type is not None and leaf.message_type.full_name not in WELL_KNOWN_JSON:
-            raise TranscodeError(f'parameter "{name}" names a repeated message field')
-        node[leaf.name] = [_scalar_json(leaf, v, name) for v in raw_values]
-        return
-    if len(raw_values) != 1:
-        raise TranscodeError(f'parameter "{name}" is given more than once')
-    node[leaf.name] = _scalar_json(leaf, raw_values[0], name)
+        raise TranscodeError(once, field=path, description="is given more than once")
+    try:
+        if leaf.is_repeated:
+            if leaf.message_type is not None and leaf.message_type.full_name not in WELL_KNOWN_JSON:
+                raise TranscodeError(
+                    f'parameter "{name}" names a repeated message field',
+                    field=path,
+                    description="is a list of messages, which has no query parameter form",
+                )
+            values = [_scalar_json(leaf, v, name, path) for v in raw_values]
+            check_field(leaf, values, path)
+            node[leaf.name] = values
+            return
+        if len(raw_values) != 1:
+            raise TranscodeError(once, field=path, description="is given more than once")
+        value = _scalar_json(leaf, raw_values[0], name, path)
+        check_field(leaf, value, path)
+        node[leaf.name] = value
+    except Violation as exc:
+        raise TranscodeError.from_violation(exc) from None
 
 
 def _covers(prefix: Sequence[str], path: Sequence[str]) -> bool:
@@ -143,10 +204,14 @@ def _covers(prefix: Sequence[str], path: Sequence[str]) -> bool:
 
 
 def _parse_error(exc: Exception) -> TranscodeError:
-    # ParseError messages name the offending field first; the field listing that may follow
-    # is noise for an API client.
-    first_line = str(exc).splitlines()[0] if str(exc) else "invalid request"
-    return TranscodeError(first_line)
+    # jsoncheck has already refused what it knows; protobuf's own words (proto names, Python
+    # exception text) are not the API's, so they go to the log only.
+    log.info("request refused by the protobuf JSON parser: %s", str(exc).splitlines()[:1])
+    return TranscodeError(
+        "the request does not match the API's schema",
+        field="",
+        description="does not match the API's schema (see /openapi.json)",
+    )
 
 
 @dataclass(frozen=True)
@@ -172,9 +237,14 @@ def build_request(
         if body_value is None:
             body_value = {}
         if not isinstance(body_value, dict):
-            raise TranscodeError("request body must be a JSON object")
+            raise TranscodeError(
+                "request body must be a JSON object", field="", description="must be a JSON object"
+            )
+        _check(lambda: check_message(body_value, request_type, ""))
         _parse_into(body_value, message, pool)
     elif route.body and body_value is not None:
+        body_field = request_type.fields_by_name[route.body]
+        _check(lambda: check_field(body_field, body_value, body_field.json_name))
         _parse_into({route.body: body_value}, message, pool)
 
     # 2. Path variables and query parameters, merged over the body.
@@ -194,13 +264,25 @@ def build_request(
         grouped.setdefault(name, []).append(value)
     for name, values in grouped.items():
         if route.body == "*":
-            raise TranscodeError(f'unknown query parameter "{name}"')
+            raise TranscodeError(
+                f'unknown query parameter "{name}"',
+                field=name,
+                description="this method takes no query parameters: send it in the JSON body",
+            )
         fields = _resolve_param(request_type, name)
         proto_path = tuple(f.name for f in fields)
         if route.body and _covers((route.body,), proto_path):
-            raise TranscodeError(f'query parameter "{name}" is bound by the request body')
+            raise TranscodeError(
+                f'query parameter "{name}" is bound by the request body',
+                field=json_path(fields),
+                description="is sent in the request body, not as a query parameter",
+            )
         if any(_covers(p, proto_path) or _covers(proto_path, p) for p in bound):
-            raise TranscodeError(f'query parameter "{name}" is bound by the path')
+            raise TranscodeError(
+                f'query parameter "{name}" is bound by the path',
+                field=json_path(fields),
+                description="is part of the URL path, not a query parameter",
+            )
         _assign(params, fields, values, name)
     if params:
         _parse_into(params, message, pool)
@@ -208,6 +290,13 @@ def build_request(
     if route.http_method == "PATCH" and route.body not in ("", "*"):
         _infer_update_mask(route, message, body_value)
     return message
+
+
+def _check(run: Callable[[], None]) -> None:
+    try:
+        run()
+    except Violation as exc:
+        raise TranscodeError.from_violation(exc) from None
 
 
 def _parse_into(value: dict[str, Any], message: Message, pool: DescriptorPool) -> None:
@@ -239,7 +328,7 @@ def _infer_update_mask(route: Route, message: Message, body_value: Any) -> None:
 def _mask_paths(obj: dict[str, Any], message: Descriptor, prefix: str) -> list[str]:
     paths: list[str] = []
     for key, value in obj.items():
-        field = _field_by_any_name(message, key)
+        field = field_by_any_name(message, key)
         if field is None:
             continue  # ParseDict has already rejected unknown keys
         path = prefix + field.name

@@ -52,8 +52,20 @@ def _redact(url: str) -> str:
     return url
 
 
+def version() -> str:
+    """The installed distribution's version (the package metadata, not a constant)."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
+
+    try:
+        return dist_version("learnflow")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        return "unknown"
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="learnflow")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     serve_cmd = sub.add_parser("serve", help="run the gRPC server (with a standby projector)")
     serve_cmd.add_argument(

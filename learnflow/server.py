@@ -13,12 +13,16 @@ import contextlib
 import logging
 import signal
 from dataclasses import dataclass, field
+from importlib import resources
 from typing import Any
 
 import grpc
+from google.protobuf import descriptor_pb2, descriptor_pool
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha._async import ReflectionServicer
+from grpc_reflection.v1alpha.reflection_pb2_grpc import add_ServerReflectionServicer_to_server
 
 from learnflow.commands.courses import CourseCommands
 from learnflow.commands.discussion import DiscussionCommands
@@ -185,14 +189,12 @@ async def build(
     health = Health()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     names = [s.full_name for s in api_services()]
-    reflection.enable_server_reflection(
-        [
-            *names,
-            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-            reflection.SERVICE_NAME,
-        ],
-        server,
-    )
+    reflected = [
+        *names,
+        health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+        reflection.SERVICE_NAME,
+    ]
+    add_ServerReflectionServicer_to_server(CommentedReflection(reflected), server)
     port = server.add_insecure_port(settings.grpc_listen)
     if port == 0:
         raise SystemExit(f"cannot listen on {settings.grpc_listen}: address in use?")
@@ -208,6 +210,76 @@ async def build(
     if run_projector:
         backend.tasks.append(asyncio.create_task(projector.run(backend.stop)))
     return backend
+
+
+def commented_files() -> dict[str, bytes]:
+    """The contract's files with source info (comments), from the generated contract.binpb.
+
+    A file is used only where it is the compiled-in one plus comments: a stale descriptor set
+    must not make reflection describe another contract than the one served.
+    """
+    raw = resources.files("learnflow.v1").joinpath("contract.binpb").read_bytes()
+    out: dict[str, bytes] = {}
+    pool = descriptor_pool.Default()
+    for proto in descriptor_pb2.FileDescriptorSet.FromString(raw).file:
+        compiled = descriptor_pb2.FileDescriptorProto()
+        try:
+            pool.FindFileByName(proto.name).CopyToProto(compiled)
+        except KeyError:
+            continue
+        if _structure(proto) != _structure(compiled):
+            log.warning("contract.binpb is stale for %s: served without comments", proto.name)
+            continue
+        compiled.source_code_info.CopyFrom(proto.source_code_info)
+        out[proto.name] = compiled.SerializeToString()
+    return out
+
+
+def _structure(proto: descriptor_pb2.FileDescriptorProto) -> bytes:
+    """A file without what protoc and the runtime fill in differently (comments, json_name)."""
+    bare = descriptor_pb2.FileDescriptorProto()
+    bare.CopyFrom(proto)
+    bare.ClearField("source_code_info")
+    messages = list(bare.message_type)
+    for ext in bare.extension:
+        ext.ClearField("json_name")
+    while messages:
+        message = messages.pop()
+        for f in (*message.field, *message.extension):
+            f.ClearField("json_name")
+        messages.extend(message.nested_type)
+    return bare.SerializeToString(deterministic=True)
+
+
+class CommentedReflection(ReflectionServicer):  # type: ignore[misc]
+    """Server reflection that serves the contract's files with their comments.
+
+    grpc-python's reflection serializes descriptors from the pool, which keeps no source info;
+    the gateway turns comments into OpenAPI summaries and descriptions, so each answer's copy of
+    one of our files is swapped for the same file with source info.
+    """
+
+    def __init__(self, service_names: list[str]) -> None:
+        super().__init__(service_names)
+        self._commented = commented_files()
+
+    def _with_comments(self, response: Any) -> Any:
+        if response.HasField("file_descriptor_response"):
+            files = response.file_descriptor_response.file_descriptor_proto
+            for i, raw in enumerate(files):
+                name = descriptor_pb2.FileDescriptorProto.FromString(raw).name
+                if name in self._commented:
+                    files[i] = self._commented[name]
+        return response
+
+    def _file_by_filename(self, request: Any, filename: str) -> Any:
+        return self._with_comments(super()._file_by_filename(request, filename))
+
+    def _file_containing_symbol(self, request: Any, name: str) -> Any:
+        return self._with_comments(super()._file_containing_symbol(request, name))
+
+    def _file_containing_extension(self, request: Any, containing: str, number: int) -> Any:
+        return self._with_comments(super()._file_containing_extension(request, containing, number))
 
 
 async def _watch_dependencies(backend: Backend, services: list[str]) -> None:

@@ -195,3 +195,20 @@ def test_size_limit_options_become_max_length_and_max_items(doc: dict[str, Any])
     # Fields without the option stay unbounded.
     assert "maxLength" not in props["id"] and "maxItems" not in props["palette"]
     assert "maxLength" not in schemas(doc)["gwtest.v1.Inner"]["properties"]["note"]
+
+
+async def test_post_bodies_are_required_and_the_consistency_header_is_described_once(
+    client: httpx.AsyncClient,
+) -> None:
+    spec = (await client.get("/openapi.json")).json()
+    posts = [
+        item["post"] for item in spec["paths"].values() if "requestBody" in item.get("post", {})
+    ]
+    assert posts and all(op["requestBody"]["required"] is True for op in posts)
+    header = spec["components"]["headers"]["ConsistencyToken"]
+    assert header["schema"] == {"type": "string"}
+    for item in spec["paths"].values():
+        for op in item.values():
+            if isinstance(op, dict) and "responses" in op:
+                ref = op["responses"]["200"]["headers"]["X-Consistency-Token"]
+                assert ref == {"$ref": "#/components/headers/ConsistencyToken"}

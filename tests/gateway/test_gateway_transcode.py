@@ -201,7 +201,7 @@ async def test_bad_values_are_400(client: httpx.AsyncClient) -> None:
 async def test_oneof_conflict_is_400(client: httpx.AsyncClient) -> None:
     response = await client.post("/v1/echo", json={"text": "a", "number": 1})
     assert response.status_code == 400
-    assert "oneof" in response.json()["message"]
+    assert response.json()["message"] == "number: only one of text, number may be set"
 
 
 async def test_invalid_json_is_400(client: httpx.AsyncClient) -> None:
@@ -264,7 +264,9 @@ async def test_deeply_nested_json_is_400_not_500(client: httpx.AsyncClient) -> N
         "/v1/things/t1",
         json={"extra": {"a": [[[[{"b": "[" * 100}]]]]}},
     )
-    assert shallow.status_code == 400 and "has no field" in shallow.json()["message"]
+    assert shallow.status_code == 400
+    assert shallow.json()["message"] == 'extra: unknown field "extra"'
+
     query = await client.get("/v1/echo", params={"anything": "[" * 2000 + "]" * 2000})
     assert query.status_code == 400, query.text
     assert "anything" in query.json()["message"]
