@@ -30,6 +30,7 @@ from learnflow.commands.identity import IdentityCommands
 from learnflow.commands.learning import LearningCommands
 from learnflow.dependencies import dependencies_reachable, parked_events
 from learnflow.projections.projector import Projector, libpq_url
+from learnflow.projections.read_cache import ReadCache
 from learnflow.projections.registry import all_projections
 from learnflow.projections.store import ReadStore
 from learnflow.projections.watcher import CheckpointWatcher
@@ -93,6 +94,7 @@ class Backend:
     watcher: CheckpointWatcher | None = None
     denials: DenialAudit | None = None
     accounts: AccountStates | None = None
+    read_cache: ReadCache | None = None
 
     async def close(self, grace_s: float = 10.0) -> None:
         self.stop.set()
@@ -134,7 +136,12 @@ async def build(
         max_waiters_per_client=settings.consistency_waiters_per_client,
         max_waiters=settings.consistency_waiters_total,
     )
-    read_models = ReadModels(store, watcher, settings.consistency_wait_s)
+    read_cache = (
+        ReadCache(store, max_docs=settings.read_cache_docs, ttl_s=settings.read_cache_ttl_s)
+        if settings.read_cache_docs > 0
+        else None
+    )
+    read_models = ReadModels(store, watcher, settings.consistency_wait_s, read_cache)
     projector = Projector(
         settings.postgres_url, store, all_projections(), settings.projector_poll_s
     )
@@ -202,6 +209,7 @@ async def build(
     backend.watcher = watcher
     backend.denials = denials
     backend.accounts = accounts
+    backend.read_cache = read_cache
     await server.start()
     backend.tasks.append(asyncio.create_task(_watch_dependencies(backend, names)))
     backend.tasks.append(

@@ -63,6 +63,10 @@ class Settings:
     # How many queries may wait for their consistency token at once, per client and in all.
     consistency_waiters_per_client: int = 16
     consistency_waiters_total: int = 1000
+    # Read-model documents cached per process (0: none), and how long an entry may serve a
+    # read without a consistency token when another process's projector may have changed it.
+    read_cache_docs: int = 20_000
+    read_cache_ttl_s: float = 1.0
     # The projector wakes on NOTIFY; it also polls the event log this often, in seconds.
     projector_poll_s: float = 1.0
     # Rate limits per method class, in the `limits` library's notation.

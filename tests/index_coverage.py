@@ -30,12 +30,13 @@ Nothing here depends on the server: FerretDB and MongoDB see the same commands.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -67,33 +68,10 @@ ALLOWED_COLLECTIONS: dict[str, str] = {
 # Shapes learnflow issues today that no declared index serves, each a (collection, shape) as
 # the report prints it. They are reported but do not fail the run; each entry is a debt to pay
 # (add the index or change the query) and then remove from here.
-KNOWN_GAPS: dict[tuple[str, str], str] = {
-    # ListAuditEvents with both filters: (actor_id, seq) and (action, seq) each serve one, the
-    # other is a residual filter over that actor's (or action's) whole trail.
-    # Fix: an index (actor_id, action, seq -1).
-    (
-        "audit_events",
-        "filter {action: =, actor_id: =} sort {seq: -1}",
-    ): "issue 14: ListAuditEvents by actor and action",
-    # ListCourses with tag and level: (state, tags, sort_key) and (state, level, sort_key) each
-    # serve one. Fix: an index (state, tags, level, sort_key -1).
-    (
-        "courses",
-        "filter {level: =, state: =, tags: =} sort {sort_key: -1}",
-    ): "issue 14: ListCourses by tag and level",
-    # ListCourses' title search: an unanchored `$regex` on title_lower, which no index holds,
-    # so every published course (of the tag) is fetched and tested until a page is full. Fix:
-    # title_lower as the last key of the three course indexes, (state[, tags|level],
-    # sort_key -1, title_lower), tests the pattern on index keys (equality, sort, range).
-    (
-        "courses",
-        "filter {state: =, tags: =, title_lower: $regex} sort {sort_key: -1}",
-    ): "issue 14: ListCourses title search with a tag",
-    (
-        "courses",
-        "filter {state: =, title_lower: $regex} sort {sort_key: -1}",
-    ): "issue 14: ListCourses title search",
-}
+# Shapes known to be unserved, each with the issue that will fix it: reported, not failing.
+# Empty: the four found when this plugin arrived (ListAuditEvents by actor and action;
+# ListCourses by tag and level, and its title search) got indexes in the same change.
+KNOWN_GAPS: dict[tuple[str, str], str] = {}
 
 EQUALITY_OPERATORS = frozenset({"$eq", "$in"})
 # Top-level operators whose clauses this checker does not analyse: such a shape is unserved
@@ -317,17 +295,33 @@ def allowance(database: str, collection: str) -> str | None:
     return ALLOWED_COLLECTIONS.get(collection)
 
 
-def call_site(frame: FrameType | None, counts: Callable[[str], bool], depth: int = 3) -> str | None:
-    """The innermost counted frame and up to `depth - 1` counted callers, or None."""
+@functools.lru_cache(maxsize=512)
+def _shown(filename: str) -> str:
+    try:
+        return str(Path(filename).relative_to(_REPOSITORY))
+    except ValueError:
+        return filename
+
+
+def call_site(
+    frame: FrameType | None,
+    counts: Callable[[str], bool],
+    depth: int = 3,
+    cache: dict[str, bool] | None = None,
+) -> str | None:
+    """The innermost counted frame and up to `depth - 1` counted callers, or None.
+    `cache` keeps `counts` per file name (the walk runs for every command)."""
     sites: list[str] = []
     while frame is not None and len(sites) < depth:
-        filename = frame.f_code.co_filename
-        if counts(filename):
-            try:
-                shown = str(Path(filename).relative_to(_REPOSITORY))
-            except ValueError:
-                shown = filename
-            sites.append(f"{shown}:{frame.f_lineno} {frame.f_code.co_qualname}")
+        code = frame.f_code
+        filename = code.co_filename
+        counted = cache.get(filename) if cache is not None else None
+        if counted is None:
+            counted = counts(filename)
+            if cache is not None:
+                cache[filename] = counted
+        if counted:
+            sites.append(f"{_shown(filename)}:{frame.f_lineno} {code.co_qualname}")
         frame = frame.f_back
     return " <- ".join(sites) if sites else None
 
@@ -380,6 +374,7 @@ class Recorder:
         self.commands = 0
         self.seconds = 0.0
         self._lock = threading.Lock()
+        self._counted: dict[str, bool] = {}
 
     def declare(self, collection: str, keys: object) -> None:
         index = normalize_index(keys)
@@ -416,7 +411,7 @@ class Recorder:
             return
         started = time.perf_counter()
         try:
-            site = call_site(sys._getframe(1), self.counts)
+            site = call_site(sys._getframe(1), self.counts, cache=self._counted)
             if site is None:
                 return
             self.commands += 1

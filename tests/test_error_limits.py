@@ -59,5 +59,6 @@ async def test_twenty_thousand_bad_values_answer_invalid_argument(instructor: Ca
     bad = error_details_pb2.BadRequest()
     assert any(detail.Unpack(bad) for detail in rich_status(err.value).details)
     assert len(bad.field_violations) <= MAX_FIELD_VIOLATIONS + 1
-    assert bad.field_violations[0].field == "course.tags[0]"
-    assert bad.field_violations[-1].description.endswith("more violations omitted")
+    # The contract's limit refuses the list from its length alone, before any element is read
+    # (so no per-tag violation is ever built); the cap on violations has its own tests.
+    assert [v.field for v in bad.field_violations] == ["course.tags"]

@@ -45,6 +45,9 @@ class AuditTrail(Projection):
         await db["audit_events"].create_index([("seq", DESCENDING)])
         await db["audit_events"].create_index([("actor_id", ASCENDING), ("seq", DESCENDING)])
         await db["audit_events"].create_index([("action", ASCENDING), ("seq", DESCENDING)])
+        await db["audit_events"].create_index(
+            [("actor_id", ASCENDING), ("action", ASCENDING), ("seq", DESCENDING)]
+        )
 
     @on(AUDIT_RECORDED)
     async def recorded(self, batch: Batch, event: Event) -> None:

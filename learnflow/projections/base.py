@@ -147,6 +147,7 @@ class Batch:
         self._stored_epoch: dict[tuple[str, str], Any] = {}
         self._dirty: dict[tuple[str, str], Document] = {}
         self._appends: dict[str, list[Document]] = {}
+        self.written: list[tuple[str, str]] = []  # (collection, _id) rewritten by flushes
 
     @property
     def pending(self) -> int:
@@ -209,6 +210,7 @@ class Batch:
             else:
                 await self._write_guarded(collection, docs, appends)
         self._existed.update(self._dirty)
+        self.written.extend(self._dirty)
         if self.cache is not None:
             for (collection, _), doc in self._dirty.items():
                 self.cache.put(self.db.name, collection, doc)

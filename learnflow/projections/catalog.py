@@ -81,13 +81,18 @@ class Catalog(Projection):
 
     async def ensure_indexes(self, db: AsyncDatabase[Document]) -> None:
         courses = db["courses"]
-        await courses.create_index([("state", ASCENDING), ("sort_key", DESCENDING)])
-        await courses.create_index(
-            [("state", ASCENDING), ("tags", ASCENDING), ("sort_key", DESCENDING)]
-        )
-        await courses.create_index(
-            [("state", ASCENDING), ("level", ASCENDING), ("sort_key", DESCENDING)]
-        )
+        # ListCourses: equality filters (state, and tag and/or level), then the sort, then the
+        # title search (a range on index keys): MongoDB's equality-sort-range order, so every
+        # filter combination is served by one of these (tests/index_coverage.py checks it).
+        for filters in ([], ["tags"], ["level"], ["tags", "level"]):
+            await courses.create_index(
+                [
+                    ("state", ASCENDING),
+                    *((field, ASCENDING) for field in filters),
+                    ("sort_key", DESCENDING),
+                    ("title_lower", ASCENDING),
+                ]
+            )
         await db["lessons"].create_index([("course_id", ASCENDING), ("position", ASCENDING)])
 
     @on(*COURSE_EVENTS)

@@ -187,7 +187,8 @@ class Projector:
         await batch.flush()
         await self.store.save_checkpoint(db, events[-1].key, batch.epoch)
         self.applied += len(events)
-        self.store.notify_changed()
+        self.store.notify_changed(db.name, events[-1].key, batch.written)
+        batch.written.clear()
 
     async def _apply_or_park(self, db: AsyncDatabase[Document], event: Event) -> None:
         error: Exception | None = None
@@ -204,7 +205,7 @@ class Projector:
         assert error is not None
         await self.park(db, event, error, PARK_AFTER_ATTEMPTS)
         await self.store.save_checkpoint(db, event.key, self.epoch)
-        self.store.notify_changed()
+        self.store.notify_changed(db.name, event.key)
 
     async def park(
         self, db: AsyncDatabase[Document], event: Event, error: BaseException, attempts: int
@@ -395,6 +396,7 @@ class Projector:
                     after = events[-1].key
                 if batch.pending >= REBUILD_FLUSH_DOCS or len(events) < REBUILD_FETCH:
                     await batch.flush()
+                    batch.written.clear()  # nobody reads this generation yet
                     await self.store.save_checkpoint(db, after)
                 if len(events) < REBUILD_FETCH:
                     break

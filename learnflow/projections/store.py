@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from pymongo import AsyncMongoClient, ReturnDocument
@@ -45,6 +46,10 @@ class ReadStore:
         self.meta = client[f"{name}_meta"]["generations"]
         self._cached: tuple[float, int] | None = None
         self._changed = asyncio.Event()
+        # What this process's projector has written: checkpoints by database, and listeners
+        # told which documents each batch rewrote (the read cache).
+        self._local_checkpoints: dict[str, EventKey] = {}
+        self._listeners: list[Callable[[str, EventKey, Iterable[tuple[str, str]]], None]] = []
 
     @classmethod
     def connect(cls, url: str, name: str) -> ReadStore:
@@ -113,10 +118,32 @@ class ReadStore:
         assert doc is not None
         return int(doc["epoch"])
 
-    def notify_changed(self) -> None:
-        """Called by the projector of this process after each batch it wrote."""
+    def notify_changed(
+        self,
+        database: str = "",
+        checkpoint: EventKey = ZERO,
+        written: Iterable[tuple[str, str]] = (),
+    ) -> None:
+        """Called by the projector of this process after each batch it wrote: the database,
+        its new checkpoint and the (collection, _id) of every document the batch rewrote."""
+        if database:
+            self._local_checkpoints[database] = max(
+                checkpoint, self._local_checkpoints.get(database, ZERO)
+            )
+            keys = list(written)
+            for listener in self._listeners:
+                listener(database, checkpoint, keys)
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()
+
+    def subscribe(
+        self, listener: Callable[[str, EventKey, Iterable[tuple[str, str]]], None]
+    ) -> None:
+        self._listeners.append(listener)
+
+    def local_checkpoint(self, database: str) -> EventKey:
+        """The checkpoint this process's projector last saved in `database` (ZERO if none)."""
+        return self._local_checkpoints.get(database, ZERO)
 
     async def wait_changed(self, timeout_s: float) -> bool:
         """Waits until this process's projector writes a batch, at most `timeout_s`.

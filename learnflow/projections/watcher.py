@@ -65,7 +65,7 @@ class CheckpointWatcher:
         """The active read models once they include `token`'s event."""
         wanted = EventKey.parse(token)
         db = await self.store.active(max_age_s=0.5)
-        if wanted <= self._known.get(db.name, ZERO):
+        if wanted <= self._checkpoint(db.name):
             return db
         if wanted > self._head:
             self._head = max(self._head, await self._probe_head())
@@ -85,6 +85,10 @@ class CheckpointWatcher:
             if self._waiters[client] <= 0:
                 del self._waiters[client]
 
+    def _checkpoint(self, database: str) -> EventKey:
+        """How far `database` is known to be: polled, or saved by this process's projector."""
+        return max(self._known.get(database, ZERO), self.store.local_checkpoint(database))
+
     def _admit(self, client: str) -> None:
         if self._waiters[client] >= self.max_waiters_per_client or self.waiting >= self.max_waiters:
             raise ResourceExhausted(
@@ -98,7 +102,7 @@ class CheckpointWatcher:
         async with self._progress:
             while True:
                 db = await self.store.active(max_age_s=0.5)
-                if wanted <= self._known.get(db.name, ZERO):
+                if wanted <= self._checkpoint(db.name):
                     return db
                 left = deadline - time.monotonic()
                 if left <= 0:

@@ -70,7 +70,7 @@ def lesson_message(doc: Document, answers: dict[str, list[int]] | None) -> cours
 
 
 async def visible_lesson(
-    db: AsyncDatabase[Document], course_id: str, lesson_id: str
+    read_models: ReadModels, db: AsyncDatabase[Document], course_id: str, lesson_id: str
 ) -> tuple[Document, bool]:
     """The lesson if the caller may read it (enrolled or course staff), and whether the caller
     is staff. Lessons of courses the caller may not see are NOT_FOUND; of a visible course the
@@ -78,18 +78,18 @@ async def visible_lesson(
     parse_uuid(course_id, "course_id")
     parse_uuid(lesson_id, "lesson_id")
     principal = current_call().principal
-    lesson = await db["lessons"].find_one({"_id": lesson_id})
+    lesson = await read_models.get(db, "lessons", lesson_id)
     if lesson is None or lesson.get("deleted") or lesson["course_id"] != course_id:
         raise NotFound("lesson", lesson_name(course_id, lesson_id))
     if is_course_staff(principal, lesson["owner_id"]):
         return lesson, True
     if principal is not None:
-        progress = await db["progress"].find_one(
-            {"_id": progress_id(str(principal.user_id), course_id)}
+        progress = await read_models.get(
+            db, "progress", progress_id(str(principal.user_id), course_id)
         )
         if progress is not None and progress["state"] in ENROLLED_STATES:
             return lesson, False
-    course = await db["courses"].find_one({"_id": course_id})
+    course = await read_models.get(db, "courses", course_id)
     if course is None or course["state"] != "published":
         raise NotFound("lesson", lesson_name(course_id, lesson_id))
     raise PermissionDenied("enroll in the course to read its lessons")
@@ -139,7 +139,7 @@ class CatalogQueries(courses_pb2_grpc.CatalogServiceServicer):
     ) -> courses_pb2.GetCourseResponse:
         parse_uuid(request.course_id, "course_id")
         db = await self.read_models.database()
-        doc = await db["courses"].find_one({"_id": request.course_id})
+        doc = await self.read_models.get(db, "courses", request.course_id)
         principal = current_call().principal
         if doc is None or (
             doc["state"] != "published" and not is_course_staff(principal, doc["owner_id"])
@@ -162,9 +162,11 @@ class CatalogQueries(courses_pb2_grpc.CatalogServiceServicer):
         self, request: courses_pb2.GetLessonRequest, context: Ctx = None
     ) -> courses_pb2.GetLessonResponse:
         db = await self.read_models.database()
-        lesson, staff = await visible_lesson(db, request.course_id, request.lesson_id)
+        lesson, staff = await visible_lesson(
+            self.read_models, db, request.course_id, request.lesson_id
+        )
         answers = None
         if staff and lesson["content_type"] == "quiz":
-            doc = await db["quiz_answers"].find_one({"_id": lesson["_id"]})
+            doc = await self.read_models.get(db, "quiz_answers", lesson["_id"])
             answers = answers_by_question(doc["answers"]) if doc else None
         return courses_pb2.GetLessonResponse(lesson=lesson_message(lesson, answers))

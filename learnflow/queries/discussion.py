@@ -38,7 +38,7 @@ class CommentQueries(discussion_pb2_grpc.CommentQueryServiceServicer):
     ) -> discussion_pb2.ListCommentsResponse:
         size = page_size(request.page_size, 50)
         db = await self.read_models.database()
-        await visible_lesson(db, request.course_id, request.lesson_id)
+        await visible_lesson(self.read_models, db, request.course_id, request.lesson_id)
         scope = f"comments|{request.lesson_id}"
         after = decode_token(request.page_token, scope)
         query: dict[str, Any] = {"lesson_id": request.lesson_id}

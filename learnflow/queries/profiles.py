@@ -37,7 +37,7 @@ class ProfileQueries(identity_pb2_grpc.ProfileServiceServicer):
         if principal is None:
             raise Unauthenticated("this method requires an access token")
         db = await self.read_models.database()
-        doc = await db["users"].find_one({"_id": str(principal.user_id)})
+        doc = await self.read_models.get(db, "users", str(principal.user_id))
         if doc is None:
             raise NotFound("user", str(principal.user_id))
         return identity_pb2.GetCurrentUserResponse(user=user_from_document(doc))

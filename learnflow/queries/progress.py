@@ -60,7 +60,7 @@ class ProgressQueries(learning_pb2_grpc.ProgressServiceServicer):
         size = page_size(request.page_size, 20)
         after = decode_token(request.page_token, f"enrollments|{user_id}")
         db = await self.read_models.database()
-        dashboard = await db["dashboards"].find_one({"_id": user_id})
+        dashboard = await self.read_models.get(db, "dashboards", user_id)
         entries = sorted(
             (dashboard or {}).get("courses", {}).values(),
             key=lambda e: str(e["activity_key"]),
@@ -78,8 +78,12 @@ class ProgressQueries(learning_pb2_grpc.ProgressServiceServicer):
         return response
 
     async def _progress(self, course_id: str, doc_id: str, fresh: bool = False) -> Document:
-        db = await (self.read_models.store.active() if fresh else self.read_models.database())
-        doc = await db["progress"].find_one({"_id": doc_id})
+        if fresh:
+            db = await self.read_models.store.active()
+            doc = await db["progress"].find_one({"_id": doc_id})
+        else:
+            db = await self.read_models.database()
+            doc = await self.read_models.get(db, "progress", doc_id)
         if doc is None:
             raise NotFound("enrollment", f"courses/{course_id}/enrollments/me")
         return doc

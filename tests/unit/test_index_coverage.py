@@ -226,7 +226,7 @@ class TestCommands:
     def test_the_projections_declared_indexes_are_read_without_a_database(self) -> None:
         declared = declared_indexes()
         assert (("lesson_id", 1), ("sort_key", 1)) in declared["comments"]
-        assert (("state", 1), ("sort_key", -1)) in declared["courses"]
+        assert (("state", 1), ("sort_key", -1), ("title_lower", 1)) in declared["courses"]
 
 
 INNER_CONFTEST = """
