@@ -43,6 +43,19 @@ def check_dependencies(settings: Settings, postgres_url: str = "") -> None:
         _fail("; ".join(f"{hints[name]}: {problem}" for name, problem in problems.items()))
 
 
+def _doctor(settings: Settings) -> int:
+    """One line per check; exit status 1 when something the server needs is wrong."""
+    from learnflow import doctor
+
+    report = asyncio.run(doctor.examine(settings))
+    for check in report:
+        print(
+            f"{'ok  ' if check.ok else ('FAIL' if check.required else 'warn')} {check.name}: "
+            f"{check.detail}"
+        )
+    return 1 if any(c.required and not c.ok for c in report) else 0
+
+
 def _redact(url: str) -> str:
     scheme, sep, rest = url.partition("://")
     if "@" in rest:
@@ -86,11 +99,12 @@ def main(argv: list[str] | None = None) -> None:
 
     settings = Settings.from_env()
     configure_logging(settings.log_level)
-
     if args.command == "doctor":
-        check_dependencies(settings)
-        print("postgres and mongodb reachable")
-    elif args.command == "migrate":
+        raise SystemExit(_doctor(settings))
+    if settings.problems():
+        _fail("; ".join(settings.problems()) + " (see `learnflow doctor`)")
+
+    if args.command == "migrate":
         check_dependencies(settings, settings.postgres_migration_url)
         from learnflow.migrations import upgrade_to_head
 

@@ -12,6 +12,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 PREFIX = "LEARNFLOW_"
+ENVIRONMENTS = ("development", "test", "production")
+NOT_RATES = frozenset({"rate_limit_storage", "rate_limit_key_prefix"})
 
 
 def _parse(name: str, kind: Any, raw: str) -> Any:
@@ -106,6 +108,30 @@ class Settings:
     @property
     def is_production(self) -> bool:
         return self.env == "production"
+
+    def problems(self) -> list[str]:
+        """What is wrong with these settings, one sentence each (empty: nothing). The CLI
+        refuses to start on any of them; `learnflow doctor` lists them all."""
+        from limits import parse  # the rate-limit notation's own parser
+
+        found = []
+        if self.env not in ENVIRONMENTS:
+            found.append(
+                f"{PREFIX}ENV={self.env!r} is not one of {', '.join(ENVIRONMENTS)} "
+                "(an unknown value would run with development defaults, demo accounts included)"
+            )
+        for field in fields(self):
+            if field.name.startswith("rate_limit_") and field.name not in NOT_RATES:
+                value = getattr(self, field.name)
+                try:
+                    parse(value)
+                except ValueError:
+                    found.append(
+                        f"{PREFIX}{field.name.upper()}={value!r} is not a rate such as '20/minute'"
+                    )
+        if self.is_production and self.bcrypt_rounds < 12:
+            found.append(f"{PREFIX}BCRYPT_ROUNDS must be at least 12 in production")
+        return found
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
