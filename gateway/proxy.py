@@ -243,6 +243,7 @@ class Dispatcher:
             err.headers["Allow"] = ", ".join(found.allowed)
             return error_response(err)
         request.state.grpc_method = found.route.grpc_path
+        request.state.route = found.route.template.openapi_path()  # the metrics' label
         try:
             return await self._call(request, found, registry)
         except (TranscodeError, HeaderError) as exc:

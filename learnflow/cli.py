@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import sys
 
 from learnflow.logs import configure_logging
@@ -147,7 +148,11 @@ def _serve_workers(settings: Settings, workers: int) -> None:
         _fail("--workers needs a fixed port in LEARNFLOW_GRPC_LISTEN")
     context = multiprocessing.get_context("spawn")  # no gRPC state crosses a fork
     processes = [
-        context.Process(target=_serve, args=(settings, True), name=f"learnflow-worker-{i}")
+        context.Process(
+            target=_serve,
+            args=(_worker_settings(settings, i), True),
+            name=f"learnflow-worker-{i}",
+        )
         for i in range(workers)
     ]
     for process in processes:
@@ -169,6 +174,15 @@ def _serve_workers(settings: Settings, workers: int) -> None:
                 stop(signal.SIGTERM, None)
     if failed:
         raise SystemExit(1)
+
+
+def _worker_settings(settings: Settings, worker: int) -> Settings:
+    """Worker `worker`'s settings: its own metrics port (port + worker), since each process
+    has its own counters and a shared port would answer for a random one."""
+    host, _, port = settings.metrics_listen.rpartition(":")
+    if not settings.metrics_listen or int(port) == 0:
+        return settings
+    return dataclasses.replace(settings, metrics_listen=f"{host}:{int(port) + worker}")
 
 
 def _projections(settings: Settings, action: str) -> None:

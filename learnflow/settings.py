@@ -104,6 +104,9 @@ class Settings:
     log_level: str = "INFO"
     # Largest request message the gRPC server accepts: the gateway's body limit (1 MiB).
     max_message_bytes: int = 1024 * 1024
+    # host:port of the Prometheus metrics endpoint (`/metrics`); empty: none. With
+    # `serve --workers N`, worker i listens on port + i.
+    metrics_listen: str = "127.0.0.1:9464"
 
     @property
     def is_production(self) -> bool:

@@ -22,6 +22,7 @@ from google.protobuf.message import Message
 from google.rpc import status_pb2
 from grpc_interceptor.server import AsyncServerInterceptor
 
+from learnflow import metrics
 from learnflow.context import CallContext, current_call, reset_call, set_call
 from learnflow.errors import (
     DomainError,
@@ -176,6 +177,8 @@ class ApiInterceptor(AsyncServerInterceptor):
         )
         token = set_call(call)
         watching = False
+        metrics.GRPC_IN_FLIGHT.inc()
+        in_flight = True  # until a stream takes over the count
         try:
             await context.send_initial_metadata((("x-request-id", call.request_id),))
             call = await self._admit(call, metadata)
@@ -200,6 +203,7 @@ class ApiInterceptor(AsyncServerInterceptor):
                 authorization = metadata.get("authorization", "")
                 stream = self._stream(result, call, context, started, authorization, watching)
                 watching = False  # the stream releases its slot when it ends
+                in_flight = False  # and leaves the in-flight count
                 return stream
             response = await result
             self._log(call, "OK", started)
@@ -207,6 +211,8 @@ class ApiInterceptor(AsyncServerInterceptor):
         except Exception as exc:
             await self._fail(exc, current_call(), context, started)
         finally:
+            if in_flight:
+                metrics.GRPC_IN_FLIGHT.dec()
             if watching:
                 self.watch_slots.release(call.client_address)
             reset_call(token)
@@ -293,10 +299,11 @@ class ApiInterceptor(AsyncServerInterceptor):
                     raise Unauthenticated("the access token expired; refresh it and reconnect")
                 if authorization:
                     await self.authenticator.authenticate(authorization)  # revoked/disabled
-            self._log(call, "OK", started)
+            self._log(call, "OK", started, streaming=True)
         except Exception as exc:
-            await self._fail(exc, current_call(), context, started)
+            await self._fail(exc, current_call(), context, started, streaming=True)
         finally:
+            metrics.GRPC_IN_FLIGHT.dec()
             if pending is not None and not pending.done():
                 pending.cancel()
                 with contextlib.suppress(BaseException):
@@ -317,18 +324,22 @@ class ApiInterceptor(AsyncServerInterceptor):
         call: CallContext,
         context: grpc.aio.ServicerContext[Any, Any],
         started: float,
+        streaming: bool = False,
     ) -> None:
         if isinstance(exc, grpc.aio.AbortError):
+            code = context.code()  # set by the abort
+            name = code.name if isinstance(code, grpc.StatusCode) else "UNKNOWN"
+            self._log(call, name, started, streaming=streaming)
             raise exc
         if isinstance(exc, DomainError):
             status = exc.to_status()
-            self._log(call, exc.code.name, started, error=exc.message)
+            self._log(call, exc.code.name, started, error=exc.message, streaming=streaming)
             if isinstance(exc, PermissionDenied) and self.denials is not None:
                 await self.denials.record(call, exc.message)
         else:
             log.exception("unhandled error in %s", call.method)
             status = internal_status(call.request_id)
-            self._log(call, "INTERNAL", started, error=type(exc).__name__)
+            self._log(call, "INTERNAL", started, error=type(exc).__name__, streaming=streaming)
         await _abort(context, status)
 
     def _client_address(self, context: grpc.aio.ServicerContext[Any, Any]) -> str:
@@ -341,11 +352,16 @@ class ApiInterceptor(AsyncServerInterceptor):
         return client_address(forwarded, peer_host(context.peer()), self.trusted_proxies)
 
     @staticmethod
-    def _log(call: CallContext, code: str, started: float, error: str = "") -> None:
+    def _log(
+        call: CallContext, code: str, started: float, error: str = "", streaming: bool = False
+    ) -> None:
+        """The call's log line and its metrics: called once per call, with its final code."""
+        seconds = time.perf_counter() - started
+        metrics.rpc_finished(call.method, code, None if streaming else seconds)
         extra: dict[str, Any] = {
             "rpc": call.method,
             "code": code,
-            "ms": round((time.perf_counter() - started) * 1000, 2),
+            "ms": round(seconds * 1000, 2),
             "client": call.client_address,
         }
         if call.principal:
