@@ -224,6 +224,21 @@ def create_app(settings: Settings | None = None) -> Starlette:
             body["services"] = services
         return JSONResponse(body)
 
+    async def stream_ticket(request: Request) -> Response:
+        # A ticket for an EventSource (gateway/tickets.py): it stands for this bearer token.
+        authorization = request.headers.get("authorization", "")
+        if not authorization.lower().startswith("bearer ") or len(authorization) > 4096:
+            return error_response(
+                errors.simple_error(
+                    grpc.StatusCode.UNAUTHENTICATED, "a stream ticket needs a bearer token"
+                )
+            )
+        ticket = gateway.tickets.issue(authorization)
+        return JSONResponse(
+            {"ticket": ticket, "expiresIn": int(gateway.tickets.ttl_s)},
+            headers={"Cache-Control": "no-store"},
+        )
+
     async def reload(request: Request) -> Response:
         # Reloading only re-reads the backend, but it is an admin action: it exists only with a
         # configured secret, sent as a bearer token.
@@ -295,6 +310,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route(docs.OPENAPI_PATH, openapi_json, methods=["GET"]),
             *docs.routes(settings.api_title),
             Route("/-/reload", reload, methods=["POST"]),
+            Route("/-/stream-tickets", stream_ticket, methods=["POST"]),
         ],
         exception_handlers={HTTPException: starlette_error},
         middleware=[

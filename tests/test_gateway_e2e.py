@@ -639,8 +639,8 @@ async def test_watch_progress_as_server_sent_events_and_ndjson(
                 events.append(json.loads(line[len("data: ") :]))
                 if len(events) == count:
                     break
-            else:
-                assert line == "" or line.startswith(":"), line  # no `event: error`
+            else:  # no `event: error`
+                assert line == "" or line.startswith((":", "id: ")), line
         return events
 
     headers = {**student.headers(token), "Accept": "text/event-stream"}
@@ -732,3 +732,52 @@ async def test_a_quiz_question_id_that_could_become_a_key_is_refused_and_reads_g
     )
     assert read.status_code == 200, read.text
     assert read.json()["course"]["title"] == "Quiz ids, renamed"
+
+
+async def test_an_event_source_opens_a_stream_with_a_ticket_and_resumes_its_ids(
+    http: httpx.AsyncClient, instructor: Caller, student: HttpUser
+) -> None:
+    """EventSource cannot send Authorization: a single-use ticket stands for it; every SSE
+    event has an id, and Last-Event-ID continues the numbering."""
+    course_id, _ = await published_course(http, instructor, lessons=1)
+    enrolled = await http.post(
+        f"/v1/courses/{course_id}/enrollments", json={}, headers=student.headers()
+    )
+    token = enrolled.json()["consistencyToken"]
+    path = f"/v1/users/me/courses/{course_id}/progress:watch"
+    # No ticket, no token: refused.
+    anonymous = await http.get(path, headers={"Accept": "text/event-stream"})
+    assert anonymous.status_code == 401
+    assert (await http.post("/-/stream-tickets")).status_code == 401
+
+    async def first_event(ticket: str, last_event_id: str = "") -> tuple[str, dict[str, Any]]:
+        headers = {"Accept": "text/event-stream", "X-Consistency-Token": token}
+        if last_event_id:
+            headers["Last-Event-ID"] = last_event_id
+        async with (
+            asyncio.timeout(30),
+            http.stream("GET", f"{path}?ticket={ticket}", headers=headers) as stream,
+        ):
+            assert stream.status_code == 200
+            event_id = ""
+            async for line in stream.aiter_lines():
+                if line.startswith("id: "):
+                    event_id = line[len("id: ") :]
+                elif line.startswith("data: "):
+                    return event_id, json.loads(line[len("data: ") :])
+        raise AssertionError("no event")
+
+    issued = await http.post("/-/stream-tickets", headers=student.headers())
+    assert issued.status_code == 200, issued.text
+    ticket = issued.json()["ticket"]
+    event_id, event = await first_event(ticket)
+    assert event_id == "1"
+    assert event["progress"]["courseId"] == course_id
+    # Single use: the same ticket again is refused.
+    reused = await http.get(f"{path}?ticket={ticket}", headers={"Accept": "text/event-stream"})
+    assert reused.status_code == 401
+    assert "ticket" in reused.json()["message"]
+    # A reconnection carries Last-Event-ID: the ids go on from it.
+    again = (await http.post("/-/stream-tickets", headers=student.headers())).json()["ticket"]
+    event_id, _ = await first_event(again, last_event_id="7")
+    assert event_id == "8"
