@@ -33,7 +33,8 @@ class UserPayload(TypedDict):
 
 
 class SessionPayload(TypedDict):
-    """session.created, session.refreshed, session.revoked, session.family_revoked"""
+    """session.created, session.refreshed, session.revoked, session.family_revoked,
+    session.password_changed"""
 
     user_id: str
 
@@ -191,7 +192,8 @@ USER_ROLE_CHANGED: EventType[UserPayload] = EventType("user.role_changed", "user
 USER_DISABLED: EventType[UserPayload] = EventType("user.disabled", "user")
 USER_ENABLED: EventType[UserPayload] = EventType("user.enabled", "user")
 USER_PROFILE_CHANGED: EventType[UserPayload] = EventType("user.profile_changed", "user")
-USER_PASSWORD_CHANGED: EventType[SessionPayload] = EventType("user.password_changed", "user")
+# Every session of the user ended by a password change (no read model follows sessions).
+SESSION_PASSWORD_CHANGED: EventType[SessionPayload] = EventType("session.password_changed", "user")
 SESSION_CREATED: EventType[SessionPayload] = EventType("session.created", "user")
 SESSION_REFRESHED: EventType[SessionPayload] = EventType("session.refreshed", "user")
 SESSION_REVOKED: EventType[SessionPayload] = EventType("session.revoked", "user")

@@ -25,11 +25,11 @@ from learnflow.errors import (
 from learnflow.events import (
     SESSION_CREATED,
     SESSION_FAMILY_REVOKED,
+    SESSION_PASSWORD_CHANGED,
     SESSION_REFRESHED,
     SESSION_REVOKED,
     USER_DISABLED,
     USER_ENABLED,
-    USER_PASSWORD_CHANGED,
     USER_PROFILE_CHANGED,
     USER_REGISTERED,
     USER_ROLE_CHANGED,
@@ -484,7 +484,7 @@ class IdentityCommands(identity_pb2_grpc.IdentityServiceServicer):
             changed = await self._change_user(uow, user.id)
             refresh = await self._new_refresh_token(uow, user.id, family_id=uuid.uuid4())
             await uow.audit("user.change_password", f"users/{user.id}", actor_id=user.id)
-            await uow.emit(USER_PASSWORD_CHANGED, user.id, session_payload(user.id))
+            await uow.emit(SESSION_PASSWORD_CHANGED, user.id, session_payload(user.id))
         return identity_pb2.ChangePasswordResponse(
             access_token=self.tokens.issue(changed.id, changed.role, changed.token_version),
             refresh_token=refresh,
