@@ -440,9 +440,9 @@ class ProjectionSuite(abc.ABC):
         uid = new_id()
         s.add(ev.USER_REGISTERED, uid, user(uid))
         changed = user(uid)
-        changed.update(
-            display_name="Ádá  KING Lovelace", bio="Notes.", avatar_url="https://a/b.png"
-        )
+        changed["display_name"] = "Ádá  KING Lovelace"
+        changed["bio"] = "Notes."
+        changed["avatar_url"] = "https://a/b.png"
         s.add(ev.USER_PROFILE_CHANGED, uid, changed)
         await store.apply(s.events)
         doc = await store.get("users", uid)

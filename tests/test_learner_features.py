@@ -34,10 +34,11 @@ def ids(channel: grpc.aio.Channel) -> identity_pb2_grpc.IdentityServiceAsyncStub
 async def update_me(
     who: Caller, paths: list[str], **fields: str
 ) -> identity_pb2.UpdateCurrentUserResponse:
+    user = identity_pb2.User()
+    for name, value in fields.items():
+        setattr(user, name, value)
     return await ids(who.channel).UpdateCurrentUser(
-        identity_pb2.UpdateCurrentUserRequest(
-            user=identity_pb2.User(**fields), update_mask=FieldMask(paths=paths)
-        ),
+        identity_pb2.UpdateCurrentUserRequest(user=user, update_mask=FieldMask(paths=paths)),
         metadata=who.metadata(),
     )
 
