@@ -37,6 +37,7 @@ from learnflow.projections.store import ReadStore
 from learnflow.projections.watcher import CheckpointWatcher
 from learnflow.queries.audit import AuditQueries
 from learnflow.queries.catalog import CatalogQueries
+from learnflow.queries.certificates import CertificateQueries
 from learnflow.queries.discussion import CommentQueries
 from learnflow.queries.profiles import ProfileQueries
 from learnflow.queries.progress import ProgressQueries
@@ -189,6 +190,9 @@ async def build(
             heartbeat_s=settings.stream_heartbeat_s,
         ),
         server,
+    )
+    learning_pb2_grpc.add_CertificateServiceServicer_to_server(
+        CertificateQueries(read_models), server
     )
     discussion_pb2_grpc.add_CommentQueryServiceServicer_to_server(
         CommentQueries(read_models), server

@@ -93,6 +93,7 @@ class Catalog(Projection):
                     ("title_lower", ASCENDING),
                 ]
             )
+        await courses.create_index([("slug", ASCENDING)])  # GetCourseBySlug
         await db["lessons"].create_index([("course_id", ASCENDING), ("position", ASCENDING)])
 
     @on(*COURSE_EVENTS)

@@ -140,6 +140,10 @@ class CatalogServiceStub:
     """Published courses, newest first; filters by tag, level and a title search."""
     GetCourse: _grpc.UnaryUnaryMultiCallable[_courses_pb2.GetCourseRequest, _courses_pb2.GetCourseResponse]
     """A course with its lesson outline; drafts and archived courses only for staff."""
+    GetCourseBySlug: _grpc.UnaryUnaryMultiCallable[_courses_pb2.GetCourseBySlugRequest, _courses_pb2.GetCourseBySlugResponse]
+    """A course with its lesson outline, found by its slug; the same visibility as GetCourse
+    (drafts and archived courses only for staff).
+    """
     GetLesson: _grpc.UnaryUnaryMultiCallable[_courses_pb2.GetLessonRequest, _courses_pb2.GetLessonResponse]
     """One lesson, for enrolled users and course staff; quiz answers only for staff."""
 
@@ -152,6 +156,10 @@ class CatalogServiceAsyncStub(CatalogServiceStub):
     """Published courses, newest first; filters by tag, level and a title search."""
     GetCourse: _aio.UnaryUnaryMultiCallable[_courses_pb2.GetCourseRequest, _courses_pb2.GetCourseResponse]  # type: ignore[assignment]
     """A course with its lesson outline; drafts and archived courses only for staff."""
+    GetCourseBySlug: _aio.UnaryUnaryMultiCallable[_courses_pb2.GetCourseBySlugRequest, _courses_pb2.GetCourseBySlugResponse]  # type: ignore[assignment]
+    """A course with its lesson outline, found by its slug; the same visibility as GetCourse
+    (drafts and archived courses only for staff).
+    """
     GetLesson: _aio.UnaryUnaryMultiCallable[_courses_pb2.GetLessonRequest, _courses_pb2.GetLessonResponse]  # type: ignore[assignment]
     """One lesson, for enrolled users and course staff; quiz answers only for staff."""
 
@@ -173,6 +181,16 @@ class CatalogServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_courses_pb2.GetCourseResponse, _abc.Awaitable[_courses_pb2.GetCourseResponse]]:
         """A course with its lesson outline; drafts and archived courses only for staff."""
+
+    @_abc_1.abstractmethod
+    def GetCourseBySlug(
+        self,
+        request: _courses_pb2.GetCourseBySlugRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_courses_pb2.GetCourseBySlugResponse, _abc.Awaitable[_courses_pb2.GetCourseBySlugResponse]]:
+        """A course with its lesson outline, found by its slug; the same visibility as GetCourse
+        (drafts and archived courses only for staff).
+        """
 
     @_abc_1.abstractmethod
     def GetLesson(

@@ -29,7 +29,7 @@ from learnflow.v1 import access_pb2 as learnflow_dot_v1_dot_access__pb2
 from learnflow.v1 import limits_pb2 as learnflow_dot_v1_dot_limits__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1blearnflow/v1/learning.proto\x12\x0clearnflow.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19learnflow/v1/access.proto\x1a\x19learnflow/v1/limits.proto\"\x8f\x01\n\nEnrollment\x12\x11\n\tcourse_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12,\n\x05state\x18\x03 \x01(\x0e\x32\x1d.learnflow.v1.EnrollmentState\x12/\n\x0b\x65nroll_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xf0\x02\n\x0e\x43ourseProgress\x12\x11\n\tcourse_id\x18\x01 \x01(\t\x12\x14\n\x0c\x63ourse_title\x18\x02 \x01(\t\x12,\n\x05state\x18\x03 \x01(\x0e\x32\x1d.learnflow.v1.EnrollmentState\x12\x1c\n\x14\x63ompleted_lesson_ids\x18\x04 \x03(\t\x12\x14\n\x0clesson_count\x18\x05 \x01(\x05\x12\x18\n\x10percent_complete\x18\x06 \x01(\x05\x12J\n\x10quiz_best_scores\x18\x07 \x03(\x0b\x32\x30.learnflow.v1.CourseProgress.QuizBestScoresEntry\x12\x36\n\x12last_activity_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x1a\x35\n\x13QuizBestScoresEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x05:\x02\x38\x01\"S\n\x15\x45nrollInCourseRequest\x12\x1d\n\tcourse_id\x18\x01 \x01(\tB\n\xe2\x41\x01\x02\xb2\xbb\x18\x02\x08$\x12\x1b\n\nrequest_id\x18\x02 \x01(\tB\x07\xb2\xbb\x18\x03\x08\x80\x01\"a\n\x16\x45nrollInCourseResponse\x12,\n\nenrollment\x18\x01 \x01(\x0b\x32\x18.learnflow.v1.Enrollment\x12\x19\n\x11\x63onsistency_token\x18\x02 \x01(\t\"W\n\x19WithdrawEnrollmentRequest\x12\x1d\n\tcourse_id\x18\x01 \x01(\tB\n\xe2\x41\x01\x02\xb2\xbb\x18\x02\x08$\x12\x1b\n\nrequest_id\x18\x02 \x01(\tB\x07\xb2\xbb\x18\x03\x08\x80\x01\"e\n\x1aWithdrawEnrollmentResponse\x12,\n\nenrollment\x18\x01 \x01(\x0b\x32\x18.learnflow.v1.Enrollment\x12\x19\n\x11\x63onsistency_token\x18\x02 \x01(\t\"r\n\x15\x43ompleteLessonRequest\x12\x1d\n\tcourse_id\x18\x01 \x01(\tB\n\xe2\x41\x01\x02\xb2\xbb\x18\x02\x08$\x12\x1d\n\tlesson_id\x18\x02 \x01(\tB\n\xe2\x41\x01\x02\xb2\xbb\x18\x02\x08$\x12\x1b\n\nrequest_id\x18\x03 \x01(\tB\x07\xb2\xbb\x18\x03\x08\x80\x01\"a\n\x16\x43ompleteLessonResponse\x12,\n\nenrollment\x18\x01 \x01(\x0b\x32\x18.learnflow.v1.Enrollment\x12\x19\n\x11\x63onsistency_token\x18\x02 \x01(\t\"M\n\nQuizAnswer\x12\x1f\n\x0bquestion_id\x18\x01 \x01(\tB\n\xe2\x41\x01\x02\xb2\xbb\x18\x02\x08@\x12\x1e\n\x0e\x63hoice_indexes\x18\x02 \x03(\x05\x42\x06\xb2\xbb\x18\x02\x10\n\"\xa8\x01\n\x18\x43reateQuizAttemptRequest\x12\x1d\n\tcourse_id\x18\x01 \x01(\tB\n\xe2\x41\x01\x02\xb2\xbb\x18\x02\x08$\x12\x1d\n\tlesson_id\x18\x02 \x01(\tB\n\xe2\x41\x01\x02\xb2\xbb\x18\x02\x08$\x12\x31\n\x07\x61nswers\x18\x03 \x03(\x0b\x32\x18.learnflow.v1.QuizAnswerB\x06\xb2\xbb\x18\x02\x10\x32\x12\x1b\n\nrequest_id\x18\x04 \x01(\tB\x07\xb2\xbb\x18\x03\x08\x80\x01\"i\n\x19\x43reateQuizAttemptResponse\x12\r\n\x05score\x18\x01 \x01(\x05\x12\x0e\n\x06passed\x18\x02 \x01(\x08\x12\x12\n\nbest_score\x18\x03 \x01(\x05\x12\x19\n\x11\x63onsistency_token\x18\x04 \x01(\t\"J\n\x18ListMyEnrollmentsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x1b\n\npage_token\x18\x02 \x01(\tB\x07\xb2\xbb\x18\x03\x08\x80\x04\"g\n\x19ListMyEnrollmentsResponse\x12\x31\n\x0b\x65nrollments\x18\x01 \x03(\x0b\x32\x1c.learnflow.v1.CourseProgress\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"9\n\x18GetCourseProgressRequest\x12\x1d\n\tcourse_id\x18\x01 \x01(\tB\n\xe2\x41\x01\x02\xb2\xbb\x18\x02\x08$\"K\n\x19GetCourseProgressResponse\x12.\n\x08progress\x18\x01 \x01(\x0b\x32\x1c.learnflow.v1.CourseProgress\";\n\x1aWatchCourseProgressRequest\x12\x1d\n\tcourse_id\x18\x01 \x01(\tB\n\xe2\x41\x01\x02\xb2\xbb\x18\x02\x08$\"M\n\x1bWatchCourseProgressResponse\x12.\n\x08progress\x18\x01 \x01(\x0b\x32\x1c.learnflow.v1.CourseProgress*\x90\x01\n\x0f\x45nrollmentState\x12 \n\x1c\x45NROLLMENT_STATE_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x45NROLLMENT_STATE_ACTIVE\x10\x01\x12\x1e\n\x1a\x45NROLLMENT_STATE_WITHDRAWN\x10\x02\x12\x1e\n\x1a\x45NROLLMENT_STATE_COMPLETED\x10\x03\x32\xb0\x05\n\x0fLearningService\x12\x93\x01\n\x0e\x45nrollInCourse\x12#.learnflow.v1.EnrollInCourseRequest\x1a$.learnflow.v1.EnrollInCourseResponse\"6\xaa\xbb\x18\x04\x08\x02\x18\x02\x82\xd3\xe4\x93\x02(\"#/v1/courses/{course_id}/enrollments:\x01*\x12\xab\x01\n\x12WithdrawEnrollment\x12\'.learnflow.v1.WithdrawEnrollmentRequest\x1a(.learnflow.v1.WithdrawEnrollmentResponse\"B\xaa\xbb\x18\x04\x08\x02\x18\x02\x82\xd3\xe4\x93\x02\x34\"//v1/courses/{course_id}/enrollments/me:withdraw:\x01*\x12\xa4\x01\n\x0e\x43ompleteLesson\x12#.learnflow.v1.CompleteLessonRequest\x1a$.learnflow.v1.CompleteLessonResponse\"G\xaa\xbb\x18\x04\x08\x02\x18\x02\x82\xd3\xe4\x93\x02\x39\"4/v1/courses/{course_id}/lessons/{lesson_id}:complete:\x01*\x12\xb1\x01\n\x11\x43reateQuizAttempt\x12&.learnflow.v1.CreateQuizAttemptRequest\x1a\'.learnflow.v1.CreateQuizAttemptResponse\"K\xaa\xbb\x18\x04\x08\x02\x18\x02\x82\xd3\xe4\x93\x02=\"8/v1/courses/{course_id}/lessons/{lesson_id}/quizAttempts:\x01*2\xf4\x03\n\x0fProgressService\x12\x8e\x01\n\x11ListMyEnrollments\x12&.learnflow.v1.ListMyEnrollmentsRequest\x1a\'.learnflow.v1.ListMyEnrollmentsResponse\"(\xaa\xbb\x18\x04\x08\x02\x18\x01\x82\xd3\xe4\x93\x02\x1a\x12\x18/v1/users/me/enrollments\x12\x9f\x01\n\x11GetCourseProgress\x12&.learnflow.v1.GetCourseProgressRequest\x1a\'.learnflow.v1.GetCourseProgressResponse\"9\xaa\xbb\x18\x04\x08\x02\x18\x01\x82\xd3\xe4\x93\x02+\x12)/v1/users/me/courses/{course_id}/progress\x12\xad\x01\n\x13WatchCourseProgress\x12(.learnflow.v1.WatchCourseProgressRequest\x1a).learnflow.v1.WatchCourseProgressResponse\"?\xaa\xbb\x18\x04\x08\x02\x18\x01\x82\xd3\xe4\x93\x02\x31\x12//v1/users/me/courses/{course_id}/progress:watch0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1blearnflow/v1/learning.proto\x12\x0clearnflow.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19learnflow/v1/access.proto\x1a\x19learnflow/v1/limits.proto\"\x8f\x01\n\nEnrollment\x12\x11\n\tcourse_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12,\n\x05state\x18\x03 \x01(\x0e\x32\x1d.learnflow.v1.EnrollmentState\x12/\n\x0b\x65nroll_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xb8\x03\n\x0e\x43ourseProgress\x12\x11\n\tcourse_id\x18\x01 \x01(\t\x12\x14\n\x0c\x63ourse_title\x18\x02 \x01(\t\x12,\n\x05state\x18\x03 \x01(\x0e\x32\x1d.learnflow.v1.EnrollmentState\x12\x1c\n\x14\x63ompleted_lesson_ids\x18\x04 \x03(\t\x12\x14\n\x0clesson_count\x18\x05 \x01(\x05\x12\x18\n\x10percent_complete\x18\x06 \x01(\x05\x12J\n\x10quiz_best_scores\x18\x07 \x03(\x0b\x32\x30.learnflow.v1.CourseProgress.QuizBestScoresEntry\x12\x36\n\x12last_activity_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0elast_lesson_id\x18\t \x01(\t\x12\x16\n\x0enext_lesson_id\x18\n \x01(\t\x12\x16\n\x0e\x63\x65rtificate_id\x18\x0b \x01(\t\x1a\x35\n\x13QuizBestScoresEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x05:\x02\x38\x01\"S\n\x15\x45nrollInCourseRequest\x12\x1d\n\tcourse_id\x18\x01 \x01(\tB\n\xe2\x41\x01\x02\xb2\xbb\x18\x02\x08$\x12\x1b\n\nrequest_id\x18\x02 \x01(\tB\x07\xb2\xbb\x18\x03\x08\x80\x01\"a\n\x16\x45nrollInCourseResponse\x12,\n\nenrollment\x18\x01 \x01(\x0b\x32\x18.learnflow.v1.Enrollment\x12\x19\n\x11\x63onsistency_token\x18\x02 \x01(\t\"W\n\x19WithdrawEnrollmentRequest\x12\x1d\n\tcourse_id\x18\x01 \x01(\tB\n\xe2\x41\x01\x02\xb2\xbb\x18\x02\x08$\x12\x1b\n\nrequest_id\x18\x02 \x01(\tB\x07\xb2\xbb\x18\x03\x08\x80\x01\"e\n\x1aWithdrawEnrollmentResponse\x12,\n\nenrollment\x18\x01 \x01(\x0b\x32\x18.learnflow.v1.Enrollment\x12\x19\n\x11\x63onsistency_token\x18\x02 \x01(\t\"r\n\x15\x43ompleteLessonRequest\x12\x1d\n\tcourse_id\x18\x01 \x01(\tB\n\xe2\x41\x01\x02\xb2\xbb\x18\x02\x08$\x12\x1d\n\tlesson_id\x18\x02 \x01(\tB\n\xe2\x41\x01\x02\xb2\xbb\x18\x02\x08$\x12\x1b\n\nrequest_id\x18\x03 \x01(\tB\x07\xb2\xbb\x18\x03\x08\x80\x01\"a\n\x16\x43ompleteLessonResponse\x12,\n\nenrollment\x18\x01 \x01(\x0b\x32\x18.learnflow.v1.Enrollment\x12\x19\n\x11\x63onsistency_token\x18\x02 \x01(\t\"M\n\nQuizAnswer\x12\x1f\n\x0bquestion_id\x18\x01 \x01(\tB\n\xe2\x41\x01\x02\xb2\xbb\x18\x02\x08@\x12\x1e\n\x0e\x63hoice_indexes\x18\x02 \x03(\x05\x42\x06\xb2\xbb\x18\x02\x10\n\"\xa8\x01\n\x18\x43reateQuizAttemptRequest\x12\x1d\n\tcourse_id\x18\x01 \x01(\tB\n\xe2\x41\x01\x02\xb2\xbb\x18\x02\x08$\x12\x1d\n\tlesson_id\x18\x02 \x01(\tB\n\xe2\x41\x01\x02\xb2\xbb\x18\x02\x08$\x12\x31\n\x07\x61nswers\x18\x03 \x03(\x0b\x32\x18.learnflow.v1.QuizAnswerB\x06\xb2\xbb\x18\x02\x10\x32\x12\x1b\n\nrequest_id\x18\x04 \x01(\tB\x07\xb2\xbb\x18\x03\x08\x80\x01\"i\n\x19\x43reateQuizAttemptResponse\x12\r\n\x05score\x18\x01 \x01(\x05\x12\x0e\n\x06passed\x18\x02 \x01(\x08\x12\x12\n\nbest_score\x18\x03 \x01(\x05\x12\x19\n\x11\x63onsistency_token\x18\x04 \x01(\t\"J\n\x18ListMyEnrollmentsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x1b\n\npage_token\x18\x02 \x01(\tB\x07\xb2\xbb\x18\x03\x08\x80\x04\"g\n\x19ListMyEnrollmentsResponse\x12\x31\n\x0b\x65nrollments\x18\x01 \x03(\x0b\x32\x1c.learnflow.v1.CourseProgress\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"9\n\x18GetCourseProgressRequest\x12\x1d\n\tcourse_id\x18\x01 \x01(\tB\n\xe2\x41\x01\x02\xb2\xbb\x18\x02\x08$\"K\n\x19GetCourseProgressResponse\x12.\n\x08progress\x18\x01 \x01(\x0b\x32\x1c.learnflow.v1.CourseProgress\";\n\x1aWatchCourseProgressRequest\x12\x1d\n\tcourse_id\x18\x01 \x01(\tB\n\xe2\x41\x01\x02\xb2\xbb\x18\x02\x08$\"M\n\x1bWatchCourseProgressResponse\x12.\n\x08progress\x18\x01 \x01(\x0b\x32\x1c.learnflow.v1.CourseProgress\"\xa4\x01\n\x0b\x43\x65rtificate\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\tcourse_id\x18\x02 \x01(\t\x12\x14\n\x0c\x63ourse_title\x18\x03 \x01(\t\x12\x14\n\x0clearner_name\x18\x04 \x01(\t\x12\x17\n\x0finstructor_name\x18\x05 \x01(\t\x12\x31\n\rcomplete_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\";\n\x15GetCertificateRequest\x12\"\n\x0e\x63\x65rtificate_id\x18\x01 \x01(\tB\n\xe2\x41\x01\x02\xb2\xbb\x18\x02\x08@\"H\n\x16GetCertificateResponse\x12.\n\x0b\x63\x65rtificate\x18\x01 \x01(\x0b\x32\x19.learnflow.v1.Certificate*\x90\x01\n\x0f\x45nrollmentState\x12 \n\x1c\x45NROLLMENT_STATE_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x45NROLLMENT_STATE_ACTIVE\x10\x01\x12\x1e\n\x1a\x45NROLLMENT_STATE_WITHDRAWN\x10\x02\x12\x1e\n\x1a\x45NROLLMENT_STATE_COMPLETED\x10\x03\x32\xb0\x05\n\x0fLearningService\x12\x93\x01\n\x0e\x45nrollInCourse\x12#.learnflow.v1.EnrollInCourseRequest\x1a$.learnflow.v1.EnrollInCourseResponse\"6\xaa\xbb\x18\x04\x08\x02\x18\x02\x82\xd3\xe4\x93\x02(\"#/v1/courses/{course_id}/enrollments:\x01*\x12\xab\x01\n\x12WithdrawEnrollment\x12\'.learnflow.v1.WithdrawEnrollmentRequest\x1a(.learnflow.v1.WithdrawEnrollmentResponse\"B\xaa\xbb\x18\x04\x08\x02\x18\x02\x82\xd3\xe4\x93\x02\x34\"//v1/courses/{course_id}/enrollments/me:withdraw:\x01*\x12\xa4\x01\n\x0e\x43ompleteLesson\x12#.learnflow.v1.CompleteLessonRequest\x1a$.learnflow.v1.CompleteLessonResponse\"G\xaa\xbb\x18\x04\x08\x02\x18\x02\x82\xd3\xe4\x93\x02\x39\"4/v1/courses/{course_id}/lessons/{lesson_id}:complete:\x01*\x12\xb1\x01\n\x11\x43reateQuizAttempt\x12&.learnflow.v1.CreateQuizAttemptRequest\x1a\'.learnflow.v1.CreateQuizAttemptResponse\"K\xaa\xbb\x18\x04\x08\x02\x18\x02\x82\xd3\xe4\x93\x02=\"8/v1/courses/{course_id}/lessons/{lesson_id}/quizAttempts:\x01*2\xf4\x03\n\x0fProgressService\x12\x8e\x01\n\x11ListMyEnrollments\x12&.learnflow.v1.ListMyEnrollmentsRequest\x1a\'.learnflow.v1.ListMyEnrollmentsResponse\"(\xaa\xbb\x18\x04\x08\x02\x18\x01\x82\xd3\xe4\x93\x02\x1a\x12\x18/v1/users/me/enrollments\x12\x9f\x01\n\x11GetCourseProgress\x12&.learnflow.v1.GetCourseProgressRequest\x1a\'.learnflow.v1.GetCourseProgressResponse\"9\xaa\xbb\x18\x04\x08\x02\x18\x01\x82\xd3\xe4\x93\x02+\x12)/v1/users/me/courses/{course_id}/progress\x12\xad\x01\n\x13WatchCourseProgress\x12(.learnflow.v1.WatchCourseProgressRequest\x1a).learnflow.v1.WatchCourseProgressResponse\"?\xaa\xbb\x18\x04\x08\x02\x18\x01\x82\xd3\xe4\x93\x02\x31\x12//v1/users/me/courses/{course_id}/progress:watch0\x01\x32\xa5\x01\n\x12\x43\x65rtificateService\x12\x8e\x01\n\x0eGetCertificate\x12#.learnflow.v1.GetCertificateRequest\x1a$.learnflow.v1.GetCertificateResponse\"1\xaa\xbb\x18\x04\x08\x01\x18\x01\x82\xd3\xe4\x93\x02#\x12!/v1/certificates/{certificate_id}b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -70,6 +70,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETCOURSEPROGRESSREQUEST'].fields_by_name['course_id']._serialized_options = b'\342A\001\002\262\273\030\002\010$'
   _globals['_WATCHCOURSEPROGRESSREQUEST'].fields_by_name['course_id']._loaded_options = None
   _globals['_WATCHCOURSEPROGRESSREQUEST'].fields_by_name['course_id']._serialized_options = b'\342A\001\002\262\273\030\002\010$'
+  _globals['_GETCERTIFICATEREQUEST'].fields_by_name['certificate_id']._loaded_options = None
+  _globals['_GETCERTIFICATEREQUEST'].fields_by_name['certificate_id']._serialized_options = b'\342A\001\002\262\273\030\002\010@'
   _globals['_LEARNINGSERVICE'].methods_by_name['EnrollInCourse']._loaded_options = None
   _globals['_LEARNINGSERVICE'].methods_by_name['EnrollInCourse']._serialized_options = b'\252\273\030\004\010\002\030\002\202\323\344\223\002(\"#/v1/courses/{course_id}/enrollments:\001*'
   _globals['_LEARNINGSERVICE'].methods_by_name['WithdrawEnrollment']._loaded_options = None
@@ -84,46 +86,56 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PROGRESSSERVICE'].methods_by_name['GetCourseProgress']._serialized_options = b'\252\273\030\004\010\002\030\001\202\323\344\223\002+\022)/v1/users/me/courses/{course_id}/progress'
   _globals['_PROGRESSSERVICE'].methods_by_name['WatchCourseProgress']._loaded_options = None
   _globals['_PROGRESSSERVICE'].methods_by_name['WatchCourseProgress']._serialized_options = b'\252\273\030\004\010\002\030\001\202\323\344\223\0021\022//v1/users/me/courses/{course_id}/progress:watch'
-  _globals['_ENROLLMENTSTATE']._serialized_start=2118
-  _globals['_ENROLLMENTSTATE']._serialized_end=2262
+  _globals['_CERTIFICATESERVICE'].methods_by_name['GetCertificate']._loaded_options = None
+  _globals['_CERTIFICATESERVICE'].methods_by_name['GetCertificate']._serialized_options = b'\252\273\030\004\010\001\030\001\202\323\344\223\002#\022!/v1/certificates/{certificate_id}'
+  _globals['_ENROLLMENTSTATE']._serialized_start=2492
+  _globals['_ENROLLMENTSTATE']._serialized_end=2636
   _globals['_ENROLLMENT']._serialized_start=196
   _globals['_ENROLLMENT']._serialized_end=339
   _globals['_COURSEPROGRESS']._serialized_start=342
-  _globals['_COURSEPROGRESS']._serialized_end=710
-  _globals['_COURSEPROGRESS_QUIZBESTSCORESENTRY']._serialized_start=657
-  _globals['_COURSEPROGRESS_QUIZBESTSCORESENTRY']._serialized_end=710
-  _globals['_ENROLLINCOURSEREQUEST']._serialized_start=712
-  _globals['_ENROLLINCOURSEREQUEST']._serialized_end=795
-  _globals['_ENROLLINCOURSERESPONSE']._serialized_start=797
-  _globals['_ENROLLINCOURSERESPONSE']._serialized_end=894
-  _globals['_WITHDRAWENROLLMENTREQUEST']._serialized_start=896
-  _globals['_WITHDRAWENROLLMENTREQUEST']._serialized_end=983
-  _globals['_WITHDRAWENROLLMENTRESPONSE']._serialized_start=985
-  _globals['_WITHDRAWENROLLMENTRESPONSE']._serialized_end=1086
-  _globals['_COMPLETELESSONREQUEST']._serialized_start=1088
-  _globals['_COMPLETELESSONREQUEST']._serialized_end=1202
-  _globals['_COMPLETELESSONRESPONSE']._serialized_start=1204
-  _globals['_COMPLETELESSONRESPONSE']._serialized_end=1301
-  _globals['_QUIZANSWER']._serialized_start=1303
-  _globals['_QUIZANSWER']._serialized_end=1380
-  _globals['_CREATEQUIZATTEMPTREQUEST']._serialized_start=1383
-  _globals['_CREATEQUIZATTEMPTREQUEST']._serialized_end=1551
-  _globals['_CREATEQUIZATTEMPTRESPONSE']._serialized_start=1553
-  _globals['_CREATEQUIZATTEMPTRESPONSE']._serialized_end=1658
-  _globals['_LISTMYENROLLMENTSREQUEST']._serialized_start=1660
-  _globals['_LISTMYENROLLMENTSREQUEST']._serialized_end=1734
-  _globals['_LISTMYENROLLMENTSRESPONSE']._serialized_start=1736
-  _globals['_LISTMYENROLLMENTSRESPONSE']._serialized_end=1839
-  _globals['_GETCOURSEPROGRESSREQUEST']._serialized_start=1841
-  _globals['_GETCOURSEPROGRESSREQUEST']._serialized_end=1898
-  _globals['_GETCOURSEPROGRESSRESPONSE']._serialized_start=1900
-  _globals['_GETCOURSEPROGRESSRESPONSE']._serialized_end=1975
-  _globals['_WATCHCOURSEPROGRESSREQUEST']._serialized_start=1977
-  _globals['_WATCHCOURSEPROGRESSREQUEST']._serialized_end=2036
-  _globals['_WATCHCOURSEPROGRESSRESPONSE']._serialized_start=2038
-  _globals['_WATCHCOURSEPROGRESSRESPONSE']._serialized_end=2115
-  _globals['_LEARNINGSERVICE']._serialized_start=2265
-  _globals['_LEARNINGSERVICE']._serialized_end=2953
-  _globals['_PROGRESSSERVICE']._serialized_start=2956
-  _globals['_PROGRESSSERVICE']._serialized_end=3456
+  _globals['_COURSEPROGRESS']._serialized_end=782
+  _globals['_COURSEPROGRESS_QUIZBESTSCORESENTRY']._serialized_start=729
+  _globals['_COURSEPROGRESS_QUIZBESTSCORESENTRY']._serialized_end=782
+  _globals['_ENROLLINCOURSEREQUEST']._serialized_start=784
+  _globals['_ENROLLINCOURSEREQUEST']._serialized_end=867
+  _globals['_ENROLLINCOURSERESPONSE']._serialized_start=869
+  _globals['_ENROLLINCOURSERESPONSE']._serialized_end=966
+  _globals['_WITHDRAWENROLLMENTREQUEST']._serialized_start=968
+  _globals['_WITHDRAWENROLLMENTREQUEST']._serialized_end=1055
+  _globals['_WITHDRAWENROLLMENTRESPONSE']._serialized_start=1057
+  _globals['_WITHDRAWENROLLMENTRESPONSE']._serialized_end=1158
+  _globals['_COMPLETELESSONREQUEST']._serialized_start=1160
+  _globals['_COMPLETELESSONREQUEST']._serialized_end=1274
+  _globals['_COMPLETELESSONRESPONSE']._serialized_start=1276
+  _globals['_COMPLETELESSONRESPONSE']._serialized_end=1373
+  _globals['_QUIZANSWER']._serialized_start=1375
+  _globals['_QUIZANSWER']._serialized_end=1452
+  _globals['_CREATEQUIZATTEMPTREQUEST']._serialized_start=1455
+  _globals['_CREATEQUIZATTEMPTREQUEST']._serialized_end=1623
+  _globals['_CREATEQUIZATTEMPTRESPONSE']._serialized_start=1625
+  _globals['_CREATEQUIZATTEMPTRESPONSE']._serialized_end=1730
+  _globals['_LISTMYENROLLMENTSREQUEST']._serialized_start=1732
+  _globals['_LISTMYENROLLMENTSREQUEST']._serialized_end=1806
+  _globals['_LISTMYENROLLMENTSRESPONSE']._serialized_start=1808
+  _globals['_LISTMYENROLLMENTSRESPONSE']._serialized_end=1911
+  _globals['_GETCOURSEPROGRESSREQUEST']._serialized_start=1913
+  _globals['_GETCOURSEPROGRESSREQUEST']._serialized_end=1970
+  _globals['_GETCOURSEPROGRESSRESPONSE']._serialized_start=1972
+  _globals['_GETCOURSEPROGRESSRESPONSE']._serialized_end=2047
+  _globals['_WATCHCOURSEPROGRESSREQUEST']._serialized_start=2049
+  _globals['_WATCHCOURSEPROGRESSREQUEST']._serialized_end=2108
+  _globals['_WATCHCOURSEPROGRESSRESPONSE']._serialized_start=2110
+  _globals['_WATCHCOURSEPROGRESSRESPONSE']._serialized_end=2187
+  _globals['_CERTIFICATE']._serialized_start=2190
+  _globals['_CERTIFICATE']._serialized_end=2354
+  _globals['_GETCERTIFICATEREQUEST']._serialized_start=2356
+  _globals['_GETCERTIFICATEREQUEST']._serialized_end=2415
+  _globals['_GETCERTIFICATERESPONSE']._serialized_start=2417
+  _globals['_GETCERTIFICATERESPONSE']._serialized_end=2489
+  _globals['_LEARNINGSERVICE']._serialized_start=2639
+  _globals['_LEARNINGSERVICE']._serialized_end=3327
+  _globals['_PROGRESSSERVICE']._serialized_start=3330
+  _globals['_PROGRESSSERVICE']._serialized_end=3830
+  _globals['_CERTIFICATESERVICE']._serialized_start=3833
+  _globals['_CERTIFICATESERVICE']._serialized_end=3998
 # @@protoc_insertion_point(module_scope)
