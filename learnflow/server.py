@@ -46,7 +46,7 @@ from learnflow.security.access import api_services, load_rules
 from learnflow.security.accounts import AccountStates
 from learnflow.security.authentication import Authenticator
 from learnflow.security.denial_audit import DenialAudit
-from learnflow.security.interceptor import ApiInterceptor, StreamLimits
+from learnflow.security.interceptor import AccessLog, ApiInterceptor, StreamLimits
 from learnflow.security.passwords import PasswordHasher
 from learnflow.security.rate_limits import RateLimiter
 from learnflow.security.tokens import TokenService, load_keys
@@ -156,6 +156,7 @@ async def build(
                 Authenticator(tokens, db, accounts),
                 rate_limiter,
                 denials=denials,
+                access_log=AccessLog(settings.access_log_sample, settings.access_log_slow_ms),
                 streams=StreamLimits(
                     settings.streams_per_user,
                     settings.stream_max_duration_s,

@@ -100,6 +100,10 @@ class Settings:
     health_watch_max_total: int = 100
     # Proxies (CIDR blocks) whose X-Forwarded-For is believed: by default the local gateway.
     trusted_proxies: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
+    # Share (0..1) of fast successful RPCs that get an access log line; failures and calls
+    # slower than access_log_slow_ms always do (metrics count every call).
+    access_log_sample: float = 0.01
+    access_log_slow_ms: float = 250.0
     # Python logging level of the JSON log lines.
     log_level: str = "INFO"
     # Largest request message the gRPC server accepts: the gateway's body limit (1 MiB).

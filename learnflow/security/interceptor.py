@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import inspect
 import logging
+import random
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
@@ -112,6 +113,12 @@ class StreamSlots:
 
 
 @dataclass(frozen=True)
+class AccessLog:
+    sample: float = 1.0  # share of fast successful calls logged (0..1)
+    slow_ms: float = 250.0  # calls at least this slow are always logged
+
+
+@dataclass(frozen=True)
 class StreamLimits:
     per_subject: int = 4  # open server streams per user (or client address)
     max_duration_s: float = 3600.0
@@ -128,6 +135,7 @@ class ApiInterceptor(AsyncServerInterceptor):
         streams: StreamLimits | None = None,
         limits: RequestLimits | None = None,
         *,
+        access_log: AccessLog | None = None,
         trusted_proxies: Iterable[str] = LOOPBACK,
         health_watch_max_per_client: int = 4,
         health_watch_max_total: int = 100,
@@ -137,6 +145,7 @@ class ApiInterceptor(AsyncServerInterceptor):
         self.rate_limiter = rate_limiter
         self.denials = denials
         self.streams = streams or StreamLimits()
+        self.access_log = access_log or AccessLog()
         self._open_streams: Counter[str] = Counter()
         # Compiled at start from the contract; refuses to start on an unbounded request field.
         self.limits = limits if limits is not None else RequestLimits(api_services())
@@ -351,13 +360,26 @@ class ApiInterceptor(AsyncServerInterceptor):
         ]
         return client_address(forwarded, peer_host(context.peer()), self.trusted_proxies)
 
-    @staticmethod
     def _log(
-        call: CallContext, code: str, started: float, error: str = "", streaming: bool = False
+        self,
+        call: CallContext,
+        code: str,
+        started: float,
+        error: str = "",
+        streaming: bool = False,
     ) -> None:
-        """The call's log line and its metrics: called once per call, with its final code."""
+        """The call's metrics, and its log line: always for a failure or a slow call, for a
+        sample of the fast successful ones (the metrics count them all; a JSON line per read
+        would cost as much as the read)."""
         seconds = time.perf_counter() - started
         metrics.rpc_finished(call.method, code, None if streaming else seconds)
+        access = self.access_log
+        if (
+            code == "OK"
+            and seconds * 1000 < access.slow_ms
+            and (access.sample <= 0 or random.random() >= access.sample)
+        ):
+            return
         extra: dict[str, Any] = {
             "rpc": call.method,
             "code": code,
