@@ -1,6 +1,6 @@
 """A typed LearnFlow client: `pip install learnflow` (no server extras) gives `learnflow.v1`.
 
-    python examples/typed_client.py 127.0.0.1:50051 student@learnflow.dev learn-demo-pass
+python examples/typed_client.py 127.0.0.1:50051 student@learnflow.dev learn-demo-pass
 """
 
 import asyncio
