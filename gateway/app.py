@@ -39,8 +39,11 @@ CORS_ALLOW_HEADERS = (
     "X-Request-Id",
     "X-Consistency-Token",
     "Grpc-Timeout",
+    "If-None-Match",
+    "Last-Event-ID",
 )
 CORS_EXPOSE_HEADERS = (
+    "ETag",
     "X-Request-Id",
     "X-Consistency-Token",
     "Retry-After",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import itertools
 import json
 import logging
@@ -370,6 +371,8 @@ class Dispatcher:
         response = JSONResponse(response_to_json(route, reply, registry.schema.pool))
         for key, value in response_headers(initial, trailing):
             response.headers.append(key, value)
+        if request.method == "GET":
+            return conditional(request, response, initial, trailing)
         return response
 
     async def _stream(
@@ -436,3 +439,34 @@ class Dispatcher:
         for key, value in response_headers(initial):
             response.headers.append(key, value)
         return response
+
+
+def conditional(
+    request: Request,
+    response: Response,
+    *metadata: list[tuple[str, str | bytes]],
+) -> Response:
+    """HTTP caching for a GET: an `ETag` (a digest of the body, so it changes exactly when
+    what the client would see does), `304 Not Modified` when `If-None-Match` names it, and a
+    `Cache-Control` the service chose (response metadata `cache-control`) or, by default,
+    `private, no-cache` (a client may keep it, and must ask again before using it)."""
+    etag = '"' + hashlib.blake2b(response.body, digest_size=12).hexdigest() + '"'
+    chosen = next(
+        (
+            value
+            for group in metadata
+            for key, value in group
+            if key == "cache-control" and isinstance(value, str)
+        ),
+        "private, no-cache",
+    )
+    headers = {"ETag": etag, "Cache-Control": chosen}
+    wanted = request.headers.get("if-none-match", "")
+    if etag in {tag.strip() for tag in wanted.split(",")} or wanted.strip() == "*":
+        not_modified = Response(status_code=304, headers=headers)
+        for key in ("x-request-id", "x-consistency-token"):
+            if key in response.headers:
+                not_modified.headers[key] = response.headers[key]
+        return not_modified
+    response.headers.update(headers)
+    return response

@@ -781,3 +781,31 @@ async def test_an_event_source_opens_a_stream_with_a_ticket_and_resumes_its_ids(
     again = (await http.post("/-/stream-tickets", headers=student.headers())).json()["ticket"]
     event_id, _ = await first_event(again, last_event_id="7")
     assert event_id == "8"
+
+
+async def test_conditional_gets_answer_304_until_the_resource_changes(
+    http: httpx.AsyncClient, instructor: Caller
+) -> None:
+    course_id, _ = await published_course(http, instructor, lessons=1)
+    auth = {"Authorization": f"Bearer {instructor.access_token}"}
+    async with asyncio.timeout(10):  # until the projector has the published course
+        while (first := await http.get(f"/v1/courses/{course_id}")).status_code == 404:  # noqa: ASYNC110 - polls an HTTP resource
+            await asyncio.sleep(0.05)
+    assert first.status_code == 200
+    etag = first.headers["etag"]
+    assert first.headers["cache-control"] == "private, no-cache"
+    again = await http.get(f"/v1/courses/{course_id}", headers={"If-None-Match": etag})
+    assert again.status_code == 304
+    assert again.content == b""
+    assert again.headers["etag"] == etag
+    renamed = await http.patch(
+        f"/v1/courses/{course_id}?updateMask=title", json={"title": "Renamed"}, headers=auth
+    )
+    token = renamed.json()["consistencyToken"]
+    changed = await http.get(
+        f"/v1/courses/{course_id}",
+        headers={"If-None-Match": etag, "X-Consistency-Token": token},
+    )
+    assert changed.status_code == 200
+    assert changed.headers["etag"] != etag
+    assert changed.json()["course"]["title"] == "Renamed"
