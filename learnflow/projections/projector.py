@@ -28,7 +28,7 @@ import psycopg
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import ConnectionFailure
 
-from learnflow.positions import EventKey
+from learnflow.positions import ZERO, EventKey
 from learnflow.projections.base import Batch, DocumentCache, Event, Projection
 from learnflow.projections.store import Deposed, Document, ReadStore
 from learnflow.storage.unit_of_work import EVENTS_CHANNEL
@@ -254,6 +254,8 @@ class Projector:
                     await self.park(db, event, exc, int(record.get("attempts", 0)) + 1)
                     continue
                 await db[PARKED].delete_one({"_id": record["_id"]})
+                # Readers' caches in this process drop what the retry rewrote.
+                self.store.notify_changed(db.name, ZERO, batch.written)
                 applied += 1
         return applied, len(parked) - applied
 
