@@ -7,8 +7,8 @@ learnflow/queries or learnflow/dependencies.py (commands of test code are not th
 For each `find`, `count`, `distinct`, `aggregate` (its leading `$match`, then `$sort`),
 `update` and `delete` (each statement's `q`) and `findAndModify` (`query` and `sort`) it keeps
 the *shape* of the filter and sort: which fields are compared by equality (a value, `$eq`,
-`$in`, `$all`), which by anything else (a range: `$gt`, `$lt`, `$ne`, `$not`, `$exists`, `$regex`...),
-and the sort keys. The PyMongo listener runs synchronously in the task that issues the
+`$in`, `$all`), which by anything else (a range: `$gt`, `$lt`, `$ne`, `$not`, `$exists`,
+`$regex`...), and the sort keys. The PyMongo listener runs synchronously in the task that issues the
 command (async PyMongo included), so the stack names the call site.
 
 At the end of the session each shape is checked against the indexes the projections declare
