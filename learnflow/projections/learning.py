@@ -145,12 +145,13 @@ class Progress(Projection):
         meta = await batch.get("progress_users", user_id)
         if stale(meta, event):
             return
-        changed = meta is None or meta.get("display_name") != p["display_name"]
         batch.put(
             "progress_users",
             {"_id": user_id, "display_name": p["display_name"], "v": event.version},
         )
-        if not changed:
+        # A user's first event is their registration, committed before any enrollment of
+        # theirs: no progress document to look for (and no scan per new user).
+        if meta is None or meta.get("display_name") == p["display_name"]:
             return
         for progress in await batch.find("progress", "user_id", user_id):
             if not stale(progress, event, "v_user"):
