@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from gateway import docs, errors
 from gateway.descriptors import ReflectionError
 from gateway.metadata import client_address, oversized_header, request_id_from
+from gateway.metrics import HttpMetrics
 from gateway.openapi import OpenApiCache
 from gateway.proxy import Dispatcher, Gateway, error_response, headers_too_large
 from gateway.settings import Settings
@@ -38,8 +39,11 @@ CORS_ALLOW_HEADERS = (
     "X-Request-Id",
     "X-Consistency-Token",
     "Grpc-Timeout",
+    "If-None-Match",
+    "Last-Event-ID",
 )
 CORS_EXPOSE_HEADERS = (
+    "ETag",
     "X-Request-Id",
     "X-Consistency-Token",
     "Retry-After",
@@ -49,10 +53,11 @@ CORS_EXPOSE_HEADERS = (
 
 
 class RequestContextMiddleware:
-    """Request id in and out, and one structured access-log line per request."""
+    """Request id in and out, one structured access-log line per request, and its metrics."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, metrics: HttpMetrics | None = None) -> None:
         self.app = app
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -71,9 +76,15 @@ class RequestContextMiddleware:
                 MutableHeaders(scope=message)["X-Request-Id"] = request_id
             await send(message)
 
+        if self.metrics is not None:
+            self.metrics.in_flight.inc()
         try:
             await self.app(scope, receive, send_with_id)
         finally:
+            seconds = time.perf_counter() - started
+            if self.metrics is not None:
+                self.metrics.in_flight.dec()
+                self.metrics.finished(scope["method"], _route_template(scope), status, seconds)
             access_log.info(
                 json.dumps(
                     {
@@ -82,11 +93,22 @@ class RequestContextMiddleware:
                         "path": scope["path"],
                         "status": status,
                         "grpc_method": state.get("grpc_method"),
-                        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                        "duration_ms": round(seconds * 1000, 2),
                         "request_id": request_id,
                     }
                 )
             )
+
+
+def _route_template(scope: Scope) -> str | None:
+    """The template of the route that served the request: a transcoded API route (set by the
+    dispatcher) or one of the gateway's own endpoints; None when none matched."""
+    template = scope.get("state", {}).get("route")
+    if isinstance(template, str):
+        return template
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) else None
 
 
 class HeaderLimitMiddleware:
@@ -165,6 +187,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings.from_env()
     gateway = Gateway(settings)
     openapi = OpenApiCache(gateway, title=settings.api_title)
+    metrics = HttpMetrics()
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -203,6 +226,21 @@ def create_app(settings: Settings | None = None) -> Starlette:
         if services:
             body["services"] = services
         return JSONResponse(body)
+
+    async def stream_ticket(request: Request) -> Response:
+        # A ticket for an EventSource (gateway/tickets.py): it stands for this bearer token.
+        authorization = request.headers.get("authorization", "")
+        if not authorization.lower().startswith("bearer ") or len(authorization) > 4096:
+            return error_response(
+                errors.simple_error(
+                    grpc.StatusCode.UNAUTHENTICATED, "a stream ticket needs a bearer token"
+                )
+            )
+        ticket = gateway.tickets.issue(authorization)
+        return JSONResponse(
+            {"ticket": ticket, "expiresIn": int(gateway.tickets.ttl_s)},
+            headers={"Cache-Control": "no-store"},
+        )
 
     async def reload(request: Request) -> Response:
         # Reloading only re-reads the backend, but it is an admin action: it exists only with a
@@ -270,14 +308,16 @@ def create_app(settings: Settings | None = None) -> Starlette:
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
+            Route("/metrics", metrics.endpoint, methods=["GET"]),
             Route("/", index, methods=["GET"]),
             Route(docs.OPENAPI_PATH, openapi_json, methods=["GET"]),
             *docs.routes(settings.api_title),
             Route("/-/reload", reload, methods=["POST"]),
+            Route("/-/stream-tickets", stream_ticket, methods=["POST"]),
         ],
         exception_handlers={HTTPException: starlette_error},
         middleware=[
-            Middleware(RequestContextMiddleware),
+            Middleware(RequestContextMiddleware, metrics=metrics),
             Middleware(
                 CORSMiddleware,
                 allow_origins=list(settings.cors_origins),
@@ -299,4 +339,5 @@ def create_app(settings: Settings | None = None) -> Starlette:
     # plain-text 404 instead of a google.rpc.Status).
     app.router.default = Dispatcher(gateway)
     app.state.gateway = gateway
+    app.state.metrics = metrics
     return app

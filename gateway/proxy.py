@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import itertools
 import json
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -13,6 +15,7 @@ import grpc
 from google.protobuf.descriptor import MethodDescriptor
 from google.protobuf.message import Message
 from google.protobuf.message_factory import GetMessageClass
+from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
@@ -32,6 +35,7 @@ from gateway.metadata import (
 )
 from gateway.routing import Match, MethodNotAllowed, Route, Router
 from gateway.settings import Settings
+from gateway.tickets import TICKET_PARAM, StreamTickets
 from gateway.transcode import BodyInput, TranscodeError, build_request, response_to_json
 
 log = logging.getLogger("gateway.proxy")
@@ -61,6 +65,7 @@ class Gateway:
         self.settings = settings
         self._channel: grpc.aio.Channel | None = None
         self._call_channels: list[grpc.aio.Channel] = []
+        self.tickets = StreamTickets()
         self._next_channel = 0
         self._loader: DescriptorLoader | None = None
         self.registry: Registry | None = None
@@ -243,6 +248,7 @@ class Dispatcher:
             err.headers["Allow"] = ", ".join(found.allowed)
             return error_response(err)
         request.state.grpc_method = found.route.grpc_path
+        request.state.route = found.route.template.openapi_path()  # the metrics' label
         try:
             return await self._call(request, found, registry)
         except (TranscodeError, HeaderError) as exc:
@@ -317,8 +323,24 @@ class Dispatcher:
         else:
             deadline_s = settings.default_timeout_s or None
         request_id = getattr(request.state, "request_id", None) or request_id_from(request.headers)
+        headers = request.headers
+        query = request.query_params.multi_items()
+        if route.method.server_streaming and any(k == TICKET_PARAM for k, _ in query):
+            # An EventSource's stream: the ticket stands for the Authorization it cannot send.
+            ticket = next(v for k, v in query if k == TICKET_PARAM)
+            query = [(k, v) for k, v in query if k != TICKET_PARAM]
+            authorization = self.gateway.tickets.redeem(ticket)
+            if authorization is None:
+                return error_response(
+                    errors.simple_error(
+                        grpc.StatusCode.UNAUTHENTICATED,
+                        "the stream ticket is unknown, used or expired; ask for a new one",
+                    )
+                )
+            raw = [(k, v) for k, v in headers.raw if k.lower() != b"authorization"]
+            headers = Headers(raw=[*raw, (b"authorization", authorization.encode("latin-1"))])
         metadata = outgoing_metadata(
-            request.headers,
+            headers,
             request.client.host if request.client else None,
             request_id,
             settings.trusted_proxies,
@@ -327,9 +349,7 @@ class Dispatcher:
         if metadata_size(metadata) > budget:
             raise HeadersTooLarge(f"headers forwarded to the backend exceed {budget} bytes")
         body = await self._read_body(request) if route.body else None
-        message = build_request(
-            route, found.params, request.query_params.multi_items(), body, registry.schema.pool
-        )
+        message = build_request(route, found.params, query, body, registry.schema.pool)
         output_class = GetMessageClass(route.method.output_type)
         if route.method.server_streaming:
             return await self._stream(request, route, registry, message, deadline_s, metadata)
@@ -351,6 +371,8 @@ class Dispatcher:
         response = JSONResponse(response_to_json(route, reply, registry.schema.pool))
         for key, value in response_headers(initial, trailing):
             response.headers.append(key, value)
+        if request.method == "GET":
+            return conditional(request, response, initial, trailing)
         return response
 
     async def _stream(
@@ -381,9 +403,16 @@ class Dispatcher:
                 response_headers(pairs(exc.initial_metadata()), pairs(exc.trailing_metadata())),
             )
         sse = _SSE_MEDIA in request.headers.get("accept", "")
+        # Every SSE event carries an id; a reconnecting EventSource sends the last one back
+        # (Last-Event-ID) and the numbering goes on from it. The backend's stream starts with
+        # the current state, so nothing is lost across the reconnection.
+        last = request.headers.get("last-event-id", "")
+        event_ids = itertools.count(int(last) + 1 if last.isdigit() and len(last) < 18 else 1)
 
         def encode(payload: Any) -> str:
-            return f"data: {_dumps(payload)}\n\n" if sse else _dumps(payload) + "\n"
+            if sse:
+                return f"id: {next(event_ids)}\ndata: {_dumps(payload)}\n\n"
+            return _dumps(payload) + "\n"
 
         def encode_error(exc: grpc.aio.AioRpcError) -> str:
             status = errors.from_rpc_error(exc, pool).body
@@ -410,3 +439,34 @@ class Dispatcher:
         for key, value in response_headers(initial):
             response.headers.append(key, value)
         return response
+
+
+def conditional(
+    request: Request,
+    response: Response,
+    *metadata: list[tuple[str, str | bytes]],
+) -> Response:
+    """HTTP caching for a GET: an `ETag` (a digest of the body, so it changes exactly when
+    what the client would see does), `304 Not Modified` when `If-None-Match` names it, and a
+    `Cache-Control` the service chose (response metadata `cache-control`) or, by default,
+    `private, no-cache` (a client may keep it, and must ask again before using it)."""
+    etag = '"' + hashlib.blake2b(response.body, digest_size=12).hexdigest() + '"'
+    chosen = next(
+        (
+            value
+            for group in metadata
+            for key, value in group
+            if key == "cache-control" and isinstance(value, str)
+        ),
+        "private, no-cache",
+    )
+    headers = {"ETag": etag, "Cache-Control": chosen}
+    wanted = request.headers.get("if-none-match", "")
+    if etag in {tag.strip() for tag in wanted.split(",")} or wanted.strip() == "*":
+        not_modified = Response(status_code=304, headers=headers)
+        for key in ("x-request-id", "x-consistency-token"):
+            if key in response.headers:
+                not_modified.headers[key] = response.headers[key]
+        return not_modified
+    response.headers.update(headers)
+    return response

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import sys
 
 from learnflow.logs import configure_logging
@@ -41,6 +42,19 @@ def check_dependencies(settings: Settings, postgres_url: str = "") -> None:
     }
     if problems:
         _fail("; ".join(f"{hints[name]}: {problem}" for name, problem in problems.items()))
+
+
+def _doctor(settings: Settings) -> int:
+    """One line per check; exit status 1 when something the server needs is wrong."""
+    from learnflow import doctor
+
+    report = asyncio.run(doctor.examine(settings))
+    for check in report:
+        print(
+            f"{'ok  ' if check.ok else ('FAIL' if check.required else 'warn')} {check.name}: "
+            f"{check.detail}"
+        )
+    return 1 if any(c.required and not c.ok for c in report) else 0
 
 
 def _redact(url: str) -> str:
@@ -86,11 +100,12 @@ def main(argv: list[str] | None = None) -> None:
 
     settings = Settings.from_env()
     configure_logging(settings.log_level)
-
     if args.command == "doctor":
-        check_dependencies(settings)
-        print("postgres and mongodb reachable")
-    elif args.command == "migrate":
+        raise SystemExit(_doctor(settings))
+    if settings.problems():
+        _fail("; ".join(settings.problems()) + " (see `learnflow doctor`)")
+
+    if args.command == "migrate":
         check_dependencies(settings, settings.postgres_migration_url)
         from learnflow.migrations import upgrade_to_head
 
@@ -133,7 +148,11 @@ def _serve_workers(settings: Settings, workers: int) -> None:
         _fail("--workers needs a fixed port in LEARNFLOW_GRPC_LISTEN")
     context = multiprocessing.get_context("spawn")  # no gRPC state crosses a fork
     processes = [
-        context.Process(target=_serve, args=(settings, True), name=f"learnflow-worker-{i}")
+        context.Process(
+            target=_serve,
+            args=(_worker_settings(settings, i), True),
+            name=f"learnflow-worker-{i}",
+        )
         for i in range(workers)
     ]
     for process in processes:
@@ -155,6 +174,15 @@ def _serve_workers(settings: Settings, workers: int) -> None:
                 stop(signal.SIGTERM, None)
     if failed:
         raise SystemExit(1)
+
+
+def _worker_settings(settings: Settings, worker: int) -> Settings:
+    """Worker `worker`'s settings: its own metrics port (port + worker), since each process
+    has its own counters and a shared port would answer for a random one."""
+    host, _, port = settings.metrics_listen.rpartition(":")
+    if not settings.metrics_listen or int(port) == 0:
+        return settings
+    return dataclasses.replace(settings, metrics_listen=f"{host}:{int(port) + worker}")
 
 
 def _projections(settings: Settings, action: str) -> None:

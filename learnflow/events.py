@@ -12,13 +12,15 @@ idempotent. Timestamps are ISO-8601 strings with offset; ids are UUID strings.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Generic, TypedDict, TypeVar
+from typing import Generic, NotRequired, TypedDict, TypeVar
 
 SCHEMA_VERSION = 1
 
 
 class UserPayload(TypedDict):
-    """user.registered, user.role_changed, user.disabled, user.enabled"""
+    """user.registered, user.role_changed, user.disabled, user.enabled,
+    user.profile_changed. `bio` and `avatar_url` are absent from events written before
+    profiles existed (read them as "")."""
 
     id: str
     email: str
@@ -26,10 +28,13 @@ class UserPayload(TypedDict):
     role: str  # student | instructor | admin
     disabled: bool
     created_at: str
+    bio: NotRequired[str]
+    avatar_url: NotRequired[str]
 
 
 class SessionPayload(TypedDict):
-    """session.created, session.refreshed, session.revoked, session.family_revoked"""
+    """session.created, session.refreshed, session.revoked, session.family_revoked,
+    session.password_changed"""
 
     user_id: str
 
@@ -149,6 +154,19 @@ class QuizAttemptedPayload(TypedDict):
     attempted_at: str
 
 
+class CertificatePayload(TypedDict):
+    """certificate.issued: once per completed enrollment; never changes afterwards."""
+
+    id: str  # public, unguessable
+    user_id: str
+    course_id: str
+    learner_name: str
+    course_title: str
+    instructor_name: str
+    completed_at: str
+    issued_at: str
+
+
 class CommentPayload(TypedDict):
     """comment.created, comment.updated, comment.deleted (body emptied on delete)."""
 
@@ -183,6 +201,9 @@ USER_REGISTERED: EventType[UserPayload] = EventType("user.registered", "user")
 USER_ROLE_CHANGED: EventType[UserPayload] = EventType("user.role_changed", "user")
 USER_DISABLED: EventType[UserPayload] = EventType("user.disabled", "user")
 USER_ENABLED: EventType[UserPayload] = EventType("user.enabled", "user")
+USER_PROFILE_CHANGED: EventType[UserPayload] = EventType("user.profile_changed", "user")
+# Every session of the user ended by a password change (no read model follows sessions).
+SESSION_PASSWORD_CHANGED: EventType[SessionPayload] = EventType("session.password_changed", "user")
 SESSION_CREATED: EventType[SessionPayload] = EventType("session.created", "user")
 SESSION_REFRESHED: EventType[SessionPayload] = EventType("session.refreshed", "user")
 SESSION_REVOKED: EventType[SessionPayload] = EventType("session.revoked", "user")
@@ -206,6 +227,7 @@ LESSON_COMPLETED: EventType[LessonCompletedPayload] = EventType(
     "progress.lesson_completed", "enrollment"
 )
 QUIZ_ATTEMPTED: EventType[QuizAttemptedPayload] = EventType("progress.quiz_attempted", "enrollment")
+CERTIFICATE_ISSUED: EventType[CertificatePayload] = EventType("certificate.issued", "enrollment")
 COMMENT_CREATED: EventType[CommentPayload] = EventType("comment.created", "comment")
 COMMENT_UPDATED: EventType[CommentPayload] = EventType("comment.updated", "comment")
 COMMENT_DELETED: EventType[CommentPayload] = EventType("comment.deleted", "comment")
@@ -220,6 +242,12 @@ COURSE_EVENTS = (
     COURSE_UNPUBLISHED,
     COURSE_RESTORED,
 )
-USER_EVENTS = (USER_REGISTERED, USER_ROLE_CHANGED, USER_DISABLED, USER_ENABLED)
+USER_EVENTS = (
+    USER_REGISTERED,
+    USER_ROLE_CHANGED,
+    USER_DISABLED,
+    USER_ENABLED,
+    USER_PROFILE_CHANGED,
+)
 ENROLLMENT_EVENTS = (ENROLLMENT_ACTIVATED, ENROLLMENT_WITHDRAWN, ENROLLMENT_COMPLETED)
 COMMENT_EVENTS = (COMMENT_CREATED, COMMENT_UPDATED, COMMENT_DELETED)

@@ -24,11 +24,12 @@ from grpc_reflection.v1alpha import reflection
 from grpc_reflection.v1alpha._async import ReflectionServicer
 from grpc_reflection.v1alpha.reflection_pb2_grpc import add_ServerReflectionServicer_to_server
 
+from learnflow import metrics
 from learnflow.commands.courses import CourseCommands
 from learnflow.commands.discussion import DiscussionCommands
 from learnflow.commands.identity import IdentityCommands
 from learnflow.commands.learning import LearningCommands
-from learnflow.dependencies import dependencies_reachable, parked_events
+from learnflow.dependencies import dependencies_reachable, parked_events, projection_progress
 from learnflow.projections.projector import Projector, libpq_url
 from learnflow.projections.read_cache import ReadCache
 from learnflow.projections.registry import all_projections
@@ -36,6 +37,7 @@ from learnflow.projections.store import ReadStore
 from learnflow.projections.watcher import CheckpointWatcher
 from learnflow.queries.audit import AuditQueries
 from learnflow.queries.catalog import CatalogQueries
+from learnflow.queries.certificates import CertificateQueries
 from learnflow.queries.discussion import CommentQueries
 from learnflow.queries.profiles import ProfileQueries
 from learnflow.queries.progress import ProgressQueries
@@ -44,7 +46,7 @@ from learnflow.security.access import api_services, load_rules
 from learnflow.security.accounts import AccountStates
 from learnflow.security.authentication import Authenticator
 from learnflow.security.denial_audit import DenialAudit
-from learnflow.security.interceptor import ApiInterceptor, StreamLimits
+from learnflow.security.interceptor import AccessLog, ApiInterceptor, StreamLimits
 from learnflow.security.passwords import PasswordHasher
 from learnflow.security.rate_limits import RateLimiter
 from learnflow.security.tokens import TokenService, load_keys
@@ -117,6 +119,7 @@ async def build(
     settings: Settings, run_projector: bool = True, reuse_port: bool = False
 ) -> Backend:
     db = Database.connect(settings.postgres_url)
+    metrics.watch_pool(db.engine.pool)  # type: ignore[arg-type]  # a QueuePool
     store = ReadStore.connect(settings.mongo_url, settings.mongo_database)
     keys = load_keys(settings.signing_keys_dir, generate_if_empty=not settings.is_production)
     tokens = TokenService(
@@ -153,6 +156,7 @@ async def build(
                 Authenticator(tokens, db, accounts),
                 rate_limiter,
                 denials=denials,
+                access_log=AccessLog(settings.access_log_sample, settings.access_log_slow_ms),
                 streams=StreamLimits(
                     settings.streams_per_user,
                     settings.stream_max_duration_s,
@@ -187,6 +191,9 @@ async def build(
             heartbeat_s=settings.stream_heartbeat_s,
         ),
         server,
+    )
+    learning_pb2_grpc.add_CertificateServiceServicer_to_server(
+        CertificateQueries(read_models), server
     )
     discussion_pb2_grpc.add_CommentQueryServiceServicer_to_server(
         CommentQueries(read_models), server
@@ -297,10 +304,13 @@ async def _watch_dependencies(backend: Backend, services: list[str]) -> None:
     while not backend.stop.is_set():
         problems = await dependencies_reachable(backend.db, backend.store)
         status = not_serving if problems else serving
+        metrics.PROJECTOR_LEADER.set(1 if backend.projector.is_leader else 0)
         for name in ["", *services]:
             await backend.health.set(name, status)
         if "mongodb" not in problems:
             await _report_parked(backend)
+            if "postgres" not in problems:
+                await _report_progress(backend)
         if problems != last:
             if problems:
                 log.error(
@@ -327,12 +337,32 @@ async def _report_parked(backend: Backend) -> None:
         else:
             log.info("read side: no parked events")
     backend.health.parked = parked
+    metrics.PROJECTION_PARKED.set(parked)
     serving = health_pb2.HealthCheckResponse.SERVING
     not_serving = health_pb2.HealthCheckResponse.NOT_SERVING
     await backend.health.set(READ_SIDE_HEALTH, not_serving if parked else serving)
 
 
+async def _report_progress(backend: Backend) -> None:
+    """Projection lag and checkpoint, measured from any process: they must show a projector
+    that is stuck or gone, so the projector does not report them itself."""
+    try:
+        progress = await projection_progress(backend.db, backend.store)
+    except Exception as exc:  # the next round tries again
+        log.warning("cannot measure projection lag: %s", type(exc).__name__)
+        return
+    metrics.PROJECTION_CHECKPOINT.set(progress.checkpoint.position)
+    metrics.PROJECTION_LAG_EVENTS.set(progress.lag_events)
+    metrics.PROJECTION_LAG_SECONDS.set(progress.lag_seconds)
+
+
 async def serve(settings: Settings, reuse_port: bool = False) -> None:
+    if settings.metrics_listen:
+        try:
+            port = metrics.serve_metrics(settings.metrics_listen)
+        except OSError as exc:
+            raise SystemExit(f"cannot serve metrics on {settings.metrics_listen}: {exc}") from None
+        log.info("metrics listening", extra={"listen": settings.metrics_listen, "port": port})
     backend = await build(settings, reuse_port=reuse_port)
     log.info("gRPC server listening", extra={"listen": settings.grpc_listen, "port": backend.port})
     stop = asyncio.Event()

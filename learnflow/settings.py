@@ -12,6 +12,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 PREFIX = "LEARNFLOW_"
+ENVIRONMENTS = ("development", "test", "production")
+NOT_RATES = frozenset({"rate_limit_storage", "rate_limit_key_prefix"})
 
 
 def _parse(name: str, kind: Any, raw: str) -> Any:
@@ -98,14 +100,45 @@ class Settings:
     health_watch_max_total: int = 100
     # Proxies (CIDR blocks) whose X-Forwarded-For is believed: by default the local gateway.
     trusted_proxies: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
+    # Share (0..1) of fast successful RPCs that get an access log line; failures and calls
+    # slower than access_log_slow_ms always do (metrics count every call).
+    access_log_sample: float = 0.01
+    access_log_slow_ms: float = 250.0
     # Python logging level of the JSON log lines.
     log_level: str = "INFO"
     # Largest request message the gRPC server accepts: the gateway's body limit (1 MiB).
     max_message_bytes: int = 1024 * 1024
+    # host:port of the Prometheus metrics endpoint (`/metrics`); empty: none. With
+    # `serve --workers N`, worker i listens on port + i.
+    metrics_listen: str = "127.0.0.1:9464"
 
     @property
     def is_production(self) -> bool:
         return self.env == "production"
+
+    def problems(self) -> list[str]:
+        """What is wrong with these settings, one sentence each (empty: nothing). The CLI
+        refuses to start on any of them; `learnflow doctor` lists them all."""
+        from limits import parse  # the rate-limit notation's own parser
+
+        found = []
+        if self.env not in ENVIRONMENTS:
+            found.append(
+                f"{PREFIX}ENV={self.env!r} is not one of {', '.join(ENVIRONMENTS)} "
+                "(an unknown value would run with development defaults, demo accounts included)"
+            )
+        for field in fields(self):
+            if field.name.startswith("rate_limit_") and field.name not in NOT_RATES:
+                value = getattr(self, field.name)
+                try:
+                    parse(value)
+                except ValueError:
+                    found.append(
+                        f"{PREFIX}{field.name.upper()}={value!r} is not a rate such as '20/minute'"
+                    )
+        if self.is_production and self.bcrypt_rounds < 12:
+            found.append(f"{PREFIX}BCRYPT_ROUNDS must be at least 12 in production")
+        return found
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -29,6 +29,7 @@ WRITTEN_TABLES = (
     "enrollments",
     "lesson_completions",
     "quiz_attempts",
+    "certificates",
     "comments",
     "audit_log",
     "events",

@@ -449,8 +449,36 @@ class ProjectionSuite(abc.ABC):
                 "role": "instructor",
                 "disabled": True,
                 "created_at": at(0),
+                "bio": "",
+                "avatar_url": "",
+                "search_terms": [f"{uid}@example.com", "ada lovelace", "lovelace"],
                 "v": last.version,
             }
+        ]
+
+    async def test_a_profile_change_is_projected_with_its_search_terms(
+        self, store: ReadModel
+    ) -> None:
+        s = Stream()
+        uid = new_id()
+        s.add(ev.USER_REGISTERED, uid, user(uid))
+        changed = user(uid)
+        changed["display_name"] = "Ádá  KING Lovelace"
+        changed["bio"] = "Notes."
+        changed["avatar_url"] = "https://a/b.png"
+        s.add(ev.USER_PROFILE_CHANGED, uid, changed)
+        await store.apply(s.events)
+        doc = await store.get("users", uid)
+        assert (doc["display_name"], doc["bio"], doc["avatar_url"]) == (
+            "Ádá  KING Lovelace",
+            "Notes.",
+            "https://a/b.png",
+        )
+        assert doc["search_terms"] == [
+            f"{uid}@example.com",
+            "ada king lovelace",
+            "king lovelace",
+            "lovelace",
         ]
 
     async def test_an_audit_record_is_stored_once_with_its_sequence(self, store: ReadModel) -> None:
@@ -714,6 +742,8 @@ class ProjectionSuite(abc.ABC):
         assert progress["last_activity_at"] == at(27)
         assert progress["activity_key"] == f"2026-03-01T10:27:00.000000Z|{c.id}"
         assert progress["v"] == last.version + 1
+        # Resume: the quiz was touched last; the video is the first lesson not completed.
+        assert (progress["last_lesson_id"], progress["next_lesson_id"]) == (c.quiz, c.video)
         dashboard = await store.get("dashboards", c.student)
         assert list(dashboard["courses"]) == [c.id]
         entry = dashboard["courses"][c.id]
@@ -733,6 +763,9 @@ class ProjectionSuite(abc.ABC):
                 "quiz_best_scores",
                 "last_activity_at",
                 "activity_key",
+                "last_lesson_id",
+                "next_lesson_id",
+                "certificate_id",
                 "v",
                 "v_course",
             )
@@ -761,6 +794,42 @@ class ProjectionSuite(abc.ABC):
         await store.apply([s.events[1]])
         assert (await store.get("progress", pid))["display_name"] == "Ádá Byron"
         assert (await store.get("progress_users", c.student))["display_name"] == "Ádá Byron"
+
+    async def test_a_certificate_is_projected_and_linked_from_progress(
+        self, store: ReadModel
+    ) -> None:
+        s = Stream()
+        c = Course(s)
+        c.complete(c.article, [c.article])
+        c.attempt(100)
+        c.complete(c.quiz, [c.article, c.quiz], minute=26)
+        c.complete(c.video, [c.article, c.quiz, c.video], minute=30)
+        cert_id = "A" * 22
+        payload: ev.CertificatePayload = {
+            "id": cert_id,
+            "user_id": c.student,
+            "course_id": c.id,
+            "learner_name": "Ada Lovelace",
+            "course_title": "Intro to Rust",
+            "instructor_name": "Grace Hopper",
+            "completed_at": at(30),
+            "issued_at": at(30),
+        }
+        issued = s.add(ev.CERTIFICATE_ISSUED, c.id, payload)
+        await store.apply(s.events)
+        await store.apply(s.events)  # a replay changes nothing
+        progress = await store.get("progress", f"{c.student}:{c.id}")
+        assert (progress["last_lesson_id"], progress["next_lesson_id"]) == (c.video, "")
+        assert progress["certificate_id"] == cert_id
+        dashboard = await store.get("dashboards", c.student)
+        assert dashboard["courses"][c.id]["certificate_id"] == cert_id
+        assert await store.documents("certificates") == [
+            {
+                "_id": cert_id,
+                **{k: v for k, v in payload.items() if k != "id"},
+                "v": issued.version,
+            }
+        ]
 
     async def test_a_deleted_lesson_drops_out_of_progress(self, store: ReadModel) -> None:
         s, c = full_history()

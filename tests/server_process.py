@@ -31,9 +31,12 @@ class ServerProcess:
 
 
 @contextlib.asynccontextmanager
-async def server_process(settings: Settings, *args: str) -> AsyncIterator[ServerProcess]:
+async def server_process(
+    settings: Settings, *args: str, metrics_listen: str = ""
+) -> AsyncIterator[ServerProcess]:
     """Starts `learnflow serve *args`, waits until it is SERVING, yields it, and stops it
-    (SIGTERM, then SIGKILL after 15 s)."""
+    (SIGTERM, then SIGKILL after 15 s). No metrics endpoint unless `metrics_listen` names one
+    (the default port would collide between concurrent runs)."""
     port = free_port()
     env = {
         **os.environ,
@@ -48,6 +51,7 @@ async def server_process(settings: Settings, *args: str) -> AsyncIterator[Server
         "LEARNFLOW_RATE_LIMIT_WRITE": "100000/minute",
         "LEARNFLOW_RATE_LIMIT_AUTH": "100000/minute",
         "LEARNFLOW_LOG_LEVEL": "WARNING",
+        "LEARNFLOW_METRICS_LISTEN": metrics_listen,
     }
     proc = await asyncio.create_subprocess_exec(
         sys.executable,

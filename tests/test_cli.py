@@ -34,7 +34,7 @@ def run_cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
 
 def test_unreachable_postgres_is_one_clear_line() -> None:
     result = run_cli(
-        "doctor",
+        "migrate",
         LEARNFLOW_POSTGRES_URL="postgresql://postgres@127.0.0.1:1/learnflow",
         LEARNFLOW_MONGO_URL=MONGO_URL,
     )
@@ -47,12 +47,52 @@ def test_unreachable_postgres_is_one_clear_line() -> None:
 
 
 def test_unreachable_mongodb_is_one_clear_line() -> None:
-    result = run_cli("doctor", LEARNFLOW_MONGO_URL="mongodb://127.0.0.1:1/")
+    result = run_cli("projections", "status", LEARNFLOW_MONGO_URL="mongodb://127.0.0.1:1/")
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert "MongoDB unreachable at mongodb://127.0.0.1:1/" in lines[0]
     assert "Traceback" not in result.stderr
+
+
+def test_doctor_reports_each_check_and_fails_on_bad_settings(settings: Settings) -> None:
+    healthy = run_cli(
+        "doctor",
+        LEARNFLOW_POSTGRES_URL=settings.postgres_url,
+        LEARNFLOW_MONGO_URL=settings.mongo_url,
+        LEARNFLOW_RATE_LIMIT_STORAGE="redis://127.0.0.1:1/0",  # configured, unreachable
+    )
+    lines = healthy.stdout.splitlines()
+    assert "ok   settings: valid" in lines
+    assert "ok   postgres: answers" in lines
+    assert any(line.startswith("ok   migrations: at the latest") for line in lines)
+    assert any(line.startswith("FAIL redis: rate-limit storage unreachable") for line in lines)
+    assert healthy.returncode == 1
+    bad = run_cli(
+        "doctor",
+        LEARNFLOW_ENV="prod",
+        LEARNFLOW_RATE_LIMIT_READ="lots",
+        LEARNFLOW_POSTGRES_URL=settings.postgres_url,
+        LEARNFLOW_MONGO_URL=settings.mongo_url,
+    )
+    assert bad.returncode == 1
+    settings_line = next(line for line in bad.stdout.splitlines() if "settings" in line)
+    assert settings_line.startswith("FAIL settings:")
+    assert "LEARNFLOW_ENV='prod'" in settings_line
+    assert "LEARNFLOW_RATE_LIMIT_READ='lots'" in settings_line
+
+
+def test_every_command_refuses_to_run_with_bad_settings() -> None:
+    result = run_cli("serve", LEARNFLOW_ENV="staging")
+    assert result.returncode == 1
+    assert "LEARNFLOW_ENV='staging' is not one of" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_version() -> None:
+    result = run_cli("--version")
+    assert result.returncode == 0
+    assert result.stdout.startswith("learnflow ")
 
 
 def test_demo_data_is_refused_in_production() -> None:

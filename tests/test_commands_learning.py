@@ -283,6 +283,7 @@ async def test_completing_every_lesson_completes_the_enrollment(
         "progress.lesson_completed",
         "progress.lesson_completed",
         "enrollment.completed",
+        "certificate.issued",  # in the same transaction as the completion
     ]
     assert ("enrollment.complete", "success", caller.user_id) in await pg.audit(
         f"courses/{course.id}/enrollments/{caller.user_id}"

@@ -725,8 +725,8 @@ async def test_watch_progress_as_server_sent_events_and_ndjson(
                 events.append(json.loads(line[len("data: ") :]))
                 if len(events) == count:
                     break
-            else:
-                assert line == "" or line.startswith(":"), line  # no `event: error`
+            else:  # no `event: error`
+                assert line == "" or line.startswith((":", "id: ")), line
         return events
 
     headers = {**student.headers(token), "Accept": "text/event-stream"}
@@ -818,3 +818,80 @@ async def test_a_quiz_question_id_that_could_become_a_key_is_refused_and_reads_g
     )
     assert read.status_code == 200, read.text
     assert read.json()["course"]["title"] == "Quiz ids, renamed"
+
+
+async def test_an_event_source_opens_a_stream_with_a_ticket_and_resumes_its_ids(
+    http: httpx.AsyncClient, instructor: Caller, student: HttpUser
+) -> None:
+    """EventSource cannot send Authorization: a single-use ticket stands for it; every SSE
+    event has an id, and Last-Event-ID continues the numbering."""
+    course_id, _ = await published_course(http, instructor, lessons=1)
+    enrolled = await http.post(
+        f"/v1/courses/{course_id}/enrollments", json={}, headers=student.headers()
+    )
+    token = enrolled.json()["consistencyToken"]
+    path = f"/v1/users/me/courses/{course_id}/progress:watch"
+    # No ticket, no token: refused.
+    anonymous = await http.get(path, headers={"Accept": "text/event-stream"})
+    assert anonymous.status_code == 401
+    assert (await http.post("/-/stream-tickets")).status_code == 401
+
+    async def first_event(ticket: str, last_event_id: str = "") -> tuple[str, dict[str, Any]]:
+        headers = {"Accept": "text/event-stream", "X-Consistency-Token": token}
+        if last_event_id:
+            headers["Last-Event-ID"] = last_event_id
+        async with (
+            asyncio.timeout(30),
+            http.stream("GET", f"{path}?ticket={ticket}", headers=headers) as stream,
+        ):
+            assert stream.status_code == 200
+            event_id = ""
+            async for line in stream.aiter_lines():
+                if line.startswith("id: "):
+                    event_id = line[len("id: ") :]
+                elif line.startswith("data: "):
+                    return event_id, json.loads(line[len("data: ") :])
+        raise AssertionError("no event")
+
+    issued = await http.post("/-/stream-tickets", headers=student.headers())
+    assert issued.status_code == 200, issued.text
+    ticket = issued.json()["ticket"]
+    event_id, event = await first_event(ticket)
+    assert event_id == "1"
+    assert event["progress"]["courseId"] == course_id
+    # Single use: the same ticket again is refused.
+    reused = await http.get(f"{path}?ticket={ticket}", headers={"Accept": "text/event-stream"})
+    assert reused.status_code == 401
+    assert "ticket" in reused.json()["message"]
+    # A reconnection carries Last-Event-ID: the ids go on from it.
+    again = (await http.post("/-/stream-tickets", headers=student.headers())).json()["ticket"]
+    event_id, _ = await first_event(again, last_event_id="7")
+    assert event_id == "8"
+
+
+async def test_conditional_gets_answer_304_until_the_resource_changes(
+    http: httpx.AsyncClient, instructor: Caller
+) -> None:
+    course_id, _ = await published_course(http, instructor, lessons=1)
+    auth = {"Authorization": f"Bearer {instructor.access_token}"}
+    async with asyncio.timeout(10):  # until the projector has the published course
+        while (first := await http.get(f"/v1/courses/{course_id}")).status_code == 404:  # noqa: ASYNC110 - polls an HTTP resource
+            await asyncio.sleep(0.05)
+    assert first.status_code == 200
+    etag = first.headers["etag"]
+    assert first.headers["cache-control"] == "private, no-cache"
+    again = await http.get(f"/v1/courses/{course_id}", headers={"If-None-Match": etag})
+    assert again.status_code == 304
+    assert again.content == b""
+    assert again.headers["etag"] == etag
+    renamed = await http.patch(
+        f"/v1/courses/{course_id}?updateMask=title", json={"title": "Renamed"}, headers=auth
+    )
+    token = renamed.json()["consistencyToken"]
+    changed = await http.get(
+        f"/v1/courses/{course_id}",
+        headers={"If-None-Match": etag, "X-Consistency-Token": token},
+    )
+    assert changed.status_code == 200
+    assert changed.headers["etag"] != etag
+    assert changed.json()["course"]["title"] == "Renamed"

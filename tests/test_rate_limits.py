@@ -333,6 +333,7 @@ def _spawn(
         LEARNFLOW_STATE_DIR=str(tmp / name),
         LEARNFLOW_BCRYPT_ROUNDS="4",
         LEARNFLOW_LOG_LEVEL="WARNING",
+        LEARNFLOW_METRICS_LISTEN="",  # concurrent servers: no shared metrics port
         **env,
     )
     with log.open("wb") as out:

@@ -5,10 +5,12 @@ import os
 import psycopg
 from pymongo import AsyncMongoClient
 
+PG_PORT = os.environ.get("LEARNFLOW_PG_PORT", "55432")
+MONGO_PORT = os.environ.get("LEARNFLOW_MONGO_PORT", "57017")
 PG_URL = os.environ.get(
-    "LEARNFLOW_POSTGRES_URL", "postgresql://postgres@127.0.0.1:55432/learnflow_test"
+    "LEARNFLOW_POSTGRES_URL", f"postgresql://postgres@127.0.0.1:{PG_PORT}/learnflow_test"
 )
-MONGO_URL = os.environ.get("LEARNFLOW_MONGO_URL", "mongodb://127.0.0.1:57017/")
+MONGO_URL = os.environ.get("LEARNFLOW_MONGO_URL", f"mongodb://127.0.0.1:{MONGO_PORT}/")
 
 
 async def test_postgres_answers_a_transaction() -> None:

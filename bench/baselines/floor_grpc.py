@@ -76,6 +76,13 @@ class ConstantCatalog(courses_pb2_grpc.CatalogServiceServicer):
     ) -> courses_pb2.GetCourseResponse:
         return self.course
 
+    async def GetCourseBySlug(
+        self,
+        request: courses_pb2.GetCourseBySlugRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> courses_pb2.GetCourseBySlugResponse:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "the floor answers two RPCs only")
+
     async def GetLesson(
         self, request: courses_pb2.GetLessonRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> courses_pb2.GetLessonResponse:

@@ -155,15 +155,21 @@ def _article(article: courses_pb2.Article, violations: list[FieldViolation]) -> 
     return {"markdown": article.markdown}
 
 
+def is_https_url(url: str, max_length: int = 2048) -> bool:
+    """An absolute https URL with a host, no whitespace, at most `max_length` characters."""
+    if len(url) > max_length or any(c.isspace() for c in url):
+        return False
+    try:
+        parts = urlsplit(url)
+        hostname = parts.hostname
+    except ValueError:  # e.g. a malformed IPv6 host or port
+        return False
+    return parts.scheme == "https" and bool(hostname)
+
+
 def _video(video: courses_pb2.Video, violations: list[FieldViolation]) -> dict[str, Any]:
     url = video.url.strip()
-    parts = urlsplit(url) if len(url) <= 2048 else None
-    if (
-        parts is None
-        or parts.scheme != "https"
-        or not parts.hostname
-        or any(c.isspace() for c in url)
-    ):
+    if not is_https_url(url):
         violations.append(
             FieldViolation("lesson.video.url", "must be an https URL of at most 2048 characters")
         )

@@ -11,9 +11,11 @@ from typing import Any
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from learnflow.commands.course_input import is_https_url, mask_paths
 from learnflow.context import Ctx, current_call
 from learnflow.errors import (
     AlreadyExists,
+    FailedPrecondition,
     FieldViolation,
     InvalidArgument,
     NotFound,
@@ -23,10 +25,12 @@ from learnflow.errors import (
 from learnflow.events import (
     SESSION_CREATED,
     SESSION_FAMILY_REVOKED,
+    SESSION_PASSWORD_CHANGED,
     SESSION_REFRESHED,
     SESSION_REVOKED,
     USER_DISABLED,
     USER_ENABLED,
+    USER_PROFILE_CHANGED,
     USER_REGISTERED,
     USER_ROLE_CHANGED,
     SessionPayload,
@@ -43,6 +47,9 @@ from learnflow.vocabulary import ROLE_NAMES, ROLES
 
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 BAD_LOGIN = "invalid email or password"
+PROFILE_MASK_PATHS = frozenset({"display_name", "bio", "avatar_url"})
+MAX_BIO = 1000
+MAX_AVATAR_URL = 2048
 
 
 def normalise_email(email: str) -> str:
@@ -57,6 +64,8 @@ def user_message(row: Any) -> identity_pb2.User:
         role=ROLES[row.role],
         disabled=row.disabled,
         create_time=timestamp(row.created_at),
+        bio=row.bio,
+        avatar_url=row.avatar_url,
     )
 
 
@@ -68,7 +77,35 @@ def user_payload(row: Any) -> UserPayload:
         "role": row.role,
         "disabled": row.disabled,
         "created_at": row.created_at.isoformat(),
+        "bio": row.bio,
+        "avatar_url": row.avatar_url,
     }
+
+
+def profile_values(user: identity_pb2.User, paths: list[str]) -> dict[str, str]:
+    """The columns UpdateCurrentUser sets, validated (field violations on failure)."""
+    values: dict[str, str] = {}
+    violations: list[FieldViolation] = []
+    if "display_name" in paths:
+        values["display_name"] = user.display_name.strip()
+        if not 1 <= len(values["display_name"]) <= 80:
+            violations.append(FieldViolation("user.display_name", "must be 1 to 80 characters"))
+    if "bio" in paths:
+        values["bio"] = user.bio.strip()
+        if len(values["bio"]) > MAX_BIO:
+            violations.append(FieldViolation("user.bio", f"must be at most {MAX_BIO:,} characters"))
+    if "avatar_url" in paths:
+        values["avatar_url"] = user.avatar_url.strip()
+        if values["avatar_url"] and not is_https_url(values["avatar_url"], MAX_AVATAR_URL):
+            violations.append(
+                FieldViolation(
+                    "user.avatar_url",
+                    f"must be an https URL of at most {MAX_AVATAR_URL} characters, or empty",
+                )
+            )
+    if violations:
+        raise InvalidArgument(violations)
+    return values
 
 
 def session_payload(user_id: uuid.UUID) -> SessionPayload:
@@ -346,6 +383,114 @@ class IdentityCommands(identity_pb2_grpc.IdentityServiceServicer):
 
         return await self.db.run_command(
             request, request.request_id, identity_pb2.SetUserDisabledResponse, set_disabled
+        )
+
+    async def UpdateCurrentUser(
+        self, request: identity_pb2.UpdateCurrentUserRequest, context: Ctx = None
+    ) -> identity_pb2.UpdateCurrentUserResponse:
+        caller = current_call().principal
+        if caller is None:
+            raise Unauthenticated("this method requires an access token")
+        paths = mask_paths(request.update_mask.paths, PROFILE_MASK_PATHS)
+        values = profile_values(request.user, paths)
+        user_id = caller.user_id
+
+        async def change(uow: UnitOfWork) -> identity_pb2.UpdateCurrentUserResponse:
+            # A profile is not what authenticates anyone: no session is touched.
+            row = (
+                await uow.conn.execute(
+                    update(tables.users)
+                    .where(tables.users.c.id == user_id)
+                    .values(**values, updated_at=func.now())
+                    .returning(*tables.users.c)
+                )
+            ).first()
+            if row is None:
+                raise NotFound("user", str(user_id))
+            await uow.audit(
+                "user.profile_change", f"users/{user_id}", details={"fields": sorted(values)}
+            )
+            await uow.emit(USER_PROFILE_CHANGED, user_id, user_payload(row))
+            return identity_pb2.UpdateCurrentUserResponse(
+                user=user_message(row), consistency_token=uow.consistency_token
+            )
+
+        return await self.db.run_command(
+            request, request.request_id, identity_pb2.UpdateCurrentUserResponse, change
+        )
+
+    async def ChangePassword(
+        self, request: identity_pb2.ChangePasswordRequest, context: Ctx = None
+    ) -> identity_pb2.ChangePasswordResponse:
+        caller = current_call().principal
+        if caller is None:
+            raise Unauthenticated("this method requires an access token")
+        violations: list[FieldViolation] = []
+        if not request.current_password:
+            violations.append(FieldViolation("current_password", "is required"))
+        if (bad := password_violation(request.new_password, "new_password")) is not None:
+            violations.append(bad)
+        elif request.new_password == request.current_password:
+            violations.append(
+                FieldViolation("new_password", "must differ from the current password")
+            )
+        if violations:
+            raise InvalidArgument(violations)
+        async with self.db.engine.connect() as conn:
+            user = (
+                await conn.execute(select(tables.users).where(tables.users.c.id == caller.user_id))
+            ).first()
+        if user is None:
+            raise NotFound("user", str(caller.user_id))
+        # Guessing the password with a stolen access token costs as much as guessing it at
+        # the login form: the same per-account and per-(account, address) failure budgets.
+        address = current_call().client_address
+        await self.rate_limiter.check_login(user.email, address)
+        if not await self.hasher.verify(request.current_password, user.password_hash):
+            await self.rate_limiter.login_failed(user.email, address)
+            await self.db.audit_alone(
+                "user.change_password",
+                f"users/{user.id}",
+                "failure",
+                {"reason": "wrong current password"},
+                actor_id=user.id,
+            )
+            raise InvalidArgument(
+                [FieldViolation("current_password", "does not match the current password")]
+            )
+        new_hash = await self.hasher.hash(request.new_password)
+
+        async with self.db.transaction() as uow:
+            # Only over the hash just verified: a concurrent change wins, this one is refused.
+            row = (
+                await uow.conn.execute(
+                    update(tables.users)
+                    .where(
+                        tables.users.c.id == user.id,
+                        tables.users.c.password_hash == user.password_hash,
+                    )
+                    .values(password_hash=new_hash)
+                    .returning(tables.users.c.id)
+                )
+            ).first()
+            if row is None:
+                raise FailedPrecondition(
+                    "PASSWORD",
+                    f"users/{user.id}",
+                    "the password was changed meanwhile; sign in again with the new one",
+                )
+            # Every session ends (token_version bump, refresh tokens revoked), then one new
+            # session is opened for the caller.
+            changed = await self._change_user(uow, user.id)
+            refresh = await self._new_refresh_token(uow, user.id, family_id=uuid.uuid4())
+            await uow.audit("user.change_password", f"users/{user.id}", actor_id=user.id)
+            await uow.emit(SESSION_PASSWORD_CHANGED, user.id, session_payload(user.id))
+        return identity_pb2.ChangePasswordResponse(
+            access_token=self.tokens.issue(changed.id, changed.role, changed.token_version),
+            refresh_token=refresh,
+            expires_in=self.tokens.ttl_s,
+            token_type="Bearer",
+            consistency_token=uow.consistency_token,
         )
 
     async def GetSigningKeys(

@@ -10,6 +10,7 @@ change of `active_enrollment_count`, which is how capacity holds under concurren
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 import uuid
 from typing import Any
 
@@ -35,12 +36,14 @@ from learnflow.errors import (
     NotFound,
 )
 from learnflow.events import (
+    CERTIFICATE_ISSUED,
     COURSE_COUNTS_CHANGED,
     ENROLLMENT_ACTIVATED,
     ENROLLMENT_COMPLETED,
     ENROLLMENT_WITHDRAWN,
     LESSON_COMPLETED,
     QUIZ_ATTEMPTED,
+    CertificatePayload,
     EnrollmentPayload,
     LessonCompletedPayload,
     QuizAttemptedPayload,
@@ -206,7 +209,57 @@ async def record_completion(uow: UnitOfWork, enrollment: Any, lesson_id: uuid.UU
         enrollment_payload(enrollment, course.active_enrollment_count),
     )
     await uow.emit(COURSE_COUNTS_CHANGED, course_id, course_payload(course))
+    await issue_certificate(uow, enrollment, course)
     return enrollment
+
+
+def new_certificate_id() -> str:
+    """128 random bits, URL-safe: 22 characters nobody can guess or enumerate."""
+    return secrets.token_urlsafe(16)
+
+
+async def issue_certificate(uow: UnitOfWork, enrollment: Any, course: Any) -> None:
+    """The completion certificate of a just-completed enrollment (at most one per learner and
+    course: completion is final), with the names as they are now."""
+    learner_name = (
+        await uow.conn.execute(
+            select(tables.users.c.display_name).where(tables.users.c.id == enrollment.user_id)
+        )
+    ).scalar_one()
+    row = (
+        await uow.conn.execute(
+            pg_insert(tables.certificates)
+            .values(
+                id=new_certificate_id(),
+                user_id=enrollment.user_id,
+                course_id=enrollment.course_id,
+                learner_name=learner_name,
+                course_title=course.title,
+                instructor_name=course.owner_name,
+                completed_at=enrollment.completed_at,
+            )
+            .on_conflict_do_nothing(constraint="certificates_enrollment")
+            .returning(*tables.certificates.c)
+        )
+    ).first()
+    if row is None:  # issued before: nothing new
+        return
+    await uow.audit(
+        "certificate.issue",
+        f"certificates/{row.id}",
+        details={"course_id": str(row.course_id), "user_id": str(row.user_id)},
+    )
+    payload: CertificatePayload = {
+        "id": row.id,
+        "user_id": str(row.user_id),
+        "course_id": str(row.course_id),
+        "learner_name": row.learner_name,
+        "course_title": row.course_title,
+        "instructor_name": row.instructor_name,
+        "completed_at": row.completed_at.isoformat(),
+        "issued_at": row.issued_at.isoformat(),
+    }
+    await uow.emit(CERTIFICATE_ISSUED, _aggregate(enrollment), payload)
 
 
 async def _passed_quiz(conn: AsyncConnection, user_id: uuid.UUID, lesson_id: uuid.UUID) -> bool:

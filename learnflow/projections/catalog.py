@@ -147,6 +147,7 @@ class Catalog(Projection):
             [("owner_id", ASCENDING), ("state", ASCENDING), ("created_key", DESCENDING)]
         )
         await courses.create_index([("state", ASCENDING), ("created_key", DESCENDING)])
+        await courses.create_index([("slug", ASCENDING)])  # GetCourseBySlug
         await db["lessons"].create_index([("course_id", ASCENDING), ("position", ASCENDING)])
 
     @on(*COURSE_EVENTS)

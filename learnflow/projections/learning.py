@@ -1,7 +1,9 @@
 """Read models of learning: per (user, course) progress and each user's dashboard.
 
 - `progress` (`_id` "<user_id>:<course_id>"): enrollment state, completed lessons, percent,
-  best quiz scores, last activity; read by GetCourseProgress and WatchCourseProgress. Its
+  best quiz scores, last activity, where to resume (`last_lesson_id`: the lesson last
+  completed or attempted; `next_lesson_id`: the first lesson in outline order not completed)
+  and the completion certificate's id; read by GetCourseProgress and WatchCourseProgress. Its
   enrollment fields follow the enrollment's events (`v`), its course fields (title, lesson
   count, which lessons exist) the course's events (`v_course`): two aggregates, two versions.
 - `dashboards` (`_id` user id): the user's courses with their progress in one document, so the
@@ -25,6 +27,7 @@ from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
 from learnflow.events import (
+    CERTIFICATE_ISSUED,
     COURSE_EVENTS,
     ENROLLMENT_EVENTS,
     LESSON_COMPLETED,
@@ -50,6 +53,9 @@ ENTRY_FIELDS = (
     "quiz_best_scores",
     "last_activity_at",
     "activity_key",
+    "last_lesson_id",
+    "next_lesson_id",
+    "certificate_id",
     "v",
     "v_course",
 )
@@ -64,7 +70,8 @@ def percent(completed: int, lesson_count: int) -> int:
 
 
 def _recompute(doc: Document, lesson_ids: list[str] | None) -> None:
-    """Completed lessons limited to the lessons that exist, and the percent."""
+    """Completed lessons limited to the lessons that exist, the percent, and where to resume:
+    the next lesson is the first of the outline not completed (none when all are)."""
     if lesson_ids is not None:
         existing = set(lesson_ids)
         doc["completed_lesson_ids"] = [
@@ -72,6 +79,10 @@ def _recompute(doc: Document, lesson_ids: list[str] | None) -> None:
         ]
         scores = doc.get("quiz_best_scores") or {}
         doc["quiz_best_scores"] = {k: v for k, v in scores.items() if k in existing}
+        if doc.get("last_lesson_id") not in existing:
+            doc["last_lesson_id"] = ""
+        done = set(doc["completed_lesson_ids"])
+        doc["next_lesson_id"] = next((i for i in lesson_ids if i not in done), "")
     doc["percent_complete"] = percent(len(doc["completed_lesson_ids"]), doc["lesson_count"])
     doc["percent_key"] = f"{doc['percent_complete']:03d}|{doc['user_id']}"
 
@@ -199,7 +210,7 @@ class Progress(Projection):
             )
             _activity(progress, p["updated_at"])
             progress["v"] = event.version
-            _recompute(progress, None)
+            _recompute(progress, meta["lesson_ids"] if meta else None)
             batch.put("progress", progress)
         await self._dashboard(batch, progress)
 
@@ -210,6 +221,7 @@ class Progress(Projection):
         if progress is not None and not stale(progress, event):
             meta = await batch.get("progress_courses", p["course_id"])
             progress["completed_lesson_ids"] = list(p["completed_lesson_ids"])
+            progress["last_lesson_id"] = p["lesson_id"]
             _activity(progress, p["completed_at"])
             progress["v"] = event.version
             _recompute(progress, meta["lesson_ids"] if meta else None)
@@ -225,7 +237,18 @@ class Progress(Projection):
                 **(progress.get("quiz_best_scores") or {}),
                 p["lesson_id"]: p["best_score"],
             }
+            progress["last_lesson_id"] = p["lesson_id"]
             _activity(progress, p["attempted_at"])
+            progress["v"] = event.version
+            batch.put("progress", progress)
+        await self._dashboard(batch, progress)
+
+    @on(CERTIFICATE_ISSUED)
+    async def certificate_issued(self, batch: Batch, event: Event) -> None:
+        p = event.payload
+        progress = await batch.get("progress", progress_id(p["user_id"], p["course_id"]))
+        if progress is not None and not stale(progress, event):
+            progress["certificate_id"] = p["id"]
             progress["v"] = event.version
             batch.put("progress", progress)
         await self._dashboard(batch, progress)

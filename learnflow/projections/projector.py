@@ -36,7 +36,8 @@ from learnflow.storage.unit_of_work import EVENTS_CHANNEL
 log = logging.getLogger("learnflow.projector")
 
 ADVISORY_LOCK_KEY = 0x1EA2F10  # "learnflow projector"
-MAX_BATCH = 8000
+MAX_BATCH = 2000
+YIELD_EVERY = 50
 PARK_AFTER_ATTEMPTS = 3
 PARKED = "parked_events"
 MAX_ERROR_TEXT = 500
@@ -181,9 +182,14 @@ class Projector:
                 await self._apply_or_park(db, event)
 
     async def _apply(self, db: AsyncDatabase[Document], events: list[Event], batch: Batch) -> None:
-        for event in events:
+        for i, event in enumerate(events, start=1):
             for projection in self.projections:
                 await projection.apply(batch, event)
+            if i % YIELD_EVERY == 0:
+                # Handlers served from the document cache never wait, so a large batch would
+                # otherwise hold the event loop (and every RPC of this process) for its whole
+                # length: let other tasks run between slices.
+                await asyncio.sleep(0)
         await batch.flush()
         await self.store.save_checkpoint(db, events[-1].key, batch.epoch)
         self.applied += len(events)
@@ -278,6 +284,7 @@ class Projector:
             # A backlog: larger batches, since a batch costs about its distinct documents
             # (each read and written once) rather than its events.
             size = min(size * 2, MAX_BATCH)
+            await asyncio.sleep(0)  # between batches too
 
     async def run(self, stop: asyncio.Event) -> None:
         """Stand by for the advisory lock, then project until `stop` is set."""
@@ -384,13 +391,15 @@ class Projector:
             after = await self.store.checkpoint(db)
             while True:
                 events = await fetch_events(conn, after, REBUILD_FETCH)
-                for event in events:
+                for i, event in enumerate(events, start=1):
                     try:
                         for projection in self.projections:
                             await projection.apply(batch, event)
                     except Exception as exc:
                         # Parked in the new generation: it goes live with its parked list.
                         await self.park(db, event, exc, 1)
+                    if i % YIELD_EVERY == 0:
+                        await asyncio.sleep(0)  # in memory: let the process's other work run
                 applied += len(events)
                 if events:
                     after = events[-1].key

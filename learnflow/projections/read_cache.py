@@ -23,6 +23,7 @@ from collections.abc import Iterable
 
 from pymongo.asynchronous.database import AsyncDatabase
 
+from learnflow import metrics
 from learnflow.positions import EventKey
 from learnflow.projections.store import Document, ReadStore
 
@@ -40,6 +41,7 @@ class ReadCache:
         self._entries: OrderedDict[Key, tuple[float, EventKey, Document | None]] = OrderedDict()
         self._invalidations = 0
         store.subscribe(self._written)
+        metrics.watch_read_cache(self)
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -60,8 +62,10 @@ class ReadCache:
             if now - stored_at < self.ttl_s and (at_least is None or fresh_to >= at_least):
                 self._entries.move_to_end(key)
                 self.hits += 1
+                metrics.READ_CACHE_HITS.inc()
                 return copy.deepcopy(doc)
         self.misses += 1
+        metrics.READ_CACHE_MISSES.inc()
         seen = self._invalidations
         fresh_to = self.store.local_checkpoint(db.name)
         doc = await db[collection].find_one({"_id": doc_id})
@@ -71,6 +75,7 @@ class ReadCache:
             while len(self._entries) > self.max_docs:
                 self._entries.popitem(last=False)
                 self.evictions += 1
+                metrics.READ_CACHE_EVICTIONS.inc()
         return copy.deepcopy(doc)
 
     def _written(

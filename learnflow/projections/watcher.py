@@ -26,6 +26,7 @@ from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
+from learnflow import metrics
 from learnflow.errors import FieldViolation, InvalidArgument, ResourceExhausted, Unavailable
 from learnflow.positions import CONSISTENCY_HEADER, ZERO, EventKey
 from learnflow.projections.store import Document, ReadStore
@@ -63,6 +64,27 @@ class CheckpointWatcher:
 
     async def wait_for(self, token: str, client: str, timeout_s: float) -> AsyncDatabase[Document]:
         """The active read models once they include `token`'s event."""
+        started = time.monotonic()
+        outcome = "error"  # the store failed, or the caller went away
+        try:
+            db = await self._wait_for(token, client, timeout_s)
+            outcome = "served"
+            return db
+        except Unavailable:
+            outcome = "timeout"
+            raise
+        except ResourceExhausted:
+            outcome = "refused"
+            raise
+        except InvalidArgument:
+            outcome = "invalid"
+            raise
+        finally:
+            metrics.CONSISTENCY_WAITS.labels(outcome=outcome).inc()
+            if outcome in ("served", "timeout"):
+                metrics.CONSISTENCY_WAIT_SECONDS.observe(time.monotonic() - started)
+
+    async def _wait_for(self, token: str, client: str, timeout_s: float) -> AsyncDatabase[Document]:
         wanted = EventKey.parse(token)
         db = await self.store.active(max_age_s=0.5)
         if wanted <= self._checkpoint(db.name):

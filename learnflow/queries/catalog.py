@@ -149,6 +149,28 @@ async def visible_lesson(
     raise PermissionDenied("enroll in the course to read its lessons")
 
 
+def _visible(doc: Document | None) -> bool:
+    """Published courses are anyone's; drafts and archived ones only their staff's; a deleted
+    one's tombstone nobody's."""
+    return (
+        doc is not None
+        and not doc.get("deleted")
+        and (
+            doc["state"] == "published"
+            or is_course_staff(current_call().principal, doc["owner_id"])
+        )
+    )
+
+
+def _outline(doc: Document) -> list[courses_pb2.LessonSummary]:
+    return [
+        courses_pb2.LessonSummary(
+            id=e["id"], title=e["title"], position=e["position"], content_type=e["content_type"]
+        )
+        for e in doc.get("outline", [])
+    ]
+
+
 class CatalogQueries(courses_pb2_grpc.CatalogServiceServicer):
     def __init__(self, read_models: ReadModels) -> None:
         self.read_models = read_models
@@ -240,24 +262,24 @@ class CatalogQueries(courses_pb2_grpc.CatalogServiceServicer):
         parse_uuid(request.course_id, "course_id")
         db = await self.read_models.database()
         doc = await self.read_models.get(db, "courses", request.course_id)
-        principal = current_call().principal
-        if (
-            doc is None
-            or doc.get("deleted")
-            or (doc["state"] != "published" and not is_course_staff(principal, doc["owner_id"]))
-        ):
+        if not _visible(doc):
             raise NotFound("course", course_name(request.course_id))
-        return courses_pb2.GetCourseResponse(
-            course=course_message(doc),
-            lessons=[
-                courses_pb2.LessonSummary(
-                    id=e["id"],
-                    title=e["title"],
-                    position=e["position"],
-                    content_type=e["content_type"],
-                )
-                for e in doc.get("outline", [])
-            ],
+        assert doc is not None
+        return courses_pb2.GetCourseResponse(course=course_message(doc), lessons=_outline(doc))
+
+    async def GetCourseBySlug(
+        self, request: courses_pb2.GetCourseBySlugRequest, context: Ctx = None
+    ) -> courses_pb2.GetCourseBySlugResponse:
+        slug = request.slug
+        if not slug:
+            raise InvalidArgument([FieldViolation("slug", "is required")])
+        db = await self.read_models.database()
+        doc = await db["courses"].find_one({"slug": slug})
+        if not _visible(doc):
+            raise NotFound("course", f"courses:bySlug/{slug}")
+        assert doc is not None
+        return courses_pb2.GetCourseBySlugResponse(
+            course=course_message(doc), lessons=_outline(doc)
         )
 
     async def GetLesson(

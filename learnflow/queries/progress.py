@@ -77,6 +77,9 @@ def progress_message(doc: dict[str, Any]) -> learning_pb2.CourseProgress:
         percent_complete=doc.get("percent_complete") or 0,
         quiz_best_scores={k: int(v) for k, v in (doc.get("quiz_best_scores") or {}).items()},
         last_activity_time=parse_timestamp(doc.get("last_activity_at")),
+        last_lesson_id=doc.get("last_lesson_id") or "",
+        next_lesson_id=doc.get("next_lesson_id") or "",
+        certificate_id=doc.get("certificate_id") or "",
     )
 
 

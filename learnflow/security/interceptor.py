@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import inspect
 import logging
+import random
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
@@ -22,6 +23,7 @@ from google.protobuf.message import Message
 from google.rpc import status_pb2
 from grpc_interceptor.server import AsyncServerInterceptor
 
+from learnflow import metrics
 from learnflow.context import CallContext, current_call, reset_call, set_call
 from learnflow.errors import (
     DomainError,
@@ -111,6 +113,12 @@ class StreamSlots:
 
 
 @dataclass(frozen=True)
+class AccessLog:
+    sample: float = 1.0  # share of fast successful calls logged (0..1)
+    slow_ms: float = 250.0  # calls at least this slow are always logged
+
+
+@dataclass(frozen=True)
 class StreamLimits:
     per_subject: int = 4  # open server streams per user (or client address)
     max_duration_s: float = 3600.0
@@ -127,6 +135,7 @@ class ApiInterceptor(AsyncServerInterceptor):
         streams: StreamLimits | None = None,
         limits: RequestLimits | None = None,
         *,
+        access_log: AccessLog | None = None,
         trusted_proxies: Iterable[str] = LOOPBACK,
         health_watch_max_per_client: int = 4,
         health_watch_max_total: int = 100,
@@ -136,6 +145,7 @@ class ApiInterceptor(AsyncServerInterceptor):
         self.rate_limiter = rate_limiter
         self.denials = denials
         self.streams = streams or StreamLimits()
+        self.access_log = access_log or AccessLog()
         self._open_streams: Counter[str] = Counter()
         # Compiled at start from the contract; refuses to start on an unbounded request field.
         self.limits = limits if limits is not None else RequestLimits(api_services())
@@ -176,6 +186,8 @@ class ApiInterceptor(AsyncServerInterceptor):
         )
         token = set_call(call)
         watching = False
+        metrics.GRPC_IN_FLIGHT.inc()
+        in_flight = True  # until a stream takes over the count
         try:
             await context.send_initial_metadata((("x-request-id", call.request_id),))
             call = await self._admit(call, metadata)
@@ -200,6 +212,7 @@ class ApiInterceptor(AsyncServerInterceptor):
                 authorization = metadata.get("authorization", "")
                 stream = self._stream(result, call, context, started, authorization, watching)
                 watching = False  # the stream releases its slot when it ends
+                in_flight = False  # and leaves the in-flight count
                 return stream
             response = await result
             self._log(call, "OK", started)
@@ -207,6 +220,8 @@ class ApiInterceptor(AsyncServerInterceptor):
         except Exception as exc:
             await self._fail(exc, current_call(), context, started)
         finally:
+            if in_flight:
+                metrics.GRPC_IN_FLIGHT.dec()
             if watching:
                 self.watch_slots.release(call.client_address)
             reset_call(token)
@@ -293,10 +308,11 @@ class ApiInterceptor(AsyncServerInterceptor):
                     raise Unauthenticated("the access token expired; refresh it and reconnect")
                 if authorization:
                     await self.authenticator.authenticate(authorization)  # revoked/disabled
-            self._log(call, "OK", started)
+            self._log(call, "OK", started, streaming=True)
         except Exception as exc:
-            await self._fail(exc, current_call(), context, started)
+            await self._fail(exc, current_call(), context, started, streaming=True)
         finally:
+            metrics.GRPC_IN_FLIGHT.dec()
             if pending is not None and not pending.done():
                 pending.cancel()
                 with contextlib.suppress(BaseException):
@@ -317,18 +333,22 @@ class ApiInterceptor(AsyncServerInterceptor):
         call: CallContext,
         context: grpc.aio.ServicerContext[Any, Any],
         started: float,
+        streaming: bool = False,
     ) -> None:
         if isinstance(exc, grpc.aio.AbortError):
+            code = context.code()  # set by the abort
+            name = code.name if isinstance(code, grpc.StatusCode) else "UNKNOWN"
+            self._log(call, name, started, streaming=streaming)
             raise exc
         if isinstance(exc, DomainError):
             status = exc.to_status()
-            self._log(call, exc.code.name, started, error=exc.message)
+            self._log(call, exc.code.name, started, error=exc.message, streaming=streaming)
             if isinstance(exc, PermissionDenied) and self.denials is not None:
                 await self.denials.record(call, exc.message)
         else:
             log.exception("unhandled error in %s", call.method)
             status = internal_status(call.request_id)
-            self._log(call, "INTERNAL", started, error=type(exc).__name__)
+            self._log(call, "INTERNAL", started, error=type(exc).__name__, streaming=streaming)
         await _abort(context, status)
 
     def _client_address(self, context: grpc.aio.ServicerContext[Any, Any]) -> str:
@@ -340,12 +360,30 @@ class ApiInterceptor(AsyncServerInterceptor):
         ]
         return client_address(forwarded, peer_host(context.peer()), self.trusted_proxies)
 
-    @staticmethod
-    def _log(call: CallContext, code: str, started: float, error: str = "") -> None:
+    def _log(
+        self,
+        call: CallContext,
+        code: str,
+        started: float,
+        error: str = "",
+        streaming: bool = False,
+    ) -> None:
+        """The call's metrics, and its log line: always for a failure or a slow call, for a
+        sample of the fast successful ones (the metrics count them all; a JSON line per read
+        would cost as much as the read)."""
+        seconds = time.perf_counter() - started
+        metrics.rpc_finished(call.method, code, None if streaming else seconds)
+        access = self.access_log
+        if (
+            code == "OK"
+            and seconds * 1000 < access.slow_ms
+            and (access.sample <= 0 or random.random() >= access.sample)
+        ):
+            return
         extra: dict[str, Any] = {
             "rpc": call.method,
             "code": code,
-            "ms": round((time.perf_counter() - started) * 1000, 2),
+            "ms": round(seconds * 1000, 2),
             "client": call.client_address,
         }
         if call.principal:

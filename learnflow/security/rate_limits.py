@@ -15,6 +15,7 @@ from limits.aio.strategies import MovingWindowRateLimiter
 from limits.errors import StorageError
 from limits.storage import storage_from_string
 
+from learnflow import metrics
 from learnflow.errors import Unavailable
 from learnflow.security.denials import RateLimited
 from learnflow.settings import Settings
@@ -101,6 +102,8 @@ class RateLimiter:
             return
         stats = await self._storage_call(self.limiter.get_window_stats(item, *identifiers))
         retry_after = max(1.0, stats.reset_time - time.time())
+        # `class:read` and the like by class; the login and quiz budgets by their scope name.
+        metrics.RATE_LIMIT_REFUSALS.labels(rate_class=scope.removeprefix("class:")).inc()
         raise RateLimited(
             f"rate limit exceeded ({item}); retry in {retry_after:.0f}s",
             retry_after,

@@ -31,6 +31,8 @@ users = Table(
     Column("token_version", Integer, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("bio", Text, nullable=False),
+    Column("avatar_url", Text, nullable=False),
 )
 
 refresh_tokens = Table(
@@ -111,6 +113,19 @@ quiz_attempts = Table(
     Column("passed", Boolean, nullable=False),
     Column("answers", JSONB, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+certificates = Table(
+    "certificates",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("user_id", Uuid, nullable=False),
+    Column("course_id", Uuid, nullable=False),
+    Column("learner_name", Text, nullable=False),
+    Column("course_title", Text, nullable=False),
+    Column("instructor_name", Text, nullable=False),
+    Column("completed_at", DateTime(timezone=True), nullable=False),
+    Column("issued_at", DateTime(timezone=True), nullable=False),
 )
 
 comments = Table(

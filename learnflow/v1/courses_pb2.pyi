@@ -1188,6 +1188,58 @@ class GetCourseResponse(_message.Message):
 Global___GetCourseResponse: _TypeAlias = GetCourseResponse  # noqa: Y015
 
 @_typing.final
+class GetCourseBySlugRequest(_message.Message):
+    """Request of GetCourseBySlug."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SLUG_FIELD_NUMBER: _builtins.int
+    slug: _builtins.str
+    """The course's slug. At most 200 characters."""
+    def __init__(
+        self,
+        *,
+        slug: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["slug", b"slug"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetCourseBySlugRequest: _TypeAlias = GetCourseBySlugRequest  # noqa: Y015
+
+@_typing.final
+class GetCourseBySlugResponse(_message.Message):
+    """Response of GetCourseBySlug."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COURSE_FIELD_NUMBER: _builtins.int
+    LESSONS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def course(self) -> Global___Course:
+        """The course."""
+
+    @_builtins.property
+    def lessons(self) -> _containers.RepeatedCompositeFieldContainer[Global___LessonSummary]:
+        """Its lessons in order."""
+
+    def __init__(
+        self,
+        *,
+        course: Global___Course | None = ...,
+        lessons: _abc.Iterable[Global___LessonSummary] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["course", b"course"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["course", b"course", "lessons", b"lessons"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetCourseBySlugResponse: _TypeAlias = GetCourseBySlugResponse  # noqa: Y015
+
+@_typing.final
 class GetLessonRequest(_message.Message):
     """Request of GetLesson."""
 

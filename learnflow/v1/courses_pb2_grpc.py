@@ -522,6 +522,11 @@ class CatalogServiceStub:
                 request_serializer=learnflow_dot_v1_dot_courses__pb2.GetCourseRequest.SerializeToString,
                 response_deserializer=learnflow_dot_v1_dot_courses__pb2.GetCourseResponse.FromString,
                 _registered_method=True)
+        self.GetCourseBySlug = channel.unary_unary(
+                '/learnflow.v1.CatalogService/GetCourseBySlug',
+                request_serializer=learnflow_dot_v1_dot_courses__pb2.GetCourseBySlugRequest.SerializeToString,
+                response_deserializer=learnflow_dot_v1_dot_courses__pb2.GetCourseBySlugResponse.FromString,
+                _registered_method=True)
         self.GetLesson = channel.unary_unary(
                 '/learnflow.v1.CatalogService/GetLesson',
                 request_serializer=learnflow_dot_v1_dot_courses__pb2.GetLessonRequest.SerializeToString,
@@ -555,6 +560,14 @@ class CatalogServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetCourseBySlug(self, request, context):
+        """A course with its lesson outline, found by its slug; the same visibility as GetCourse
+        (drafts and archived courses only for staff).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetLesson(self, request, context):
         """One lesson, for enrolled users and course staff; quiz answers only for staff.
         """
@@ -579,6 +592,11 @@ def add_CatalogServiceServicer_to_server(servicer, server):
                     servicer.GetCourse,
                     request_deserializer=learnflow_dot_v1_dot_courses__pb2.GetCourseRequest.FromString,
                     response_serializer=learnflow_dot_v1_dot_courses__pb2.GetCourseResponse.SerializeToString,
+            ),
+            'GetCourseBySlug': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCourseBySlug,
+                    request_deserializer=learnflow_dot_v1_dot_courses__pb2.GetCourseBySlugRequest.FromString,
+                    response_serializer=learnflow_dot_v1_dot_courses__pb2.GetCourseBySlugResponse.SerializeToString,
             ),
             'GetLesson': grpc.unary_unary_rpc_method_handler(
                     servicer.GetLesson,
@@ -668,6 +686,33 @@ class CatalogService:
             '/learnflow.v1.CatalogService/GetCourse',
             learnflow_dot_v1_dot_courses__pb2.GetCourseRequest.SerializeToString,
             learnflow_dot_v1_dot_courses__pb2.GetCourseResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCourseBySlug(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/learnflow.v1.CatalogService/GetCourseBySlug',
+            learnflow_dot_v1_dot_courses__pb2.GetCourseBySlugRequest.SerializeToString,
+            learnflow_dot_v1_dot_courses__pb2.GetCourseBySlugResponse.FromString,
             options,
             channel_credentials,
             insecure,

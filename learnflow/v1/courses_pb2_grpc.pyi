@@ -180,6 +180,10 @@ class CatalogServiceStub:
     """The caller's own courses in every state, newest first (admins: every course)."""
     GetCourse: _grpc.UnaryUnaryMultiCallable[_courses_pb2.GetCourseRequest, _courses_pb2.GetCourseResponse]
     """A course with its lesson outline; drafts and archived courses only for staff."""
+    GetCourseBySlug: _grpc.UnaryUnaryMultiCallable[_courses_pb2.GetCourseBySlugRequest, _courses_pb2.GetCourseBySlugResponse]
+    """A course with its lesson outline, found by its slug; the same visibility as GetCourse
+    (drafts and archived courses only for staff).
+    """
     GetLesson: _grpc.UnaryUnaryMultiCallable[_courses_pb2.GetLessonRequest, _courses_pb2.GetLessonResponse]
     """One lesson, for enrolled users and course staff; quiz answers only for staff."""
 
@@ -196,6 +200,10 @@ class CatalogServiceAsyncStub(CatalogServiceStub):
     """The caller's own courses in every state, newest first (admins: every course)."""
     GetCourse: _aio.UnaryUnaryMultiCallable[_courses_pb2.GetCourseRequest, _courses_pb2.GetCourseResponse]  # type: ignore[assignment]
     """A course with its lesson outline; drafts and archived courses only for staff."""
+    GetCourseBySlug: _aio.UnaryUnaryMultiCallable[_courses_pb2.GetCourseBySlugRequest, _courses_pb2.GetCourseBySlugResponse]  # type: ignore[assignment]
+    """A course with its lesson outline, found by its slug; the same visibility as GetCourse
+    (drafts and archived courses only for staff).
+    """
     GetLesson: _aio.UnaryUnaryMultiCallable[_courses_pb2.GetLessonRequest, _courses_pb2.GetLessonResponse]  # type: ignore[assignment]
     """One lesson, for enrolled users and course staff; quiz answers only for staff."""
 
@@ -227,6 +235,16 @@ class CatalogServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_courses_pb2.GetCourseResponse, _abc.Awaitable[_courses_pb2.GetCourseResponse]]:
         """A course with its lesson outline; drafts and archived courses only for staff."""
+
+    @_abc_1.abstractmethod
+    def GetCourseBySlug(
+        self,
+        request: _courses_pb2.GetCourseBySlugRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_courses_pb2.GetCourseBySlugResponse, _abc.Awaitable[_courses_pb2.GetCourseBySlugResponse]]:
+        """A course with its lesson outline, found by its slug; the same visibility as GetCourse
+        (drafts and archived courses only for staff).
+        """
 
     @_abc_1.abstractmethod
     def GetLesson(

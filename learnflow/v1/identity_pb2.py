@@ -24,12 +24,13 @@ _sym_db = _symbol_database.Default()
 
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
+from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from learnflow.v1 import access_pb2 as learnflow_dot_v1_dot_access__pb2
 from learnflow.v1 import limits_pb2 as learnflow_dot_v1_dot_limits__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1blearnflow/v1/identity.proto\x12\x0clearnflow.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19learnflow/v1/access.proto\x1a\x19learnflow/v1/limits.proto\"\xb4\x01\n\x04User\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\r\n\x05\x65mail\x18\x02 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x03 \x01(\t\x12&\n\x04role\x18\x04 \x01(\x0e\x32\x12.learnflow.v1.RoleB\x04\xe2\x41\x01\x03\x12\x16\n\x08\x64isabled\x18\x05 \x01(\x08\x42\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\"\x8f\x01\n\x13RegisterUserRequest\x12\x1a\n\x05\x65mail\x18\x01 \x01(\tB\x0b\xe2\x41\x01\x02\xb2\xbb\x18\x03\x08\xfe\x01\x12\x1d\n\x08password\x18\x02 \x01(\tB\x0b\xe2\x41\x01\x02\xb2\xbb\x18\x03\x08\x80\x08\x12 \n\x0c\x64isplay_name\x18\x03 \x01(\tB\n\xe2\x41\x01\x02\xb2\xbb\x18\x02\x08P\x12\x1b\n\nrequest_id\x18\x04 \x01(\tB\x07\xb2\xbb\x18\x03\x08\x80\x01\"S\n\x14RegisterUserResponse\x12 \n\x04user\x18\x01 \x01(\x0b\x32\x12.learnflow.v1.User\x12\x19\n\x11\x63onsistency_token\x18\x02 \x01(\t\"Q\n\x14\x43reateSessionRequest\x12\x1a\n\x05\x65mail\x18\x01 \x01(\tB\x0b\xe2\x41\x01\x02\xb2\xbb\x18\x03\x08\xfe\x01\x12\x1d\n\x08password\x18\x02 \x01(\tB\x0b\xe2\x41\x01\x02\xb2\xbb\x18\x03\x08\x80\x08\"\x87\x01\n\x15\x43reateSessionResponse\x12\x14\n\x0c\x61\x63\x63\x65ss_token\x18\x01 \x01(\t\x12\x15\n\rrefresh_token\x18\x02 \x01(\t\x12\x12\n\nexpires_in\x18\x03 \x01(\x05\x12\x12\n\ntoken_type\x18\x04 \x01(\t\x12\x19\n\x11\x63onsistency_token\x18\x05 \x01(\t\";\n\x15RefreshSessionRequest\x12\"\n\rrefresh_token\x18\x01 \x01(\tB\x0b\xe2\x41\x01\x02\xb2\xbb\x18\x03\x08\x80\x01\"\x88\x01\n\x16RefreshSessionResponse\x12\x14\n\x0c\x61\x63\x63\x65ss_token\x18\x01 \x01(\t\x12\x15\n\rrefresh_token\x18\x02 \x01(\t\x12\x12\n\nexpires_in\x18\x03 \x01(\x05\x12\x12\n\ntoken_type\x18\x04 \x01(\t\x12\x19\n\x11\x63onsistency_token\x18\x05 \x01(\t\"L\n\x14RevokeSessionRequest\x12\x1e\n\rrefresh_token\x18\x01 \x01(\tB\x07\xb2\xbb\x18\x03\x08\x80\x01\x12\x14\n\x0c\x61ll_sessions\x18\x02 \x01(\x08\"2\n\x15RevokeSessionResponse\x12\x19\n\x11\x63onsistency_token\x18\x01 \x01(\t\"v\n\x12SetUserRoleRequest\x12\x1b\n\x07user_id\x18\x01 \x01(\tB\n\xe2\x41\x01\x02\xb2\xbb\x18\x02\x08$\x12&\n\x04role\x18\x02 \x01(\x0e\x32\x12.learnflow.v1.RoleB\x04\xe2\x41\x01\x02\x12\x1b\n\nrequest_id\x18\x03 \x01(\tB\x07\xb2\xbb\x18\x03\x08\x80\x01\"R\n\x13SetUserRoleResponse\x12 \n\x04user\x18\x01 \x01(\x0b\x32\x12.learnflow.v1.User\x12\x19\n\x11\x63onsistency_token\x18\x02 \x01(\t\"d\n\x16SetUserDisabledRequest\x12\x1b\n\x07user_id\x18\x01 \x01(\tB\n\xe2\x41\x01\x02\xb2\xbb\x18\x02\x08$\x12\x10\n\x08\x64isabled\x18\x02 \x01(\x08\x12\x1b\n\nrequest_id\x18\x03 \x01(\tB\x07\xb2\xbb\x18\x03\x08\x80\x01\"V\n\x17SetUserDisabledResponse\x12 \n\x04user\x18\x01 \x01(\x0b\x32\x12.learnflow.v1.User\x12\x19\n\x11\x63onsistency_token\x18\x02 \x01(\t\"\x17\n\x15GetSigningKeysRequest\"@\n\x16GetSigningKeysResponse\x12&\n\x04keys\x18\x01 \x03(\x0b\x32\x18.learnflow.v1.JsonWebKey\"X\n\nJsonWebKey\x12\x0b\n\x03kty\x18\x01 \x01(\t\x12\x0b\n\x03\x63rv\x18\x02 \x01(\t\x12\t\n\x01x\x18\x03 \x01(\t\x12\x0b\n\x03kid\x18\x04 \x01(\t\x12\x0b\n\x03\x61lg\x18\x05 \x01(\t\x12\x0b\n\x03use\x18\x06 \x01(\t\"\x17\n\x15GetCurrentUserRequest\":\n\x16GetCurrentUserResponse\x12 \n\x04user\x18\x01 \x01(\x0b\x32\x12.learnflow.v1.User2\xba\x07\n\x0fIdentityService\x12|\n\x0cRegisterUser\x12!.learnflow.v1.RegisterUserRequest\x1a\".learnflow.v1.RegisterUserResponse\"%\xaa\xbb\x18\x04\x08\x01\x18\x03\x82\xd3\xe4\x93\x02\x17\"\x12/v1/users:register:\x01*\x12y\n\rCreateSession\x12\".learnflow.v1.CreateSessionRequest\x1a#.learnflow.v1.CreateSessionResponse\"\x1f\xaa\xbb\x18\x04\x08\x01\x18\x03\x82\xd3\xe4\x93\x02\x11\"\x0c/v1/sessions:\x01*\x12\x84\x01\n\x0eRefreshSession\x12#.learnflow.v1.RefreshSessionRequest\x1a$.learnflow.v1.RefreshSessionResponse\"\'\xaa\xbb\x18\x04\x08\x01\x18\x03\x82\xd3\xe4\x93\x02\x19\"\x14/v1/sessions:refresh:\x01*\x12\x80\x01\n\rRevokeSession\x12\".learnflow.v1.RevokeSessionRequest\x1a#.learnflow.v1.RevokeSessionResponse\"&\xaa\xbb\x18\x04\x08\x02\x18\x02\x82\xd3\xe4\x93\x02\x18\"\x13/v1/sessions:revoke:\x01*\x12\x85\x01\n\x0bSetUserRole\x12 .learnflow.v1.SetUserRoleRequest\x1a!.learnflow.v1.SetUserRoleResponse\"1\xaa\xbb\x18\x07\x08\x02\x12\x01\x03\x18\x02\x82\xd3\xe4\x93\x02 \"\x1b/v1/users/{user_id}:setRole:\x01*\x12\x95\x01\n\x0fSetUserDisabled\x12$.learnflow.v1.SetUserDisabledRequest\x1a%.learnflow.v1.SetUserDisabledResponse\"5\xaa\xbb\x18\x07\x08\x02\x12\x01\x03\x18\x02\x82\xd3\xe4\x93\x02$\"\x1f/v1/users/{user_id}:setDisabled:\x01*\x12\x83\x01\n\x0eGetSigningKeys\x12#.learnflow.v1.GetSigningKeysRequest\x1a$.learnflow.v1.GetSigningKeysResponse\"&\xaa\xbb\x18\x04\x08\x01\x18\x01\x82\xd3\xe4\x93\x02\x18\x12\x16/.well-known/jwks.json2\x8b\x01\n\x0eProfileService\x12y\n\x0eGetCurrentUser\x12#.learnflow.v1.GetCurrentUserRequest\x1a$.learnflow.v1.GetCurrentUserResponse\"\x1c\xaa\xbb\x18\x04\x08\x02\x18\x01\x82\xd3\xe4\x93\x02\x0e\x12\x0c/v1/users/meb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1blearnflow/v1/identity.proto\x12\x0clearnflow.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19learnflow/v1/access.proto\x1a\x19learnflow/v1/limits.proto\"\xfe\x01\n\x04User\x12\x16\n\x02id\x18\x01 \x01(\tB\n\xe2\x41\x01\x03\xb2\xbb\x18\x02\x08$\x12\x16\n\x05\x65mail\x18\x02 \x01(\tB\x07\xb2\xbb\x18\x03\x08\xfe\x01\x12\x1c\n\x0c\x64isplay_name\x18\x03 \x01(\tB\x06\xb2\xbb\x18\x02\x08P\x12&\n\x04role\x18\x04 \x01(\x0e\x32\x12.learnflow.v1.RoleB\x04\xe2\x41\x01\x03\x12\x16\n\x08\x64isabled\x18\x05 \x01(\x08\x42\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x14\n\x03\x62io\x18\x07 \x01(\tB\x07\xb2\xbb\x18\x03\x08\xe8\x07\x12\x1b\n\navatar_url\x18\x08 \x01(\tB\x07\xb2\xbb\x18\x03\x08\x80\x10\"\x8f\x01\n\x13RegisterUserRequest\x12\x1a\n\x05\x65mail\x18\x01 \x01(\tB\x0b\xe2\x41\x01\x02\xb2\xbb\x18\x03\x08\xfe\x01\x12\x1d\n\x08password\x18\x02 \x01(\tB\x0b\xe2\x41\x01\x02\xb2\xbb\x18\x03\x08\x80\x08\x12 \n\x0c\x64isplay_name\x18\x03 \x01(\tB\n\xe2\x41\x01\x02\xb2\xbb\x18\x02\x08P\x12\x1b\n\nrequest_id\x18\x04 \x01(\tB\x07\xb2\xbb\x18\x03\x08\x80\x01\"S\n\x14RegisterUserResponse\x12 \n\x04user\x18\x01 \x01(\x0b\x32\x12.learnflow.v1.User\x12\x19\n\x11\x63onsistency_token\x18\x02 \x01(\t\"Q\n\x14\x43reateSessionRequest\x12\x1a\n\x05\x65mail\x18\x01 \x01(\tB\x0b\xe2\x41\x01\x02\xb2\xbb\x18\x03\x08\xfe\x01\x12\x1d\n\x08password\x18\x02 \x01(\tB\x0b\xe2\x41\x01\x02\xb2\xbb\x18\x03\x08\x80\x08\"\x87\x01\n\x15\x43reateSessionResponse\x12\x14\n\x0c\x61\x63\x63\x65ss_token\x18\x01 \x01(\t\x12\x15\n\rrefresh_token\x18\x02 \x01(\t\x12\x12\n\nexpires_in\x18\x03 \x01(\x05\x12\x12\n\ntoken_type\x18\x04 \x01(\t\x12\x19\n\x11\x63onsistency_token\x18\x05 \x01(\t\";\n\x15RefreshSessionRequest\x12\"\n\rrefresh_token\x18\x01 \x01(\tB\x0b\xe2\x41\x01\x02\xb2\xbb\x18\x03\x08\x80\x01\"\x88\x01\n\x16RefreshSessionResponse\x12\x14\n\x0c\x61\x63\x63\x65ss_token\x18\x01 \x01(\t\x12\x15\n\rrefresh_token\x18\x02 \x01(\t\x12\x12\n\nexpires_in\x18\x03 \x01(\x05\x12\x12\n\ntoken_type\x18\x04 \x01(\t\x12\x19\n\x11\x63onsistency_token\x18\x05 \x01(\t\"L\n\x14RevokeSessionRequest\x12\x1e\n\rrefresh_token\x18\x01 \x01(\tB\x07\xb2\xbb\x18\x03\x08\x80\x01\x12\x14\n\x0c\x61ll_sessions\x18\x02 \x01(\x08\"2\n\x15RevokeSessionResponse\x12\x19\n\x11\x63onsistency_token\x18\x01 \x01(\t\"v\n\x12SetUserRoleRequest\x12\x1b\n\x07user_id\x18\x01 \x01(\tB\n\xe2\x41\x01\x02\xb2\xbb\x18\x02\x08$\x12&\n\x04role\x18\x02 \x01(\x0e\x32\x12.learnflow.v1.RoleB\x04\xe2\x41\x01\x02\x12\x1b\n\nrequest_id\x18\x03 \x01(\tB\x07\xb2\xbb\x18\x03\x08\x80\x01\"R\n\x13SetUserRoleResponse\x12 \n\x04user\x18\x01 \x01(\x0b\x32\x12.learnflow.v1.User\x12\x19\n\x11\x63onsistency_token\x18\x02 \x01(\t\"d\n\x16SetUserDisabledRequest\x12\x1b\n\x07user_id\x18\x01 \x01(\tB\n\xe2\x41\x01\x02\xb2\xbb\x18\x02\x08$\x12\x10\n\x08\x64isabled\x18\x02 \x01(\x08\x12\x1b\n\nrequest_id\x18\x03 \x01(\tB\x07\xb2\xbb\x18\x03\x08\x80\x01\"V\n\x17SetUserDisabledResponse\x12 \n\x04user\x18\x01 \x01(\x0b\x32\x12.learnflow.v1.User\x12\x19\n\x11\x63onsistency_token\x18\x02 \x01(\t\"\x17\n\x15GetSigningKeysRequest\"@\n\x16GetSigningKeysResponse\x12&\n\x04keys\x18\x01 \x03(\x0b\x32\x18.learnflow.v1.JsonWebKey\"X\n\nJsonWebKey\x12\x0b\n\x03kty\x18\x01 \x01(\t\x12\x0b\n\x03\x63rv\x18\x02 \x01(\t\x12\t\n\x01x\x18\x03 \x01(\t\x12\x0b\n\x03kid\x18\x04 \x01(\t\x12\x0b\n\x03\x61lg\x18\x05 \x01(\t\x12\x0b\n\x03use\x18\x06 \x01(\t\"\x17\n\x15GetCurrentUserRequest\":\n\x16GetCurrentUserResponse\x12 \n\x04user\x18\x01 \x01(\x0b\x32\x12.learnflow.v1.User\"\x9e\x01\n\x18UpdateCurrentUserRequest\x12&\n\x04user\x18\x01 \x01(\x0b\x32\x12.learnflow.v1.UserB\x04\xe2\x41\x01\x02\x12=\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMaskB\x0c\xe2\x41\x01\x02\xb2\xbb\x18\x04\x08@\x10\x03\x12\x1b\n\nrequest_id\x18\x03 \x01(\tB\x07\xb2\xbb\x18\x03\x08\x80\x01\"X\n\x19UpdateCurrentUserResponse\x12 \n\x04user\x18\x01 \x01(\x0b\x32\x12.learnflow.v1.User\x12\x19\n\x11\x63onsistency_token\x18\x02 \x01(\t\"a\n\x15\x43hangePasswordRequest\x12%\n\x10\x63urrent_password\x18\x01 \x01(\tB\x0b\xe2\x41\x01\x02\xb2\xbb\x18\x03\x08\x80\x08\x12!\n\x0cnew_password\x18\x02 \x01(\tB\x0b\xe2\x41\x01\x02\xb2\xbb\x18\x03\x08\x80\x08\"\x88\x01\n\x16\x43hangePasswordResponse\x12\x14\n\x0c\x61\x63\x63\x65ss_token\x18\x01 \x01(\t\x12\x15\n\rrefresh_token\x18\x02 \x01(\t\x12\x12\n\nexpires_in\x18\x03 \x01(\x05\x12\x12\n\ntoken_type\x18\x04 \x01(\t\x12\x19\n\x11\x63onsistency_token\x18\x05 \x01(\t\"\x9c\x01\n\x10ListUsersRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x1b\n\npage_token\x18\x02 \x01(\tB\x07\xb2\xbb\x18\x03\x08\x80\x04\x12\x12\n\x01q\x18\x03 \x01(\tB\x07\xb2\xbb\x18\x03\x08\xc8\x01\x12 \n\x04role\x18\x04 \x01(\x0e\x32\x12.learnflow.v1.Role\x12\x15\n\x08\x64isabled\x18\x05 \x01(\x08H\x00\x88\x01\x01\x42\x0b\n\t_disabled\"O\n\x11ListUsersResponse\x12!\n\x05users\x18\x01 \x03(\x0b\x32\x12.learnflow.v1.User\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"-\n\x0eGetUserRequest\x12\x1b\n\x07user_id\x18\x01 \x01(\tB\n\xe2\x41\x01\x02\xb2\xbb\x18\x02\x08$\"3\n\x0fGetUserResponse\x12 \n\x04user\x18\x01 \x01(\x0b\x32\x12.learnflow.v1.User2\xd3\t\n\x0fIdentityService\x12|\n\x0cRegisterUser\x12!.learnflow.v1.RegisterUserRequest\x1a\".learnflow.v1.RegisterUserResponse\"%\xaa\xbb\x18\x04\x08\x01\x18\x03\x82\xd3\xe4\x93\x02\x17\"\x12/v1/users:register:\x01*\x12y\n\rCreateSession\x12\".learnflow.v1.CreateSessionRequest\x1a#.learnflow.v1.CreateSessionResponse\"\x1f\xaa\xbb\x18\x04\x08\x01\x18\x03\x82\xd3\xe4\x93\x02\x11\"\x0c/v1/sessions:\x01*\x12\x84\x01\n\x0eRefreshSession\x12#.learnflow.v1.RefreshSessionRequest\x1a$.learnflow.v1.RefreshSessionResponse\"\'\xaa\xbb\x18\x04\x08\x01\x18\x03\x82\xd3\xe4\x93\x02\x19\"\x14/v1/sessions:refresh:\x01*\x12\x80\x01\n\rRevokeSession\x12\".learnflow.v1.RevokeSessionRequest\x1a#.learnflow.v1.RevokeSessionResponse\"&\xaa\xbb\x18\x04\x08\x02\x18\x02\x82\xd3\xe4\x93\x02\x18\"\x13/v1/sessions:revoke:\x01*\x12\x85\x01\n\x0bSetUserRole\x12 .learnflow.v1.SetUserRoleRequest\x1a!.learnflow.v1.SetUserRoleResponse\"1\xaa\xbb\x18\x07\x08\x02\x12\x01\x03\x18\x02\x82\xd3\xe4\x93\x02 \"\x1b/v1/users/{user_id}:setRole:\x01*\x12\x95\x01\n\x0fSetUserDisabled\x12$.learnflow.v1.SetUserDisabledRequest\x1a%.learnflow.v1.SetUserDisabledResponse\"5\xaa\xbb\x18\x07\x08\x02\x12\x01\x03\x18\x02\x82\xd3\xe4\x93\x02$\"\x1f/v1/users/{user_id}:setDisabled:\x01*\x12\x88\x01\n\x11UpdateCurrentUser\x12&.learnflow.v1.UpdateCurrentUserRequest\x1a\'.learnflow.v1.UpdateCurrentUserResponse\"\"\xaa\xbb\x18\x04\x08\x02\x18\x02\x82\xd3\xe4\x93\x02\x14\x32\x0c/v1/users/me:\x04user\x12\x8b\x01\n\x0e\x43hangePassword\x12#.learnflow.v1.ChangePasswordRequest\x1a$.learnflow.v1.ChangePasswordResponse\".\xaa\xbb\x18\x04\x08\x02\x18\x03\x82\xd3\xe4\x93\x02 \"\x1b/v1/users/me:changePassword:\x01*\x12\x83\x01\n\x0eGetSigningKeys\x12#.learnflow.v1.GetSigningKeysRequest\x1a$.learnflow.v1.GetSigningKeysResponse\"&\xaa\xbb\x18\x04\x08\x01\x18\x01\x82\xd3\xe4\x93\x02\x18\x12\x16/.well-known/jwks.json2\xe7\x02\n\x0eProfileService\x12y\n\x0eGetCurrentUser\x12#.learnflow.v1.GetCurrentUserRequest\x1a$.learnflow.v1.GetCurrentUserResponse\"\x1c\xaa\xbb\x18\x04\x08\x02\x18\x01\x82\xd3\xe4\x93\x02\x0e\x12\x0c/v1/users/me\x12j\n\tListUsers\x12\x1e.learnflow.v1.ListUsersRequest\x1a\x1f.learnflow.v1.ListUsersResponse\"\x1c\xaa\xbb\x18\x07\x08\x02\x12\x01\x03\x18\x01\x82\xd3\xe4\x93\x02\x0b\x12\t/v1/users\x12n\n\x07GetUser\x12\x1c.learnflow.v1.GetUserRequest\x1a\x1d.learnflow.v1.GetUserResponse\"&\xaa\xbb\x18\x07\x08\x02\x12\x01\x03\x18\x01\x82\xd3\xe4\x93\x02\x15\x12\x13/v1/users/{user_id}b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,13 +38,21 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'learnflow.v1.identity_pb2',
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_USER'].fields_by_name['id']._loaded_options = None
-  _globals['_USER'].fields_by_name['id']._serialized_options = b'\342A\001\003'
+  _globals['_USER'].fields_by_name['id']._serialized_options = b'\342A\001\003\262\273\030\002\010$'
+  _globals['_USER'].fields_by_name['email']._loaded_options = None
+  _globals['_USER'].fields_by_name['email']._serialized_options = b'\262\273\030\003\010\376\001'
+  _globals['_USER'].fields_by_name['display_name']._loaded_options = None
+  _globals['_USER'].fields_by_name['display_name']._serialized_options = b'\262\273\030\002\010P'
   _globals['_USER'].fields_by_name['role']._loaded_options = None
   _globals['_USER'].fields_by_name['role']._serialized_options = b'\342A\001\003'
   _globals['_USER'].fields_by_name['disabled']._loaded_options = None
   _globals['_USER'].fields_by_name['disabled']._serialized_options = b'\342A\001\003'
   _globals['_USER'].fields_by_name['create_time']._loaded_options = None
   _globals['_USER'].fields_by_name['create_time']._serialized_options = b'\342A\001\003'
+  _globals['_USER'].fields_by_name['bio']._loaded_options = None
+  _globals['_USER'].fields_by_name['bio']._serialized_options = b'\262\273\030\003\010\350\007'
+  _globals['_USER'].fields_by_name['avatar_url']._loaded_options = None
+  _globals['_USER'].fields_by_name['avatar_url']._serialized_options = b'\262\273\030\003\010\200\020'
   _globals['_REGISTERUSERREQUEST'].fields_by_name['email']._loaded_options = None
   _globals['_REGISTERUSERREQUEST'].fields_by_name['email']._serialized_options = b'\342A\001\002\262\273\030\003\010\376\001'
   _globals['_REGISTERUSERREQUEST'].fields_by_name['password']._loaded_options = None
@@ -70,6 +79,22 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SETUSERDISABLEDREQUEST'].fields_by_name['user_id']._serialized_options = b'\342A\001\002\262\273\030\002\010$'
   _globals['_SETUSERDISABLEDREQUEST'].fields_by_name['request_id']._loaded_options = None
   _globals['_SETUSERDISABLEDREQUEST'].fields_by_name['request_id']._serialized_options = b'\262\273\030\003\010\200\001'
+  _globals['_UPDATECURRENTUSERREQUEST'].fields_by_name['user']._loaded_options = None
+  _globals['_UPDATECURRENTUSERREQUEST'].fields_by_name['user']._serialized_options = b'\342A\001\002'
+  _globals['_UPDATECURRENTUSERREQUEST'].fields_by_name['update_mask']._loaded_options = None
+  _globals['_UPDATECURRENTUSERREQUEST'].fields_by_name['update_mask']._serialized_options = b'\342A\001\002\262\273\030\004\010@\020\003'
+  _globals['_UPDATECURRENTUSERREQUEST'].fields_by_name['request_id']._loaded_options = None
+  _globals['_UPDATECURRENTUSERREQUEST'].fields_by_name['request_id']._serialized_options = b'\262\273\030\003\010\200\001'
+  _globals['_CHANGEPASSWORDREQUEST'].fields_by_name['current_password']._loaded_options = None
+  _globals['_CHANGEPASSWORDREQUEST'].fields_by_name['current_password']._serialized_options = b'\342A\001\002\262\273\030\003\010\200\010'
+  _globals['_CHANGEPASSWORDREQUEST'].fields_by_name['new_password']._loaded_options = None
+  _globals['_CHANGEPASSWORDREQUEST'].fields_by_name['new_password']._serialized_options = b'\342A\001\002\262\273\030\003\010\200\010'
+  _globals['_LISTUSERSREQUEST'].fields_by_name['page_token']._loaded_options = None
+  _globals['_LISTUSERSREQUEST'].fields_by_name['page_token']._serialized_options = b'\262\273\030\003\010\200\004'
+  _globals['_LISTUSERSREQUEST'].fields_by_name['q']._loaded_options = None
+  _globals['_LISTUSERSREQUEST'].fields_by_name['q']._serialized_options = b'\262\273\030\003\010\310\001'
+  _globals['_GETUSERREQUEST'].fields_by_name['user_id']._loaded_options = None
+  _globals['_GETUSERREQUEST'].fields_by_name['user_id']._serialized_options = b'\342A\001\002\262\273\030\002\010$'
   _globals['_IDENTITYSERVICE'].methods_by_name['RegisterUser']._loaded_options = None
   _globals['_IDENTITYSERVICE'].methods_by_name['RegisterUser']._serialized_options = b'\252\273\030\004\010\001\030\003\202\323\344\223\002\027\"\022/v1/users:register:\001*'
   _globals['_IDENTITYSERVICE'].methods_by_name['CreateSession']._loaded_options = None
@@ -82,48 +107,72 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_IDENTITYSERVICE'].methods_by_name['SetUserRole']._serialized_options = b'\252\273\030\007\010\002\022\001\003\030\002\202\323\344\223\002 \"\033/v1/users/{user_id}:setRole:\001*'
   _globals['_IDENTITYSERVICE'].methods_by_name['SetUserDisabled']._loaded_options = None
   _globals['_IDENTITYSERVICE'].methods_by_name['SetUserDisabled']._serialized_options = b'\252\273\030\007\010\002\022\001\003\030\002\202\323\344\223\002$\"\037/v1/users/{user_id}:setDisabled:\001*'
+  _globals['_IDENTITYSERVICE'].methods_by_name['UpdateCurrentUser']._loaded_options = None
+  _globals['_IDENTITYSERVICE'].methods_by_name['UpdateCurrentUser']._serialized_options = b'\252\273\030\004\010\002\030\002\202\323\344\223\002\0242\014/v1/users/me:\004user'
+  _globals['_IDENTITYSERVICE'].methods_by_name['ChangePassword']._loaded_options = None
+  _globals['_IDENTITYSERVICE'].methods_by_name['ChangePassword']._serialized_options = b'\252\273\030\004\010\002\030\003\202\323\344\223\002 \"\033/v1/users/me:changePassword:\001*'
   _globals['_IDENTITYSERVICE'].methods_by_name['GetSigningKeys']._loaded_options = None
   _globals['_IDENTITYSERVICE'].methods_by_name['GetSigningKeys']._serialized_options = b'\252\273\030\004\010\001\030\001\202\323\344\223\002\030\022\026/.well-known/jwks.json'
   _globals['_PROFILESERVICE'].methods_by_name['GetCurrentUser']._loaded_options = None
   _globals['_PROFILESERVICE'].methods_by_name['GetCurrentUser']._serialized_options = b'\252\273\030\004\010\002\030\001\202\323\344\223\002\016\022\014/v1/users/me'
-  _globals['_USER']._serialized_start=196
-  _globals['_USER']._serialized_end=376
-  _globals['_REGISTERUSERREQUEST']._serialized_start=379
-  _globals['_REGISTERUSERREQUEST']._serialized_end=522
-  _globals['_REGISTERUSERRESPONSE']._serialized_start=524
-  _globals['_REGISTERUSERRESPONSE']._serialized_end=607
-  _globals['_CREATESESSIONREQUEST']._serialized_start=609
-  _globals['_CREATESESSIONREQUEST']._serialized_end=690
-  _globals['_CREATESESSIONRESPONSE']._serialized_start=693
-  _globals['_CREATESESSIONRESPONSE']._serialized_end=828
-  _globals['_REFRESHSESSIONREQUEST']._serialized_start=830
-  _globals['_REFRESHSESSIONREQUEST']._serialized_end=889
-  _globals['_REFRESHSESSIONRESPONSE']._serialized_start=892
-  _globals['_REFRESHSESSIONRESPONSE']._serialized_end=1028
-  _globals['_REVOKESESSIONREQUEST']._serialized_start=1030
-  _globals['_REVOKESESSIONREQUEST']._serialized_end=1106
-  _globals['_REVOKESESSIONRESPONSE']._serialized_start=1108
-  _globals['_REVOKESESSIONRESPONSE']._serialized_end=1158
-  _globals['_SETUSERROLEREQUEST']._serialized_start=1160
-  _globals['_SETUSERROLEREQUEST']._serialized_end=1278
-  _globals['_SETUSERROLERESPONSE']._serialized_start=1280
-  _globals['_SETUSERROLERESPONSE']._serialized_end=1362
-  _globals['_SETUSERDISABLEDREQUEST']._serialized_start=1364
-  _globals['_SETUSERDISABLEDREQUEST']._serialized_end=1464
-  _globals['_SETUSERDISABLEDRESPONSE']._serialized_start=1466
-  _globals['_SETUSERDISABLEDRESPONSE']._serialized_end=1552
-  _globals['_GETSIGNINGKEYSREQUEST']._serialized_start=1554
-  _globals['_GETSIGNINGKEYSREQUEST']._serialized_end=1577
-  _globals['_GETSIGNINGKEYSRESPONSE']._serialized_start=1579
-  _globals['_GETSIGNINGKEYSRESPONSE']._serialized_end=1643
-  _globals['_JSONWEBKEY']._serialized_start=1645
-  _globals['_JSONWEBKEY']._serialized_end=1733
-  _globals['_GETCURRENTUSERREQUEST']._serialized_start=1735
-  _globals['_GETCURRENTUSERREQUEST']._serialized_end=1758
-  _globals['_GETCURRENTUSERRESPONSE']._serialized_start=1760
-  _globals['_GETCURRENTUSERRESPONSE']._serialized_end=1818
-  _globals['_IDENTITYSERVICE']._serialized_start=1821
-  _globals['_IDENTITYSERVICE']._serialized_end=2775
-  _globals['_PROFILESERVICE']._serialized_start=2778
-  _globals['_PROFILESERVICE']._serialized_end=2917
+  _globals['_PROFILESERVICE'].methods_by_name['ListUsers']._loaded_options = None
+  _globals['_PROFILESERVICE'].methods_by_name['ListUsers']._serialized_options = b'\252\273\030\007\010\002\022\001\003\030\001\202\323\344\223\002\013\022\t/v1/users'
+  _globals['_PROFILESERVICE'].methods_by_name['GetUser']._loaded_options = None
+  _globals['_PROFILESERVICE'].methods_by_name['GetUser']._serialized_options = b'\252\273\030\007\010\002\022\001\003\030\001\202\323\344\223\002\025\022\023/v1/users/{user_id}'
+  _globals['_USER']._serialized_start=230
+  _globals['_USER']._serialized_end=484
+  _globals['_REGISTERUSERREQUEST']._serialized_start=487
+  _globals['_REGISTERUSERREQUEST']._serialized_end=630
+  _globals['_REGISTERUSERRESPONSE']._serialized_start=632
+  _globals['_REGISTERUSERRESPONSE']._serialized_end=715
+  _globals['_CREATESESSIONREQUEST']._serialized_start=717
+  _globals['_CREATESESSIONREQUEST']._serialized_end=798
+  _globals['_CREATESESSIONRESPONSE']._serialized_start=801
+  _globals['_CREATESESSIONRESPONSE']._serialized_end=936
+  _globals['_REFRESHSESSIONREQUEST']._serialized_start=938
+  _globals['_REFRESHSESSIONREQUEST']._serialized_end=997
+  _globals['_REFRESHSESSIONRESPONSE']._serialized_start=1000
+  _globals['_REFRESHSESSIONRESPONSE']._serialized_end=1136
+  _globals['_REVOKESESSIONREQUEST']._serialized_start=1138
+  _globals['_REVOKESESSIONREQUEST']._serialized_end=1214
+  _globals['_REVOKESESSIONRESPONSE']._serialized_start=1216
+  _globals['_REVOKESESSIONRESPONSE']._serialized_end=1266
+  _globals['_SETUSERROLEREQUEST']._serialized_start=1268
+  _globals['_SETUSERROLEREQUEST']._serialized_end=1386
+  _globals['_SETUSERROLERESPONSE']._serialized_start=1388
+  _globals['_SETUSERROLERESPONSE']._serialized_end=1470
+  _globals['_SETUSERDISABLEDREQUEST']._serialized_start=1472
+  _globals['_SETUSERDISABLEDREQUEST']._serialized_end=1572
+  _globals['_SETUSERDISABLEDRESPONSE']._serialized_start=1574
+  _globals['_SETUSERDISABLEDRESPONSE']._serialized_end=1660
+  _globals['_GETSIGNINGKEYSREQUEST']._serialized_start=1662
+  _globals['_GETSIGNINGKEYSREQUEST']._serialized_end=1685
+  _globals['_GETSIGNINGKEYSRESPONSE']._serialized_start=1687
+  _globals['_GETSIGNINGKEYSRESPONSE']._serialized_end=1751
+  _globals['_JSONWEBKEY']._serialized_start=1753
+  _globals['_JSONWEBKEY']._serialized_end=1841
+  _globals['_GETCURRENTUSERREQUEST']._serialized_start=1843
+  _globals['_GETCURRENTUSERREQUEST']._serialized_end=1866
+  _globals['_GETCURRENTUSERRESPONSE']._serialized_start=1868
+  _globals['_GETCURRENTUSERRESPONSE']._serialized_end=1926
+  _globals['_UPDATECURRENTUSERREQUEST']._serialized_start=1929
+  _globals['_UPDATECURRENTUSERREQUEST']._serialized_end=2087
+  _globals['_UPDATECURRENTUSERRESPONSE']._serialized_start=2089
+  _globals['_UPDATECURRENTUSERRESPONSE']._serialized_end=2177
+  _globals['_CHANGEPASSWORDREQUEST']._serialized_start=2179
+  _globals['_CHANGEPASSWORDREQUEST']._serialized_end=2276
+  _globals['_CHANGEPASSWORDRESPONSE']._serialized_start=2279
+  _globals['_CHANGEPASSWORDRESPONSE']._serialized_end=2415
+  _globals['_LISTUSERSREQUEST']._serialized_start=2418
+  _globals['_LISTUSERSREQUEST']._serialized_end=2574
+  _globals['_LISTUSERSRESPONSE']._serialized_start=2576
+  _globals['_LISTUSERSRESPONSE']._serialized_end=2655
+  _globals['_GETUSERREQUEST']._serialized_start=2657
+  _globals['_GETUSERREQUEST']._serialized_end=2702
+  _globals['_GETUSERRESPONSE']._serialized_start=2704
+  _globals['_GETUSERRESPONSE']._serialized_end=2755
+  _globals['_IDENTITYSERVICE']._serialized_start=2758
+  _globals['_IDENTITYSERVICE']._serialized_end=3993
+  _globals['_PROFILESERVICE']._serialized_start=3996
+  _globals['_PROFILESERVICE']._serialized_end=4355
 # @@protoc_insertion_point(module_scope)

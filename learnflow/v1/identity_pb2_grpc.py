@@ -65,6 +65,16 @@ class IdentityServiceStub:
                 request_serializer=learnflow_dot_v1_dot_identity__pb2.SetUserDisabledRequest.SerializeToString,
                 response_deserializer=learnflow_dot_v1_dot_identity__pb2.SetUserDisabledResponse.FromString,
                 _registered_method=True)
+        self.UpdateCurrentUser = channel.unary_unary(
+                '/learnflow.v1.IdentityService/UpdateCurrentUser',
+                request_serializer=learnflow_dot_v1_dot_identity__pb2.UpdateCurrentUserRequest.SerializeToString,
+                response_deserializer=learnflow_dot_v1_dot_identity__pb2.UpdateCurrentUserResponse.FromString,
+                _registered_method=True)
+        self.ChangePassword = channel.unary_unary(
+                '/learnflow.v1.IdentityService/ChangePassword',
+                request_serializer=learnflow_dot_v1_dot_identity__pb2.ChangePasswordRequest.SerializeToString,
+                response_deserializer=learnflow_dot_v1_dot_identity__pb2.ChangePasswordResponse.FromString,
+                _registered_method=True)
         self.GetSigningKeys = channel.unary_unary(
                 '/learnflow.v1.IdentityService/GetSigningKeys',
                 request_serializer=learnflow_dot_v1_dot_identity__pb2.GetSigningKeysRequest.SerializeToString,
@@ -119,6 +129,25 @@ class IdentityServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UpdateCurrentUser(self, request, context):
+        """Updates the caller's own profile: `display_name`, `bio` and `avatar_url`, named in
+        `update_mask` (AIP-134). Email and role are not changed here.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ChangePassword(self, request, context):
+        """Changes the caller's password after checking the current one, and ends every session
+        of the caller: every refresh token is revoked and every access token issued so far stops
+        working, including the one that made this call. The response carries a fresh token pair
+        (a new session), so the caller stays logged in while every other device is logged out.
+        A wrong current password counts as a failed login of the account.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetSigningKeys(self, request, context):
         """The public keys that verify access tokens, as a JSON Web Key Set.
         """
@@ -158,6 +187,16 @@ def add_IdentityServiceServicer_to_server(servicer, server):
                     servicer.SetUserDisabled,
                     request_deserializer=learnflow_dot_v1_dot_identity__pb2.SetUserDisabledRequest.FromString,
                     response_serializer=learnflow_dot_v1_dot_identity__pb2.SetUserDisabledResponse.SerializeToString,
+            ),
+            'UpdateCurrentUser': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateCurrentUser,
+                    request_deserializer=learnflow_dot_v1_dot_identity__pb2.UpdateCurrentUserRequest.FromString,
+                    response_serializer=learnflow_dot_v1_dot_identity__pb2.UpdateCurrentUserResponse.SerializeToString,
+            ),
+            'ChangePassword': grpc.unary_unary_rpc_method_handler(
+                    servicer.ChangePassword,
+                    request_deserializer=learnflow_dot_v1_dot_identity__pb2.ChangePasswordRequest.FromString,
+                    response_serializer=learnflow_dot_v1_dot_identity__pb2.ChangePasswordResponse.SerializeToString,
             ),
             'GetSigningKeys': grpc.unary_unary_rpc_method_handler(
                     servicer.GetSigningKeys,
@@ -339,6 +378,60 @@ class IdentityService:
             _registered_method=True)
 
     @staticmethod
+    def UpdateCurrentUser(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/learnflow.v1.IdentityService/UpdateCurrentUser',
+            learnflow_dot_v1_dot_identity__pb2.UpdateCurrentUserRequest.SerializeToString,
+            learnflow_dot_v1_dot_identity__pb2.UpdateCurrentUserResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ChangePassword(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/learnflow.v1.IdentityService/ChangePassword',
+            learnflow_dot_v1_dot_identity__pb2.ChangePasswordRequest.SerializeToString,
+            learnflow_dot_v1_dot_identity__pb2.ChangePasswordResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def GetSigningKeys(request,
             target,
             options=(),
@@ -381,6 +474,16 @@ class ProfileServiceStub:
                 request_serializer=learnflow_dot_v1_dot_identity__pb2.GetCurrentUserRequest.SerializeToString,
                 response_deserializer=learnflow_dot_v1_dot_identity__pb2.GetCurrentUserResponse.FromString,
                 _registered_method=True)
+        self.ListUsers = channel.unary_unary(
+                '/learnflow.v1.ProfileService/ListUsers',
+                request_serializer=learnflow_dot_v1_dot_identity__pb2.ListUsersRequest.SerializeToString,
+                response_deserializer=learnflow_dot_v1_dot_identity__pb2.ListUsersResponse.FromString,
+                _registered_method=True)
+        self.GetUser = channel.unary_unary(
+                '/learnflow.v1.ProfileService/GetUser',
+                request_serializer=learnflow_dot_v1_dot_identity__pb2.GetUserRequest.SerializeToString,
+                response_deserializer=learnflow_dot_v1_dot_identity__pb2.GetUserResponse.FromString,
+                _registered_method=True)
 
 
 class ProfileServiceServicer:
@@ -394,6 +497,21 @@ class ProfileServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListUsers(self, request, context):
+        """The user directory (admins only): search by email prefix or name (case-insensitive,
+        accents ignored), filter by role and disabled flag; ordered by email, paged.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetUser(self, request, context):
+        """One user's profile (admins only).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ProfileServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -401,6 +519,16 @@ def add_ProfileServiceServicer_to_server(servicer, server):
                     servicer.GetCurrentUser,
                     request_deserializer=learnflow_dot_v1_dot_identity__pb2.GetCurrentUserRequest.FromString,
                     response_serializer=learnflow_dot_v1_dot_identity__pb2.GetCurrentUserResponse.SerializeToString,
+            ),
+            'ListUsers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListUsers,
+                    request_deserializer=learnflow_dot_v1_dot_identity__pb2.ListUsersRequest.FromString,
+                    response_serializer=learnflow_dot_v1_dot_identity__pb2.ListUsersResponse.SerializeToString,
+            ),
+            'GetUser': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetUser,
+                    request_deserializer=learnflow_dot_v1_dot_identity__pb2.GetUserRequest.FromString,
+                    response_serializer=learnflow_dot_v1_dot_identity__pb2.GetUserResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -431,6 +559,60 @@ class ProfileService:
             '/learnflow.v1.ProfileService/GetCurrentUser',
             learnflow_dot_v1_dot_identity__pb2.GetCurrentUserRequest.SerializeToString,
             learnflow_dot_v1_dot_identity__pb2.GetCurrentUserResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListUsers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/learnflow.v1.ProfileService/ListUsers',
+            learnflow_dot_v1_dot_identity__pb2.ListUsersRequest.SerializeToString,
+            learnflow_dot_v1_dot_identity__pb2.ListUsersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetUser(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/learnflow.v1.ProfileService/GetUser',
+            learnflow_dot_v1_dot_identity__pb2.GetUserRequest.SerializeToString,
+            learnflow_dot_v1_dot_identity__pb2.GetUserResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -47,6 +47,17 @@ class IdentityServiceStub:
     """Changes a user's role (admins only). Revokes the user's sessions."""
     SetUserDisabled: _grpc.UnaryUnaryMultiCallable[_identity_pb2.SetUserDisabledRequest, _identity_pb2.SetUserDisabledResponse]
     """Disables or re-enables an account (admins only); disabling revokes every session at once."""
+    UpdateCurrentUser: _grpc.UnaryUnaryMultiCallable[_identity_pb2.UpdateCurrentUserRequest, _identity_pb2.UpdateCurrentUserResponse]
+    """Updates the caller's own profile: `display_name`, `bio` and `avatar_url`, named in
+    `update_mask` (AIP-134). Email and role are not changed here.
+    """
+    ChangePassword: _grpc.UnaryUnaryMultiCallable[_identity_pb2.ChangePasswordRequest, _identity_pb2.ChangePasswordResponse]
+    """Changes the caller's password after checking the current one, and ends every session
+    of the caller: every refresh token is revoked and every access token issued so far stops
+    working, including the one that made this call. The response carries a fresh token pair
+    (a new session), so the caller stays logged in while every other device is logged out.
+    A wrong current password counts as a failed login of the account.
+    """
     GetSigningKeys: _grpc.UnaryUnaryMultiCallable[_identity_pb2.GetSigningKeysRequest, _identity_pb2.GetSigningKeysResponse]
     """The public keys that verify access tokens, as a JSON Web Key Set."""
 
@@ -69,6 +80,17 @@ class IdentityServiceAsyncStub(IdentityServiceStub):
     """Changes a user's role (admins only). Revokes the user's sessions."""
     SetUserDisabled: _aio.UnaryUnaryMultiCallable[_identity_pb2.SetUserDisabledRequest, _identity_pb2.SetUserDisabledResponse]  # type: ignore[assignment]
     """Disables or re-enables an account (admins only); disabling revokes every session at once."""
+    UpdateCurrentUser: _aio.UnaryUnaryMultiCallable[_identity_pb2.UpdateCurrentUserRequest, _identity_pb2.UpdateCurrentUserResponse]  # type: ignore[assignment]
+    """Updates the caller's own profile: `display_name`, `bio` and `avatar_url`, named in
+    `update_mask` (AIP-134). Email and role are not changed here.
+    """
+    ChangePassword: _aio.UnaryUnaryMultiCallable[_identity_pb2.ChangePasswordRequest, _identity_pb2.ChangePasswordResponse]  # type: ignore[assignment]
+    """Changes the caller's password after checking the current one, and ends every session
+    of the caller: every refresh token is revoked and every access token issued so far stops
+    working, including the one that made this call. The response carries a fresh token pair
+    (a new session), so the caller stays logged in while every other device is logged out.
+    A wrong current password counts as a failed login of the account.
+    """
     GetSigningKeys: _aio.UnaryUnaryMultiCallable[_identity_pb2.GetSigningKeysRequest, _identity_pb2.GetSigningKeysResponse]  # type: ignore[assignment]
     """The public keys that verify access tokens, as a JSON Web Key Set."""
 
@@ -126,6 +148,29 @@ class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
         """Disables or re-enables an account (admins only); disabling revokes every session at once."""
 
     @_abc_1.abstractmethod
+    def UpdateCurrentUser(
+        self,
+        request: _identity_pb2.UpdateCurrentUserRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.UpdateCurrentUserResponse, _abc.Awaitable[_identity_pb2.UpdateCurrentUserResponse]]:
+        """Updates the caller's own profile: `display_name`, `bio` and `avatar_url`, named in
+        `update_mask` (AIP-134). Email and role are not changed here.
+        """
+
+    @_abc_1.abstractmethod
+    def ChangePassword(
+        self,
+        request: _identity_pb2.ChangePasswordRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.ChangePasswordResponse, _abc.Awaitable[_identity_pb2.ChangePasswordResponse]]:
+        """Changes the caller's password after checking the current one, and ends every session
+        of the caller: every refresh token is revoked and every access token issued so far stops
+        working, including the one that made this call. The response carries a fresh token pair
+        (a new session), so the caller stays logged in while every other device is logged out.
+        A wrong current password counts as a failed login of the account.
+        """
+
+    @_abc_1.abstractmethod
     def GetSigningKeys(
         self,
         request: _identity_pb2.GetSigningKeysRequest,
@@ -144,6 +189,12 @@ class ProfileServiceStub:
     def __new__(cls, channel: _aio.Channel) -> ProfileServiceAsyncStub: ...
     GetCurrentUser: _grpc.UnaryUnaryMultiCallable[_identity_pb2.GetCurrentUserRequest, _identity_pb2.GetCurrentUserResponse]
     """The caller's own profile."""
+    ListUsers: _grpc.UnaryUnaryMultiCallable[_identity_pb2.ListUsersRequest, _identity_pb2.ListUsersResponse]
+    """The user directory (admins only): search by email prefix or name (case-insensitive,
+    accents ignored), filter by role and disabled flag; ordered by email, paged.
+    """
+    GetUser: _grpc.UnaryUnaryMultiCallable[_identity_pb2.GetUserRequest, _identity_pb2.GetUserResponse]
+    """One user's profile (admins only)."""
 
 @_typing.type_check_only
 class ProfileServiceAsyncStub(ProfileServiceStub):
@@ -152,6 +203,12 @@ class ProfileServiceAsyncStub(ProfileServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     GetCurrentUser: _aio.UnaryUnaryMultiCallable[_identity_pb2.GetCurrentUserRequest, _identity_pb2.GetCurrentUserResponse]  # type: ignore[assignment]
     """The caller's own profile."""
+    ListUsers: _aio.UnaryUnaryMultiCallable[_identity_pb2.ListUsersRequest, _identity_pb2.ListUsersResponse]  # type: ignore[assignment]
+    """The user directory (admins only): search by email prefix or name (case-insensitive,
+    accents ignored), filter by role and disabled flag; ordered by email, paged.
+    """
+    GetUser: _aio.UnaryUnaryMultiCallable[_identity_pb2.GetUserRequest, _identity_pb2.GetUserResponse]  # type: ignore[assignment]
+    """One user's profile (admins only)."""
 
 class ProfileServiceServicer(metaclass=_abc_1.ABCMeta):
     """Profiles as the read model holds them."""
@@ -163,5 +220,23 @@ class ProfileServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_identity_pb2.GetCurrentUserResponse, _abc.Awaitable[_identity_pb2.GetCurrentUserResponse]]:
         """The caller's own profile."""
+
+    @_abc_1.abstractmethod
+    def ListUsers(
+        self,
+        request: _identity_pb2.ListUsersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.ListUsersResponse, _abc.Awaitable[_identity_pb2.ListUsersResponse]]:
+        """The user directory (admins only): search by email prefix or name (case-insensitive,
+        accents ignored), filter by role and disabled flag; ordered by email, paged.
+        """
+
+    @_abc_1.abstractmethod
+    def GetUser(
+        self,
+        request: _identity_pb2.GetUserRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.GetUserResponse, _abc.Awaitable[_identity_pb2.GetUserResponse]]:
+        """One user's profile (admins only)."""
 
 def add_ProfileServiceServicer_to_server(servicer: ProfileServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -118,6 +118,9 @@ class CourseProgress(_message.Message):
     PERCENT_COMPLETE_FIELD_NUMBER: _builtins.int
     QUIZ_BEST_SCORES_FIELD_NUMBER: _builtins.int
     LAST_ACTIVITY_TIME_FIELD_NUMBER: _builtins.int
+    LAST_LESSON_ID_FIELD_NUMBER: _builtins.int
+    NEXT_LESSON_ID_FIELD_NUMBER: _builtins.int
+    CERTIFICATE_ID_FIELD_NUMBER: _builtins.int
     course_id: _builtins.str
     """The course."""
     course_title: _builtins.str
@@ -128,6 +131,12 @@ class CourseProgress(_message.Message):
     """Lessons in the course."""
     percent_complete: _builtins.int
     """0..100."""
+    last_lesson_id: _builtins.str
+    """Resume: the lesson the learner last completed or attempted; empty before any."""
+    next_lesson_id: _builtins.str
+    """Resume: the first lesson in outline order not completed yet; empty when none is left."""
+    certificate_id: _builtins.str
+    """The completion certificate (GetCertificate), once the enrollment is completed."""
     @_builtins.property
     def completed_lesson_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Completed lesson ids."""
@@ -151,10 +160,13 @@ class CourseProgress(_message.Message):
         percent_complete: _builtins.int = ...,
         quiz_best_scores: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
         last_activity_time: _timestamp_pb2.Timestamp | None = ...,
+        last_lesson_id: _builtins.str = ...,
+        next_lesson_id: _builtins.str = ...,
+        certificate_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["last_activity_time", b"last_activity_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["completed_lesson_ids", b"completed_lesson_ids", "course_id", b"course_id", "course_title", b"course_title", "last_activity_time", b"last_activity_time", "lesson_count", b"lesson_count", "percent_complete", b"percent_complete", "quiz_best_scores", b"quiz_best_scores", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["certificate_id", b"certificate_id", "completed_lesson_ids", b"completed_lesson_ids", "course_id", b"course_id", "course_title", b"course_title", "last_activity_time", b"last_activity_time", "last_lesson_id", b"last_lesson_id", "lesson_count", b"lesson_count", "next_lesson_id", b"next_lesson_id", "percent_complete", b"percent_complete", "quiz_best_scores", b"quiz_best_scores", "state", b"state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -715,3 +727,95 @@ class ListCourseEnrollmentsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListCourseEnrollmentsResponse: _TypeAlias = ListCourseEnrollmentsResponse  # noqa: Y015
+
+@_typing.final
+class Certificate(_message.Message):
+    """A completion certificate: issued once when an enrollment completes, never changed. Names
+    and title are as they were at completion.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    COURSE_ID_FIELD_NUMBER: _builtins.int
+    COURSE_TITLE_FIELD_NUMBER: _builtins.int
+    LEARNER_NAME_FIELD_NUMBER: _builtins.int
+    INSTRUCTOR_NAME_FIELD_NUMBER: _builtins.int
+    COMPLETE_TIME_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """Public, unguessable identifier (22 URL-safe characters)."""
+    course_id: _builtins.str
+    """The completed course."""
+    course_title: _builtins.str
+    """The course's title at completion."""
+    learner_name: _builtins.str
+    """The learner's display name at completion."""
+    instructor_name: _builtins.str
+    """The course instructor's display name at completion."""
+    @_builtins.property
+    def complete_time(self) -> _timestamp_pb2.Timestamp:
+        """When the learner completed the course."""
+
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        course_id: _builtins.str = ...,
+        course_title: _builtins.str = ...,
+        learner_name: _builtins.str = ...,
+        instructor_name: _builtins.str = ...,
+        complete_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["complete_time", b"complete_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["complete_time", b"complete_time", "course_id", b"course_id", "course_title", b"course_title", "id", b"id", "instructor_name", b"instructor_name", "learner_name", b"learner_name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Certificate: _TypeAlias = Certificate  # noqa: Y015
+
+@_typing.final
+class GetCertificateRequest(_message.Message):
+    """Request of GetCertificate."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CERTIFICATE_ID_FIELD_NUMBER: _builtins.int
+    certificate_id: _builtins.str
+    """The certificate. At most 64 characters."""
+    def __init__(
+        self,
+        *,
+        certificate_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["certificate_id", b"certificate_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetCertificateRequest: _TypeAlias = GetCertificateRequest  # noqa: Y015
+
+@_typing.final
+class GetCertificateResponse(_message.Message):
+    """Response of GetCertificate."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CERTIFICATE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def certificate(self) -> Global___Certificate:
+        """The certificate."""
+
+    def __init__(
+        self,
+        *,
+        certificate: Global___Certificate | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["certificate", b"certificate"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["certificate", b"certificate"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetCertificateResponse: _TypeAlias = GetCertificateResponse  # noqa: Y015

@@ -439,3 +439,80 @@ class ProgressService:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class CertificateServiceStub:
+    """Completion certificates: public records anyone holding the link may check.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.GetCertificate = channel.unary_unary(
+                '/learnflow.v1.CertificateService/GetCertificate',
+                request_serializer=learnflow_dot_v1_dot_learning__pb2.GetCertificateRequest.SerializeToString,
+                response_deserializer=learnflow_dot_v1_dot_learning__pb2.GetCertificateResponse.FromString,
+                _registered_method=True)
+
+
+class CertificateServiceServicer:
+    """Completion certificates: public records anyone holding the link may check.
+    """
+
+    def GetCertificate(self, request, context):
+        """A completion certificate by its unguessable id: the learner's name, the course and its
+        instructor, and when it was completed. Public: the id is the credential.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_CertificateServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'GetCertificate': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCertificate,
+                    request_deserializer=learnflow_dot_v1_dot_learning__pb2.GetCertificateRequest.FromString,
+                    response_serializer=learnflow_dot_v1_dot_learning__pb2.GetCertificateResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'learnflow.v1.CertificateService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('learnflow.v1.CertificateService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class CertificateService:
+    """Completion certificates: public records anyone holding the link may check.
+    """
+
+    @staticmethod
+    def GetCertificate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/learnflow.v1.CertificateService/GetCertificate',
+            learnflow_dot_v1_dot_learning__pb2.GetCertificateRequest.SerializeToString,
+            learnflow_dot_v1_dot_learning__pb2.GetCertificateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

@@ -159,3 +159,40 @@ class ProgressServiceServicer(metaclass=_abc_1.ABCMeta):
         """Streams the caller's progress in one course: the current state, then every change."""
 
 def add_ProgressServiceServicer_to_server(servicer: ProgressServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
+
+class CertificateServiceStub:
+    """Completion certificates: public records anyone holding the link may check."""
+
+    @_typing.overload
+    def __new__(cls, channel: _grpc.Channel) -> _Self: ...
+    @_typing.overload
+    def __new__(cls, channel: _aio.Channel) -> CertificateServiceAsyncStub: ...
+    GetCertificate: _grpc.UnaryUnaryMultiCallable[_learning_pb2.GetCertificateRequest, _learning_pb2.GetCertificateResponse]
+    """A completion certificate by its unguessable id: the learner's name, the course and its
+    instructor, and when it was completed. Public: the id is the credential.
+    """
+
+@_typing.type_check_only
+class CertificateServiceAsyncStub(CertificateServiceStub):
+    """Completion certificates: public records anyone holding the link may check."""
+
+    def __init__(self, channel: _aio.Channel) -> None: ...
+    GetCertificate: _aio.UnaryUnaryMultiCallable[_learning_pb2.GetCertificateRequest, _learning_pb2.GetCertificateResponse]  # type: ignore[assignment]
+    """A completion certificate by its unguessable id: the learner's name, the course and its
+    instructor, and when it was completed. Public: the id is the credential.
+    """
+
+class CertificateServiceServicer(metaclass=_abc_1.ABCMeta):
+    """Completion certificates: public records anyone holding the link may check."""
+
+    @_abc_1.abstractmethod
+    def GetCertificate(
+        self,
+        request: _learning_pb2.GetCertificateRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_learning_pb2.GetCertificateResponse, _abc.Awaitable[_learning_pb2.GetCertificateResponse]]:
+        """A completion certificate by its unguessable id: the learner's name, the course and its
+        instructor, and when it was completed. Public: the id is the credential.
+        """
+
+def add_CertificateServiceServicer_to_server(servicer: CertificateServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

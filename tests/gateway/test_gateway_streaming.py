@@ -33,7 +33,10 @@ async def test_sse_stream(client: httpx.AsyncClient) -> None:
     assert response.headers["content-type"].startswith("text/event-stream")
     events = response.text.split("\n\n")
     assert events[-1] == ""
-    assert [json.loads(e.removeprefix("data: "))["id"] for e in events[:-1]] == ["0", "1"]
+    # Each event: its id (numbered from 1), then its data.
+    parsed = [event.split("\n") for event in events[:-1]]
+    assert [lines[0] for lines in parsed] == ["id: 1", "id: 2"]
+    assert [json.loads(lines[1].removeprefix("data: "))["id"] for lines in parsed] == ["0", "1"]
 
 
 async def test_sse_mid_stream_error_event(client: httpx.AsyncClient) -> None:
@@ -41,7 +44,7 @@ async def test_sse_mid_stream_error_event(client: httpx.AsyncClient) -> None:
         "/v1/things:stream?count=1&failCode=13", headers={"Accept": "text/event-stream"}
     )
     events = [e for e in response.text.split("\n\n") if e]
-    assert events[0].startswith("data: ")
+    assert events[0].startswith("id: 1\ndata: ")
     kind, data = events[1].split("\n")
     assert kind == "event: error"
     assert json.loads(data.removeprefix("data: ")) == {

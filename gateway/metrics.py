@@ -1,0 +1,63 @@
+"""Prometheus metrics of the gateway, served at `GET /metrics`.
+
+Requests are labelled by the route *template* that served them (`/v1/things/{thing_id}`,
+`/healthz`), never the raw path, so the label set is bounded by the API; anything no route
+claimed (404, 405, refusals before routing, CORS preflights) is `unmatched`. HTTP methods
+outside the standard set are `other`. One registry per application.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
+from starlette.requests import Request
+from starlette.responses import Response
+
+disable_created_metrics()  # type: ignore[no-untyped-call]
+
+UNMATCHED = "unmatched"
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class HttpMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "gateway_http_requests",
+            "Finished HTTP requests by method, route template and status.",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.duration = Histogram(
+            "gateway_http_request_duration_seconds",
+            "Time to the end of the response by method and route template (streamed "
+            "responses included: their whole life).",
+            ["method", "route"],
+            buckets=_BUCKETS,
+            registry=self.registry,
+        )
+        self.in_flight = Gauge(
+            "gateway_http_in_flight_requests",
+            "HTTP requests being handled now, open streams included.",
+            registry=self.registry,
+        )
+
+    def finished(self, method: str, route: str | None, status: int, seconds: float) -> None:
+        method = method if method in _METHODS else "other"
+        route = route or UNMATCHED
+        self.requests.labels(method=method, route=route, status=str(status)).inc()
+        self.duration.labels(method=method, route=route).observe(seconds)
+
+    def text(self) -> bytes:
+        return generate_latest(self.registry)
+
+    async def endpoint(self, request: Request) -> Response:
+        return Response(self.text(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,199 @@
+"""Prometheus metrics of one server process: one registry, every collector created at import.
+
+The layers that measure (the interceptor, the rate limiter, the read cache, the consistency
+watcher, the health watcher of the composition root) update the families below; values that
+live in objects (read-cache size, the SQLAlchemy pool) are read at scrape time from the
+objects registered with `watch_read_cache` / `watch_pool`. `learnflow serve` exposes the
+registry on `LEARNFLOW_METRICS_LISTEN` (`serve_metrics`); tests read `metrics_text()`.
+
+Labels are bounded: gRPC method names the server registered (unknown methods never reach the
+interceptor), status code names, rate-limit classes, fixed outcome and state words. Never a
+user id, an address or a token.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Iterable, Iterator
+from typing import Any, Protocol
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
+    generate_latest,
+    start_http_server,
+)
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+# No `_created` series beside every counter and histogram.
+disable_created_metrics()  # type: ignore[no-untyped-call]
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+ProcessCollector(registry=REGISTRY)
+PlatformCollector(registry=REGISTRY)
+
+# Unary RPC latency: from a millisecond read to a slow command that waited for a lock.
+_RPC_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# Read-your-writes waits are bounded by `consistency_wait_s` (2 s by default).
+_WAIT_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0)
+
+GRPC_REQUESTS = Counter(
+    "learnflow_grpc_requests",
+    "Finished gRPC calls (unary and streaming) by full method name and status code.",
+    ["method", "code"],
+    registry=REGISTRY,
+)
+GRPC_DURATION = Histogram(
+    "learnflow_grpc_request_duration_seconds",
+    "Duration of unary gRPC calls (streams are long-lived and not observed here).",
+    ["method"],
+    buckets=_RPC_BUCKETS,
+    registry=REGISTRY,
+)
+GRPC_IN_FLIGHT = Gauge(
+    "learnflow_grpc_in_flight_requests",
+    "gRPC calls being handled now, open server streams included.",
+    registry=REGISTRY,
+)
+PROJECTION_LAG_SECONDS = Gauge(
+    "learnflow_projection_lag_seconds",
+    "Age of the oldest event the active read models have not applied; 0 when caught up.",
+    registry=REGISTRY,
+)
+PROJECTION_LAG_EVENTS = Gauge(
+    "learnflow_projection_lag_events",
+    "Events in the log after the read models' checkpoint (counted up to 100000).",
+    registry=REGISTRY,
+)
+PROJECTION_CHECKPOINT = Gauge(
+    "learnflow_projection_checkpoint_position",
+    "Event-log position of the active read models' checkpoint.",
+    registry=REGISTRY,
+)
+PROJECTOR_LEADER = Gauge(
+    "learnflow_projector_leader",
+    "1 while this process's projector holds the lock and projects; sum over processes: 1.",
+    registry=REGISTRY,
+)
+PROJECTION_PARKED = Gauge(
+    "learnflow_projection_parked_events",
+    "Events the projector could not apply and set aside (see `learnflow projections status`).",
+    registry=REGISTRY,
+)
+READ_CACHE_HITS = Counter(
+    "learnflow_read_cache_hits", "Read-model documents served from the cache.", registry=REGISTRY
+)
+READ_CACHE_MISSES = Counter(
+    "learnflow_read_cache_misses",
+    "Read-model documents fetched from the store by the cache.",
+    registry=REGISTRY,
+)
+READ_CACHE_EVICTIONS = Counter(
+    "learnflow_read_cache_evictions",
+    "Cache entries dropped to stay within read_cache_docs (least recently used).",
+    registry=REGISTRY,
+)
+RATE_LIMIT_REFUSALS = Counter(
+    "learnflow_rate_limit_refusals",
+    "Calls refused by a rate limit, by class (read, write, auth, infra) or login/quiz budget.",
+    ["rate_class"],
+    registry=REGISTRY,
+)
+CONSISTENCY_WAITS = Counter(
+    "learnflow_consistency_waits",
+    "Queries carrying a consistency token, by outcome: served, timeout (UNAVAILABLE), "
+    "refused (too many waiting), invalid (a token no command returned), error.",
+    ["outcome"],
+    registry=REGISTRY,
+)
+CONSISTENCY_WAIT_SECONDS = Histogram(
+    "learnflow_consistency_wait_seconds",
+    "Time a query with a consistency token spent until its read models included it.",
+    buckets=_WAIT_BUCKETS,
+    registry=REGISTRY,
+)
+
+CONSISTENCY_OUTCOMES = ("served", "timeout", "refused", "invalid", "error")
+for _outcome in CONSISTENCY_OUTCOMES:  # every outcome shows, at 0 until it happens
+    CONSISTENCY_WAITS.labels(outcome=_outcome)
+for _class in ("read", "write", "auth", "infra"):
+    RATE_LIMIT_REFUSALS.labels(rate_class=_class)
+
+
+class _Sized(Protocol):
+    def __len__(self) -> int: ...
+
+
+class _Pool(Protocol):
+    def checkedout(self) -> int: ...
+
+    def checkedin(self) -> int: ...
+
+
+class _LiveObjects(Collector):
+    """Gauges read at scrape time from the objects the process holds open."""
+
+    def __init__(self) -> None:
+        self.caches: weakref.WeakSet[Any] = weakref.WeakSet()
+        self.pools: weakref.WeakSet[Any] = weakref.WeakSet()
+
+    def collect(self) -> Iterator[Metric]:
+        documents = GaugeMetricFamily(
+            "learnflow_read_cache_documents", "Read-model documents held by the read cache."
+        )
+        documents.add_metric([], float(sum(len(cache) for cache in list(self.caches))))
+        yield documents
+        pool = GaugeMetricFamily(
+            "learnflow_db_pool_connections",
+            "PostgreSQL connections of the SQLAlchemy pool by state (checked_out: in use).",
+            labels=["state"],
+        )
+        pools = list(self.pools)
+        pool.add_metric(["checked_out"], float(sum(p.checkedout() for p in pools)))
+        pool.add_metric(["idle"], float(sum(p.checkedin() for p in pools)))
+        yield pool
+
+    def describe(self) -> Iterable[Metric]:
+        return []
+
+
+_LIVE = _LiveObjects()
+REGISTRY.register(_LIVE)
+
+
+def watch_read_cache(cache: _Sized) -> None:
+    """Report `len(cache)` as learnflow_read_cache_documents while `cache` lives."""
+    _LIVE.caches.add(cache)
+
+
+def watch_pool(pool: _Pool) -> None:
+    """Report `pool`'s connections as learnflow_db_pool_connections while it lives."""
+    _LIVE.pools.add(pool)
+
+
+def rpc_finished(method: str, code: str, seconds: float | None) -> None:
+    """One finished call; `seconds` for unary calls (None for streams)."""
+    GRPC_REQUESTS.labels(method=method, code=code).inc()
+    if seconds is not None:
+        GRPC_DURATION.labels(method=method).observe(seconds)
+
+
+def metrics_text() -> str:
+    """The registry in the Prometheus text exposition format."""
+    return generate_latest(REGISTRY).decode()
+
+
+def serve_metrics(listen: str) -> int:
+    """Serve the registry over HTTP on `listen` (`host:port`, port 0: any) from a daemon
+    thread; returns the port."""
+    host, _, port = listen.rpartition(":")
+    server, _thread = start_http_server(
+        int(port), addr=host.strip("[]") or "0.0.0.0", registry=REGISTRY
+    )
+    return int(server.server_port)
