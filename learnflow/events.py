@@ -53,7 +53,8 @@ class AuditPayload(TypedDict):
 
 
 class CoursePayload(TypedDict):
-    """course.created, course.updated, course.published, course.archived, and
+    """course.created, course.updated, course.published, course.archived,
+    course.unpublished (published -> draft), course.restored (archived -> draft), and
     course.counts_changed (lesson or enrollment counts moved)."""
 
     id: str
@@ -73,6 +74,15 @@ class CoursePayload(TypedDict):
     created_at: str
     updated_at: str
     published_at: str | None
+
+
+class CourseDeletedPayload(TypedDict):
+    """course.deleted: a draft that never had a learner is gone, with its lessons."""
+
+    id: str
+    owner_id: str
+    lesson_ids: list[str]
+    deleted_at: str
 
 
 class OutlineEntry(TypedDict):
@@ -204,6 +214,9 @@ COURSE_UPDATED: EventType[CoursePayload] = EventType("course.updated", "course")
 COURSE_PUBLISHED: EventType[CoursePayload] = EventType("course.published", "course")
 COURSE_ARCHIVED: EventType[CoursePayload] = EventType("course.archived", "course")
 COURSE_COUNTS_CHANGED: EventType[CoursePayload] = EventType("course.counts_changed", "course")
+COURSE_UNPUBLISHED: EventType[CoursePayload] = EventType("course.unpublished", "course")
+COURSE_RESTORED: EventType[CoursePayload] = EventType("course.restored", "course")
+COURSE_DELETED: EventType[CourseDeletedPayload] = EventType("course.deleted", "course")
 LESSON_CREATED: EventType[LessonPayload] = EventType("lesson.created", "lesson")
 LESSON_UPDATED: EventType[LessonPayload] = EventType("lesson.updated", "lesson")
 LESSON_DELETED: EventType[LessonDeletedPayload] = EventType("lesson.deleted", "lesson")
@@ -226,6 +239,8 @@ COURSE_EVENTS = (
     COURSE_PUBLISHED,
     COURSE_ARCHIVED,
     COURSE_COUNTS_CHANGED,
+    COURSE_UNPUBLISHED,
+    COURSE_RESTORED,
 )
 USER_EVENTS = (
     USER_REGISTERED,

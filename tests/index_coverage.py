@@ -7,8 +7,8 @@ learnflow/queries or learnflow/dependencies.py (commands of test code are not th
 For each `find`, `count`, `distinct`, `aggregate` (its leading `$match`, then `$sort`),
 `update` and `delete` (each statement's `q`) and `findAndModify` (`query` and `sort`) it keeps
 the *shape* of the filter and sort: which fields are compared by equality (a value, `$eq`,
-`$in`), which by anything else (a range: `$gt`, `$lt`, `$ne`, `$not`, `$exists`, `$regex`...),
-and the sort keys. The PyMongo listener runs synchronously in the task that issues the
+`$in`, `$all`), which by anything else (a range: `$gt`, `$lt`, `$ne`, `$not`, `$exists`,
+`$regex`...), and the sort keys. The PyMongo listener runs synchronously in the task that issues the
 command (async PyMongo included), so the stack names the call site.
 
 At the end of the session each shape is checked against the indexes the projections declare
@@ -73,7 +73,10 @@ ALLOWED_COLLECTIONS: dict[str, str] = {
 # ListCourses by tag and level, and its title search) got indexes in the same change.
 KNOWN_GAPS: dict[tuple[str, str], str] = {}
 
-EQUALITY_OPERATORS = frozenset({"$eq", "$in"})
+# `$all` on an indexed (multikey) array field: MongoDB bounds the index scan by one of the
+# values, a point like an equality (then checks the others on the documents it fetched), so the
+# keys after it (a sort, a range) are used just as after an equality.
+EQUALITY_OPERATORS = frozenset({"$eq", "$in", "$all"})
 # Top-level operators whose clauses this checker does not analyse: such a shape is unserved
 # unless an `_id` equality bounds it (`$comment` only annotates the query).
 IGNORED_TOP_LEVEL = frozenset({"$comment"})

@@ -39,6 +39,7 @@ COLLECTIONS = (
     "quiz_answers",
     "progress",
     "progress_courses",
+    "progress_users",
     "dashboards",
     "comments",
 )
@@ -113,11 +114,13 @@ def at(minute: int, offset: str = "+00:00") -> str:
     return f"2026-03-01T10:{minute:02d}:00{offset}"
 
 
-def user(user_id: str, role: str = "student", disabled: bool = False) -> ev.UserPayload:
+def user(
+    user_id: str, role: str = "student", disabled: bool = False, name: str = "Ada Lovelace"
+) -> ev.UserPayload:
     return {
         "id": user_id,
         "email": f"{user_id}@example.com",
-        "display_name": "Ada Lovelace",
+        "display_name": name,
         "role": role,
         "disabled": disabled,
         "created_at": at(0),
@@ -385,7 +388,27 @@ def full_history() -> tuple[Stream, Course]:
         c.id,
         enrollment(c.id, c.student, "completed", at(40), completed_at=at(40)),
     )
+    # The student's name changes (a state-carrying user event), and a draft comes and goes.
+    s.add(ev.USER_ROLE_CHANGED, c.student, user(c.student, "instructor", name="Ada King"))
+    draft_id, draft_lesson = new_id(), new_id()
+    s.add(ev.COURSE_CREATED, draft_id, course(draft_id, c.owner, title="Scratch"))
+    entries = outline((draft_lesson, "Notes", "article"))
+    s.add(
+        ev.LESSON_CREATED,
+        draft_lesson,
+        lesson(draft_lesson, draft_id, "Notes", "article", ARTICLE_CONTENT, entries, "Scratch"),
+    )
+    s.add(ev.COURSE_DELETED, draft_id, deleted_course(draft_id, c.owner, [draft_lesson]))
     return s, c
+
+
+def deleted_course(course_id: str, owner_id: str, lesson_ids: list[str]) -> ev.CourseDeletedPayload:
+    return {
+        "id": course_id,
+        "owner_id": owner_id,
+        "lesson_ids": lesson_ids,
+        "deleted_at": at(45),
+    }
 
 
 # ---------------------------------------------------------------------------- the suite
@@ -492,7 +515,12 @@ class ProjectionSuite(abc.ABC):
         draft = await store.get("courses", cid)
         assert draft["state"] == "draft"
         assert draft["sort_key"] == ""  # unpublished: not in the catalog's order
-        assert draft["title_lower"] == "intro to rust"
+        # Title, summary and tags, folded for the search; the keyset key of each order.
+        assert draft["search_text"] == "intro to rust ownership and borrowing rust systems"
+        assert draft["title_key"] == f"intro to rust|{cid}"
+        assert draft["created_key"] == f"2026-03-01T10:01:00.000000Z|{cid}"
+        assert draft["popularity_key"] == f"0000000000|{cid}"
+        assert draft["deleted"] is False
         assert draft["outline"] == []
         published = s.add(
             ev.COURSE_PUBLISHED,
@@ -510,6 +538,52 @@ class ProjectionSuite(abc.ABC):
         s.add(ev.COURSE_ARCHIVED, cid, course(cid, owner, state="archived", published_at=at(5)))
         await store.apply(s.events[2:])
         assert (await store.get("courses", cid))["state"] == "archived"
+        s.add(ev.COURSE_RESTORED, cid, course(cid, owner))
+        await store.apply(s.events[3:])
+        restored = await store.get("courses", cid)
+        assert (restored["state"], restored["sort_key"]) == ("draft", "")
+        s.add(ev.COURSE_PUBLISHED, cid, course(cid, owner, state="published", published_at=at(7)))
+        s.add(
+            ev.COURSE_COUNTS_CHANGED,
+            cid,
+            course(cid, owner, state="published", published_at=at(7), enrolled=12),
+        )
+        await store.apply(s.events[4:])
+        popular = await store.get("courses", cid)
+        assert popular["popularity_key"] == f"0000000012|2026-03-01T10:07:00.000000Z|{cid}"
+        s.add(ev.COURSE_UNPUBLISHED, cid, course(cid, owner))
+        await store.apply(s.events[6:])
+        assert (await store.get("courses", cid))["state"] == "draft"
+
+    async def test_a_deleted_course_leaves_tombstones_that_stay(self, store: ReadModel) -> None:
+        s = Stream()
+        cid, owner, lid = new_id(), new_id(), new_id()
+        created = s.add(ev.COURSE_CREATED, cid, course(cid, owner, title="Scratch"))
+        entries = outline((lid, "Quiz", "quiz"))
+        made = s.add(
+            ev.LESSON_CREATED, lid, lesson(lid, cid, "Quiz", "quiz", QUIZ_CONTENT, entries)
+        )
+        gone = s.add(ev.COURSE_DELETED, cid, deleted_course(cid, owner, [lid]))
+        await store.apply(s.events)
+        assert await store.get("courses", cid) == {
+            "_id": cid,
+            "owner_id": owner,
+            "state": "deleted",
+            "deleted": True,
+            "deleted_at": at(45),
+            "v": gone.version,
+        }
+        for collection in ("lessons", "quiz_answers"):
+            assert await store.get(collection, lid) == {
+                "_id": lid,
+                "course_id": cid,
+                "deleted": True,
+                "v": gone.version,
+            }
+        before = await store.snapshot()
+        for late in (created, made, gone):  # replayed or late: nothing comes back
+            await store.apply([late])
+        assert await store.snapshot() == before
 
     async def test_lessons_get_positions_neighbours_and_a_course_outline(
         self, store: ReadModel
@@ -638,7 +712,9 @@ class ProjectionSuite(abc.ABC):
         for lesson_id in (c.article, c.quiz, c.video):
             doc = await store.get("lessons", lesson_id)
             assert (doc["course_title"], doc["v"]) == ("Rust in Depth", renamed.version)
-        assert (await store.get("courses", c.id))["title_lower"] == "rust in depth"
+        renamed_doc = await store.get("courses", c.id)
+        assert renamed_doc["title_key"] == f"rust in depth|{c.id}"
+        assert renamed_doc["search_text"].startswith("rust in depth ")
         progress = await store.get("progress", f"{c.student}:{c.id}")
         assert progress["course_title"] == "Rust in Depth"
 
@@ -694,6 +770,30 @@ class ProjectionSuite(abc.ABC):
                 "v_course",
             )
         }
+
+    async def test_progress_carries_the_learners_name_and_roster_keys(
+        self, store: ReadModel
+    ) -> None:
+        s = Stream()
+        c = Course(s)
+        c.complete(c.article, [c.article], minute=21)
+        await store.apply(s.events)
+        pid = f"{c.student}:{c.id}"
+        progress = await store.get("progress", pid)
+        assert progress["display_name"] == "Ada Lovelace"
+        assert progress["name_key"] == f"ada lovelace|{c.student}"
+        assert progress["percent_key"] == f"033|{c.student}"
+        assert progress["roster_activity_key"] == f"2026-03-01T10:21:00.000000Z|{c.student}"
+        # A later change of the name (any user event carries it) follows into the progress.
+        renamed = s.add(ev.USER_ROLE_CHANGED, c.student, user(c.student, name="Ádá Byron"))
+        await store.apply([renamed])
+        progress = await store.get("progress", pid)
+        assert (progress["display_name"], progress["v_user"]) == ("Ádá Byron", renamed.version)
+        assert progress["name_key"] == f"ada byron|{c.student}"
+        # The registration, replayed late, brings the old name back nowhere.
+        await store.apply([s.events[1]])
+        assert (await store.get("progress", pid))["display_name"] == "Ádá Byron"
+        assert (await store.get("progress_users", c.student))["display_name"] == "Ádá Byron"
 
     async def test_a_certificate_is_projected_and_linked_from_progress(
         self, store: ReadModel

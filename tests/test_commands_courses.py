@@ -21,7 +21,7 @@ import pytest
 from google.protobuf import field_mask_pb2, timestamp_pb2
 from google.rpc import error_details_pb2
 
-from learnflow.v1 import courses_pb2
+from learnflow.v1 import courses_pb2, learning_pb2
 from tests.commands_support import (
     Pg,
     add_lesson,
@@ -29,6 +29,7 @@ from tests.commands_support import (
     courses,
     enroll,
     fails,
+    learning,
     new_course,
     published_course,
     quiz_lesson,
@@ -773,3 +774,148 @@ async def test_a_published_course_keeps_its_last_lesson(instructor: Caller, pg: 
         metadata=instructor.metadata(),
     )
     assert await pg.value("SELECT lesson_count FROM courses WHERE id = %s", draft.id) == 0
+
+
+# ---------------------------------------------------------------------------- lifecycle
+
+
+async def test_unpublish_returns_a_course_without_active_learners_to_draft(
+    instructor: Caller, caller: Caller, pg: Pg
+) -> None:
+    course, _ = await published_course(instructor)
+    stub = courses(instructor.channel)
+    await enroll(caller, course.id)
+    async with fails(grpc.StatusCode.FAILED_PRECONDITION, pg) as err:
+        await stub.UnpublishCourse(
+            courses_pb2.UnpublishCourseRequest(course_id=course.id), metadata=instructor.metadata()
+        )
+    assert precondition_types(err.value) == ["ENROLLMENTS"]
+    await learning(caller.channel).WithdrawEnrollment(
+        learning_pb2.WithdrawEnrollmentRequest(course_id=course.id), metadata=caller.metadata()
+    )
+    request = courses_pb2.UnpublishCourseRequest(course_id=course.id, request_id="unpub-1")
+    reply = await stub.UnpublishCourse(request, metadata=instructor.metadata())
+    assert reply.course.state == courses_pb2.COURSE_STATE_DRAFT
+    assert not reply.course.HasField("publish_time")
+    assert reply.consistency_token
+    assert await pg.value("SELECT state FROM courses WHERE id = %s", course.id) == "draft"
+    assert ("course.unpublish", "success", instructor.user_id) in await pg.audit(
+        f"courses/{course.id}"
+    )
+    assert (await pg.events(course.id, "course.unpublished"))[0][1]["state"] == "draft"
+    # A retry with the same request id answers the same and writes nothing.
+    async with pg.unchanged():
+        again = await stub.UnpublishCourse(request, metadata=instructor.metadata())
+    assert again == reply
+    # Without the request id, the second unpublish is refused: it is a draft now.
+    async with fails(grpc.StatusCode.FAILED_PRECONDITION, pg) as err:
+        await stub.UnpublishCourse(
+            courses_pb2.UnpublishCourseRequest(course_id=course.id), metadata=instructor.metadata()
+        )
+    assert precondition_types(err.value) == ["COURSE_STATE"]
+    # A draft again: it can be published again.
+    republished = await stub.PublishCourse(
+        courses_pb2.PublishCourseRequest(course_id=course.id), metadata=instructor.metadata()
+    )
+    assert republished.course.state == courses_pb2.COURSE_STATE_PUBLISHED
+
+
+async def test_restore_brings_an_archived_course_back_as_a_draft(
+    instructor: Caller, pg: Pg
+) -> None:
+    course, _ = await published_course(instructor)
+    stub = courses(instructor.channel)
+    async with fails(grpc.StatusCode.FAILED_PRECONDITION, pg) as err:
+        await stub.RestoreCourse(
+            courses_pb2.RestoreCourseRequest(course_id=course.id), metadata=instructor.metadata()
+        )
+    assert precondition_types(err.value) == ["COURSE_STATE"]
+    await stub.ArchiveCourse(
+        courses_pb2.ArchiveCourseRequest(course_id=course.id), metadata=instructor.metadata()
+    )
+    reply = await stub.RestoreCourse(
+        courses_pb2.RestoreCourseRequest(course_id=course.id), metadata=instructor.metadata()
+    )
+    assert reply.course.state == courses_pb2.COURSE_STATE_DRAFT
+    assert ("course.restore", "success", instructor.user_id) in await pg.audit(
+        f"courses/{course.id}"
+    )
+    assert [t for t, _ in await pg.events(course.id, "course.restored")] == ["course.restored"]
+    # Editable again, unlike while archived.
+    await stub.UpdateCourse(
+        courses_pb2.UpdateCourseRequest(
+            course=courses_pb2.Course(id=course.id, title="Revived"), update_mask=mask("title")
+        ),
+        metadata=instructor.metadata(),
+    )
+
+
+async def test_delete_removes_a_draft_that_never_had_learners(instructor: Caller, pg: Pg) -> None:
+    course = await new_course(instructor)
+    await add_lesson(instructor, course.id)
+    await add_lesson(instructor, course.id, quiz_lesson())
+    stub = courses(instructor.channel)
+    request = courses_pb2.DeleteCourseRequest(course_id=course.id, request_id="del-1")
+    reply = await stub.DeleteCourse(request, metadata=instructor.metadata())
+    assert reply.consistency_token
+    assert await pg.value("SELECT count(*) FROM courses WHERE id = %s", course.id) == 0
+    assert await pg.value("SELECT count(*) FROM lessons WHERE course_id = %s", course.id) == 0
+    assert ("course.delete", "success", instructor.user_id) in await pg.audit(
+        f"courses/{course.id}"
+    )
+    [(_, payload)] = await pg.events(course.id, "course.deleted")
+    assert (payload["owner_id"], len(payload["lesson_ids"])) == (instructor.user_id, 2)
+    async with pg.unchanged():  # the retry answers as the first call did
+        assert await stub.DeleteCourse(request, metadata=instructor.metadata()) == reply
+    async with fails(grpc.StatusCode.NOT_FOUND, pg):
+        await stub.DeleteCourse(
+            courses_pb2.DeleteCourseRequest(course_id=course.id), metadata=instructor.metadata()
+        )
+
+
+async def test_only_a_draft_without_any_learner_ever_can_be_deleted(
+    instructor: Caller, caller: Caller, pg: Pg
+) -> None:
+    course, _ = await published_course(instructor)
+    stub = courses(instructor.channel)
+    delete = courses_pb2.DeleteCourseRequest(course_id=course.id)
+    async with fails(grpc.StatusCode.FAILED_PRECONDITION, pg) as err:
+        await stub.DeleteCourse(delete, metadata=instructor.metadata())
+    assert precondition_types(err.value) == ["COURSE_STATE"]
+    # A learner came and went; unpublished, the course is a draft that had a learner.
+    await enroll(caller, course.id)
+    await learning(caller.channel).WithdrawEnrollment(
+        learning_pb2.WithdrawEnrollmentRequest(course_id=course.id), metadata=caller.metadata()
+    )
+    await stub.UnpublishCourse(
+        courses_pb2.UnpublishCourseRequest(course_id=course.id), metadata=instructor.metadata()
+    )
+    async with fails(grpc.StatusCode.FAILED_PRECONDITION, pg) as err:
+        await stub.DeleteCourse(delete, metadata=instructor.metadata())
+    assert precondition_types(err.value) == ["ENROLLMENTS"]
+
+
+async def test_lifecycle_changes_are_for_the_owner_and_admins(
+    channel: grpc.aio.Channel, instructor: Caller, admin: Caller, postgres_url: str, pg: Pg
+) -> None:
+    other = await Caller.with_role(channel, postgres_url, "instructor", name="Other")
+    published, _ = await published_course(instructor)
+    draft = await new_course(instructor)
+    stub = courses(channel)
+    async with fails(grpc.StatusCode.PERMISSION_DENIED, pg):
+        await stub.UnpublishCourse(
+            courses_pb2.UnpublishCourseRequest(course_id=published.id), metadata=other.metadata()
+        )
+    # Someone else's draft is as missing as a course that does not exist.
+    async with fails(grpc.StatusCode.NOT_FOUND, pg):
+        await stub.DeleteCourse(
+            courses_pb2.DeleteCourseRequest(course_id=draft.id), metadata=other.metadata()
+        )
+    unpublished = await stub.UnpublishCourse(
+        courses_pb2.UnpublishCourseRequest(course_id=published.id), metadata=admin.metadata()
+    )
+    assert unpublished.course.state == courses_pb2.COURSE_STATE_DRAFT
+    await stub.DeleteCourse(
+        courses_pb2.DeleteCourseRequest(course_id=draft.id), metadata=admin.metadata()
+    )
+    assert ("course.delete", "success", admin.user_id) in await pg.audit(f"courses/{draft.id}")

@@ -351,6 +351,92 @@ async def test_capacity_is_a_precondition_over_http(
     assert detail(full.json(), PRECONDITION_FAILURE)["violations"][0]["type"] == "CAPACITY"
 
 
+async def test_instructor_roster_authored_courses_and_lifecycle_over_http(
+    http: httpx.AsyncClient, instructor: Caller, student: HttpUser
+) -> None:
+    course_id, _ = await published_course(http, instructor, lessons=1)
+    auth = {"Authorization": f"Bearer {instructor.access_token}"}
+    enrolled = await http.post(
+        f"/v1/courses/{course_id}/enrollments", json={}, headers=student.headers()
+    )
+    assert enrolled.status_code == 200, enrolled.text
+    token = {"X-Consistency-Token": enrolled.json()["consistencyToken"]}
+    roster = await http.get(
+        f"/v1/courses/{course_id}/enrollments",
+        params={"orderBy": "last_activity_time desc", "pageSize": 10},
+        headers=auth | token,
+    )
+    assert roster.status_code == 200, roster.text
+    [entry] = roster.json()["enrollments"]
+    assert (entry["userId"], entry["displayName"]) == (student.user_id, "Web Student")
+    assert entry["state"] == "ENROLLMENT_STATE_ACTIVE"
+    refused = await http.get(f"/v1/courses/{course_id}/enrollments", headers=student.headers())
+    assert refused.status_code == 403, refused.text
+
+    mine = await http.get("/v1/users/me/authoredCourses", headers=auth | token)
+    assert mine.status_code == 200, mine.text
+    assert [c["id"] for c in mine.json()["courses"]] == [course_id]
+
+    busy = await http.post(f"/v1/courses/{course_id}:unpublish", json={}, headers=auth)
+    assert busy.status_code == 400, busy.text
+    assert detail(busy.json(), PRECONDITION_FAILURE)["violations"][0]["type"] == "ENROLLMENTS"
+    left = await http.post(
+        f"/v1/courses/{course_id}/enrollments/me:withdraw", json={}, headers=student.headers()
+    )
+    assert left.status_code == 200, left.text
+    draft = await http.post(f"/v1/courses/{course_id}:unpublish", json={}, headers=auth)
+    assert draft.status_code == 200, draft.text
+    assert draft.json()["course"]["state"] == "COURSE_STATE_DRAFT"
+    kept = await http.delete(f"/v1/courses/{course_id}", headers=auth)
+    assert kept.status_code == 400, kept.text  # it had a learner
+    archived = await http.post(f"/v1/courses/{course_id}:archive", json={}, headers=auth)
+    assert archived.status_code == 200, archived.text
+    restored = await http.post(f"/v1/courses/{course_id}:restore", json={}, headers=auth)
+    assert restored.json()["course"]["state"] == "COURSE_STATE_DRAFT", restored.text
+
+    scratch = await http.post("/v1/courses", json={"course": {"title": "Scratch"}}, headers=auth)
+    scratch_id = scratch.json()["course"]["id"]
+    gone = await http.delete(f"/v1/courses/{scratch_id}", headers=auth)
+    assert gone.status_code == 200, gone.text
+    after = {"X-Consistency-Token": gone.json()["consistencyToken"]}
+    missing = await http.get(f"/v1/courses/{scratch_id}", headers=auth | after)
+    assert missing.status_code == 404, missing.text
+
+
+async def test_catalog_search_tags_order_and_total_over_http(
+    http: httpx.AsyncClient, instructor: Caller
+) -> None:
+    auth = {"Authorization": f"Bearer {instructor.access_token}"}
+    word, one, two = (f"w{uuid.uuid4().hex[:8]}" for _ in range(3))
+    ids = []
+    for title, tags in (
+        (f"Zeta {word}", [one, two]),
+        (f"Alpha {word}", [one, two]),
+        ("Beta only", [one]),
+    ):
+        created = await http.post(
+            "/v1/courses", json={"course": {"title": title, "tags": tags}}, headers=auth
+        )
+        course_id = created.json()["course"]["id"]
+        await http.post(
+            f"/v1/courses/{course_id}/lessons",
+            json={"lesson": {"title": "L", "article": {"markdown": "# L"}}},
+            headers=auth,
+        )
+        published = await http.post(f"/v1/courses/{course_id}:publish", json={}, headers=auth)
+        ids.append(course_id)
+    token = {"X-Consistency-Token": published.json()["consistencyToken"]}
+    found = await http.get(
+        "/v1/courses",
+        params=[("q", word.upper()), ("tags", one), ("tags", two), ("orderBy", "title")],
+        headers=token,
+    )
+    assert found.status_code == 200, found.text
+    body = found.json()
+    assert [c["id"] for c in body["courses"]] == [ids[1], ids[0]]
+    assert body["totalSize"] == 2
+
+
 # -- error mapping -------------------------------------------------------------------------
 
 

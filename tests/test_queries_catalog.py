@@ -254,3 +254,158 @@ async def test_lessons_for_enrolled_users_and_staff_quiz_answers_for_staff_only(
     for staff in (instructor, admin):
         staff_view = (await catalog(channel).GetLesson(request, metadata=staff.metadata())).lesson
         assert [list(q.correct_choice_indexes) for q in staff_view.quiz.questions] == [[1], [0, 2]]
+
+
+# ---------------------------------------------------------------------------- discovery
+
+
+async def test_search_covers_title_summary_and_tags_ignoring_case_and_accents(
+    channel: grpc.aio.Channel, instructor: Caller, backend: Backend, postgres_url: str
+) -> None:
+    word = uuid.uuid4().hex[:8]
+    by_title, _ = await published_course(instructor, title=f"Crème {word} brûlée")
+    by_summary, _ = await published_course(instructor, summary=f"All about {word} SAUCES")
+    by_tag, _ = await published_course(instructor, tags=[f"x{word}"])
+    await settle(postgres_url, backend.store)
+    assert set(await listed(None, channel, q=f"CREME {word} BRULEE")) == {by_title.id}
+    assert set(await listed(None, channel, q=f"{word} sauces")) == {by_summary.id}
+    assert await listed(None, channel, q=f"x{word}") == [by_tag.id]
+    assert set(await listed(None, channel, q=word)) == {by_title.id, by_summary.id, by_tag.id}
+    assert await listed(None, channel, q=f"{word}.*") == []
+
+
+async def test_several_tags_must_all_match(
+    channel: grpc.aio.Channel, instructor: Caller, backend: Backend, postgres_url: str
+) -> None:
+    one, two = tag(), tag()
+    both, _ = await published_course(instructor, tags=[one, two])
+    only_one, _ = await published_course(instructor, tags=[one])
+    await settle(postgres_url, backend.store)
+    assert set(await listed(None, channel, tags=[one])) == {both.id, only_one.id}
+    assert await listed(None, channel, tags=[one, two]) == [both.id]
+    assert await listed(None, channel, tag=two, tags=[one]) == [both.id]
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await catalog(channel).ListCourses(courses_pb2.ListCoursesRequest(tags=[one, ""]))
+    assert "tags" in field_violations(err.value)
+
+
+async def test_orders_by_title_and_popularity_page_with_their_own_keys(
+    channel: grpc.aio.Channel,
+    instructor: Caller,
+    caller: Caller,
+    admin: Caller,
+    backend: Backend,
+    postgres_url: str,
+) -> None:
+    label = tag()
+    banana, _ = await published_course(instructor, title="banana course", tags=[label])
+    apple, _ = await published_course(instructor, title="Apple course", tags=[label])
+    cherry, _ = await published_course(instructor, title="Cherry course", tags=[label])
+    for who in (caller, admin):
+        await enroll(who, cherry.id)
+    await enroll(caller, banana.id)
+    await settle(postgres_url, backend.store)
+    assert await listed(None, channel, tag=label, order_by="title") == [
+        apple.id,
+        banana.id,
+        cherry.id,
+    ]
+    by_popularity = [cherry.id, banana.id, apple.id]
+    assert await listed(None, channel, tag=label, order_by="enrollment_count desc") == (
+        by_popularity
+    )
+    assert await listed(None, channel, tag=label, order_by="publish_time desc") == [
+        cherry.id,
+        apple.id,
+        banana.id,
+    ]
+    stub = catalog(channel)
+    first = await stub.ListCourses(
+        courses_pb2.ListCoursesRequest(tag=label, order_by="title", page_size=2)
+    )
+    assert (first.total_size, len(first.courses)) == (3, 2)
+    rest = await stub.ListCourses(
+        courses_pb2.ListCoursesRequest(
+            tag=label, order_by="title", page_size=2, page_token=first.next_page_token
+        )
+    )
+    assert ([c.id for c in rest.courses], rest.total_size) == ([cherry.id], 0)
+    # A token of one order is refused in another, and an unknown order names the field.
+    for request in (
+        courses_pb2.ListCoursesRequest(tag=label, page_token=first.next_page_token),
+        courses_pb2.ListCoursesRequest(order_by="price"),
+    ):
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await stub.ListCourses(request)
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert (await stub.ListCourses(courses_pb2.ListCoursesRequest(tag=label, q="cherry"))) == (
+        courses_pb2.ListCoursesResponse(courses=[rest.courses[0]], total_size=1)
+    )
+
+
+# ---------------------------------------------------------------------------- authored courses
+
+
+async def authored(who: Caller, **query: object) -> list[str]:
+    ids: list[str] = []
+    token = ""
+    while True:
+        reply = await catalog(who.channel).ListAuthoredCourses(
+            courses_pb2.ListAuthoredCoursesRequest(page_token=token, page_size=2, **query),  # type: ignore[arg-type]
+            metadata=who.metadata(),
+        )
+        ids += [c.id for c in reply.courses]
+        token = reply.next_page_token
+        if not token:
+            return ids
+
+
+async def test_authors_list_their_own_courses_in_every_state(
+    channel: grpc.aio.Channel,
+    instructor: Caller,
+    admin: Caller,
+    backend: Backend,
+    postgres_url: str,
+) -> None:
+    draft = await new_course(instructor)
+    published, _ = await published_course(instructor)
+    archived, _ = await published_course(instructor)
+    await courses(channel).ArchiveCourse(
+        courses_pb2.ArchiveCourseRequest(course_id=archived.id), metadata=instructor.metadata()
+    )
+    deleted = await new_course(instructor)
+    await courses(channel).DeleteCourse(
+        courses_pb2.DeleteCourseRequest(course_id=deleted.id), metadata=instructor.metadata()
+    )
+    other = await Caller.with_role(channel, postgres_url, "instructor", name="Other")
+    theirs = await new_course(other)
+    await settle(postgres_url, backend.store)
+    assert await authored(instructor) == [archived.id, published.id, draft.id]  # newest first
+    assert await authored(instructor, state=courses_pb2.COURSE_STATE_DRAFT) == [draft.id]
+    assert await authored(instructor, state=courses_pb2.COURSE_STATE_ARCHIVED) == [archived.id]
+    assert await authored(other) == [theirs.id]
+    # Admins see every author's courses; a deleted course is gone for everyone.
+    newest = await catalog(channel).ListAuthoredCourses(
+        courses_pb2.ListAuthoredCoursesRequest(page_size=5), metadata=admin.metadata()
+    )
+    assert [c.id for c in newest.courses][:4] == [theirs.id, archived.id, published.id, draft.id]
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await catalog(channel).GetCourse(
+            courses_pb2.GetCourseRequest(course_id=deleted.id), metadata=instructor.metadata()
+        )
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_unpublished_and_restored_courses_leave_the_catalog(
+    channel: grpc.aio.Channel, instructor: Caller, backend: Backend, postgres_url: str
+) -> None:
+    label = tag()
+    course, _ = await published_course(instructor, tags=[label])
+    await settle(postgres_url, backend.store)
+    assert await listed(None, channel, tag=label) == [course.id]
+    await courses(channel).UnpublishCourse(
+        courses_pb2.UnpublishCourseRequest(course_id=course.id), metadata=instructor.metadata()
+    )
+    await settle(postgres_url, backend.store)
+    assert await listed(None, channel, tag=label) == []
+    assert await authored(instructor, state=courses_pb2.COURSE_STATE_DRAFT) == [course.id]

@@ -9,8 +9,15 @@ import pytest
 
 from learnflow.server import Backend
 from learnflow.v1 import learning_pb2
-from tests.commands_support import article, enroll, learning, published_course, quiz_lesson
-from tests.read_support import complete, progress
+from tests.commands_support import (
+    article,
+    enroll,
+    learning,
+    new_course,
+    published_course,
+    quiz_lesson,
+)
+from tests.read_support import complete, progress, settle
 from tests.support import Caller, field_violations
 
 
@@ -161,3 +168,106 @@ async def test_watch_of_a_course_not_enrolled_in_is_not_found(
         async for _ in call:
             pass
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+# ---------------------------------------------------------------------------- the roster
+
+
+async def roster(who: Caller, course_id: str, order_by: str = "", size: int = 2) -> list[str]:
+    """Every learner's display name on the roster, following page tokens."""
+    names: list[str] = []
+    token = ""
+    while True:
+        reply = await progress(who.channel).ListCourseEnrollments(
+            learning_pb2.ListCourseEnrollmentsRequest(
+                course_id=course_id, order_by=order_by, page_size=size, page_token=token
+            ),
+            metadata=who.metadata(),
+        )
+        names += [e.display_name for e in reply.enrollments]
+        token = reply.next_page_token
+        if not token:
+            return names
+
+
+async def test_the_roster_shows_each_learner_with_progress_in_three_orders(
+    channel: grpc.aio.Channel, instructor: Caller, admin: Caller
+) -> None:
+    course, lessons = await published_course(
+        instructor, lessons=[article(), quiz_lesson(), article()]
+    )
+    zoe = await Caller.register(channel, name="Zoë Zed")
+    amy = await Caller.register(channel, name="amy Able")
+    bob = await Caller.register(channel, name="Bob Baker")
+    for who in (zoe, amy, bob):
+        await enroll(who, course.id)
+    await complete(zoe, course.id, lessons[0].id)
+    await complete(zoe, course.id, lessons[2].id)
+    await learning(bob.channel).CreateQuizAttempt(
+        learning_pb2.CreateQuizAttemptRequest(
+            course_id=course.id,
+            lesson_id=lessons[1].id,
+            answers=[learning_pb2.QuizAnswer(question_id="q1", choice_indexes=[1])],
+        ),
+        metadata=bob.metadata(),
+    )
+    token = await complete(bob, course.id, lessons[0].id)  # bob is the most recent
+    reply = await progress(channel).ListCourseEnrollments(
+        learning_pb2.ListCourseEnrollmentsRequest(course_id=course.id),
+        metadata=instructor.metadata(token),
+    )
+    by_name = {e.display_name: e for e in reply.enrollments}
+    assert list(by_name) == ["amy Able", "Bob Baker", "Zoë Zed"]  # by name, case-insensitive
+    bob_entry = by_name["Bob Baker"]
+    assert bob_entry.user_id == bob.user_id
+    assert bob_entry.state == learning_pb2.ENROLLMENT_STATE_ACTIVE
+    assert (bob_entry.percent_complete, bob_entry.completed_lesson_count) == (33, 1)
+    assert dict(bob_entry.quiz_best_scores) == {lessons[1].id: 50}
+    assert bob_entry.enroll_time.seconds > 0 and bob_entry.last_activity_time.seconds > 0
+    assert not by_name["amy Able"].HasField("complete_time")
+    assert await roster(instructor, course.id, "percent_complete desc") == [
+        "Zoë Zed",
+        "Bob Baker",
+        "amy Able",
+    ]
+    assert await roster(admin, course.id, "last_activity_time desc", size=1) == [
+        "Bob Baker",
+        "Zoë Zed",
+        "amy Able",
+    ]
+    assert await roster(admin, course.id, "display_name desc", size=1) == [
+        "Zoë Zed",
+        "Bob Baker",
+        "amy Able",
+    ]
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await progress(channel).ListCourseEnrollments(
+            learning_pb2.ListCourseEnrollmentsRequest(course_id=course.id, order_by="email"),
+            metadata=instructor.metadata(),
+        )
+    assert "order_by" in field_violations(err.value)
+
+
+async def test_the_roster_is_for_course_staff_only(
+    channel: grpc.aio.Channel, instructor: Caller, postgres_url: str, backend: Backend
+) -> None:
+    other = await Caller.with_role(channel, postgres_url, "instructor", name="Other")
+    course, _ = await published_course(instructor)
+    draft = await new_course(instructor)
+    await settle(postgres_url, backend.store)
+    stub = progress(channel)
+    for course_id, code in (
+        (course.id, grpc.StatusCode.PERMISSION_DENIED),  # public: refusing reveals nothing
+        (draft.id, grpc.StatusCode.NOT_FOUND),  # someone else's draft: as if missing
+    ):
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await stub.ListCourseEnrollments(
+                learning_pb2.ListCourseEnrollmentsRequest(course_id=course_id),
+                metadata=other.metadata(),
+            )
+        assert err.value.code() == code
+    empty = await stub.ListCourseEnrollments(
+        learning_pb2.ListCourseEnrollmentsRequest(course_id=draft.id),
+        metadata=instructor.metadata(),
+    )
+    assert list(empty.enrollments) == []

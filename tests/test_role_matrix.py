@@ -280,6 +280,18 @@ def _probes(course_id: str, lesson_id: str) -> list[tuple[str, Message]]:
             courses_pb2.PublishCourseRequest(course_id=course_id),
         ),
         (
+            "/learnflow.v1.CourseService/UnpublishCourse",
+            courses_pb2.UnpublishCourseRequest(course_id=course_id),
+        ),
+        (
+            "/learnflow.v1.CourseService/RestoreCourse",
+            courses_pb2.RestoreCourseRequest(course_id=course_id),
+        ),
+        (
+            "/learnflow.v1.CourseService/DeleteCourse",
+            courses_pb2.DeleteCourseRequest(course_id=course_id),
+        ),
+        (
             "/learnflow.v1.CourseService/CreateLesson",
             courses_pb2.CreateLessonRequest(
                 course_id=course_id,
@@ -307,6 +319,10 @@ def _probes(course_id: str, lesson_id: str) -> list[tuple[str, Message]]:
         (
             "/learnflow.v1.CommentQueryService/ListComments",
             discussion_pb2.ListCommentsRequest(course_id=course_id, lesson_id=lesson_id),
+        ),
+        (
+            "/learnflow.v1.ProgressService/ListCourseEnrollments",
+            learning_pb2.ListCourseEnrollmentsRequest(course_id=course_id),
         ),
         (
             "/learnflow.v1.ProgressService/GetCourseProgress",

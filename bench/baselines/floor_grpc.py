@@ -64,6 +64,13 @@ class ConstantCatalog(courses_pb2_grpc.CatalogServiceServicer):
     ) -> courses_pb2.ListCoursesResponse:
         await context.abort(grpc.StatusCode.UNIMPLEMENTED, "the floor answers two RPCs only")
 
+    async def ListAuthoredCourses(
+        self,
+        request: courses_pb2.ListAuthoredCoursesRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> courses_pb2.ListAuthoredCoursesResponse:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "the floor answers two RPCs only")
+
     async def GetCourse(
         self, request: courses_pb2.GetCourseRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> courses_pb2.GetCourseResponse:

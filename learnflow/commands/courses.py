@@ -1,5 +1,5 @@
-"""Course authoring commands: courses (create, update, publish, archive) and their lessons
-(create, update, reorder, delete).
+"""Course authoring commands: courses (create, update, and the lifecycle: publish, unpublish,
+archive, restore, delete) and their lessons (create, update, reorder, delete).
 
 Every command runs in one transaction that holds the course row `FOR UPDATE` while it
 changes lessons or counts, so positions stay dense (1..n) and `lesson_count` exact.
@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from sqlalchemy import delete, func, insert, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -44,10 +44,13 @@ from learnflow.commands.rules import (
     course_slug,
     require_archivable,
     require_capacity_for_enrolled,
+    require_deletable,
     require_editable,
     require_lesson_removable,
     require_publishable,
+    require_restorable,
     require_staff,
+    require_unpublishable,
 )
 from learnflow.context import Ctx
 from learnflow.errors import FieldViolation, InvalidArgument, Unavailable
@@ -55,11 +58,15 @@ from learnflow.events import (
     COURSE_ARCHIVED,
     COURSE_COUNTS_CHANGED,
     COURSE_CREATED,
+    COURSE_DELETED,
     COURSE_PUBLISHED,
+    COURSE_RESTORED,
+    COURSE_UNPUBLISHED,
     COURSE_UPDATED,
     LESSON_CREATED,
     LESSON_DELETED,
     LESSON_UPDATED,
+    CourseDeletedPayload,
     LessonDeletedPayload,
 )
 from learnflow.storage import tables
@@ -241,6 +248,111 @@ class CourseCommands(courses_pb2_grpc.CourseServiceServicer):
 
         return await self.db.run_command(
             request, request.request_id, courses_pb2.ArchiveCourseResponse, archive
+        )
+
+    async def UnpublishCourse(
+        self, request: courses_pb2.UnpublishCourseRequest, context: Ctx = None
+    ) -> courses_pb2.UnpublishCourseResponse:
+        principal = caller()
+        course_id = parse_uuid(request.course_id, "course_id")
+
+        async def unpublish(uow: UnitOfWork) -> courses_pb2.UnpublishCourseResponse:
+            # The row lock excludes a concurrent enrollment: the count read is the count.
+            course = await load_course(uow.conn, course_id, principal, lock=True)
+            require_staff(course, principal)
+            require_unpublishable(course)
+            await uow.conn.execute(
+                update(tables.courses)
+                .where(tables.courses.c.id == course_id)
+                .values(state="draft", published_at=None, updated_at=func.now())
+            )
+            course = await reload_course(uow.conn, course_id)
+            await uow.audit("course.unpublish", course_name(course_id))
+            await uow.emit(COURSE_UNPUBLISHED, course_id, course_payload(course))
+            return courses_pb2.UnpublishCourseResponse(
+                course=course_message(course), consistency_token=uow.consistency_token
+            )
+
+        return await self.db.run_command(
+            request, request.request_id, courses_pb2.UnpublishCourseResponse, unpublish
+        )
+
+    async def RestoreCourse(
+        self, request: courses_pb2.RestoreCourseRequest, context: Ctx = None
+    ) -> courses_pb2.RestoreCourseResponse:
+        principal = caller()
+        course_id = parse_uuid(request.course_id, "course_id")
+
+        async def restore(uow: UnitOfWork) -> courses_pb2.RestoreCourseResponse:
+            course = await load_course(uow.conn, course_id, principal, lock=True)
+            require_staff(course, principal)
+            require_restorable(course)  # archived -> draft: see the rule for why not published
+            await uow.conn.execute(
+                update(tables.courses)
+                .where(tables.courses.c.id == course_id)
+                .values(state="draft", published_at=None, updated_at=func.now())
+            )
+            course = await reload_course(uow.conn, course_id)
+            await uow.audit("course.restore", course_name(course_id))
+            await uow.emit(COURSE_RESTORED, course_id, course_payload(course))
+            return courses_pb2.RestoreCourseResponse(
+                course=course_message(course), consistency_token=uow.consistency_token
+            )
+
+        return await self.db.run_command(
+            request, request.request_id, courses_pb2.RestoreCourseResponse, restore
+        )
+
+    async def DeleteCourse(
+        self, request: courses_pb2.DeleteCourseRequest, context: Ctx = None
+    ) -> courses_pb2.DeleteCourseResponse:
+        principal = caller()
+        course_id = parse_uuid(request.course_id, "course_id")
+
+        async def remove(uow: UnitOfWork) -> courses_pb2.DeleteCourseResponse:
+            course = await load_course(uow.conn, course_id, principal, lock=True)
+            require_staff(course, principal)
+            # Enrolling takes the course row lock too: no enrollment can slip in after this.
+            enrollment_rows = (
+                await uow.conn.execute(
+                    select(func.count())
+                    .select_from(tables.enrollments)
+                    .where(tables.enrollments.c.course_id == course_id)
+                )
+            ).scalar_one()
+            require_deletable(course, enrollment_rows)
+            lesson_ids = [
+                str(row.id)
+                for row in await uow.conn.execute(
+                    select(tables.lessons.c.id)
+                    .where(tables.lessons.c.course_id == course_id)
+                    .order_by(tables.lessons.c.position)
+                )
+            ]
+            # Staff may have commented on the draft's lessons; without learners there are no
+            # completions or quiz attempts, but nothing may keep a reference to the course.
+            for table in (
+                tables.comments,
+                tables.quiz_attempts,
+                tables.lesson_completions,
+                tables.lessons,
+            ):
+                await uow.conn.execute(delete(table).where(table.c.course_id == course_id))
+            await uow.conn.execute(delete(tables.courses).where(tables.courses.c.id == course_id))
+            payload: CourseDeletedPayload = {
+                "id": str(course_id),
+                "owner_id": str(course.owner_id),
+                "lesson_ids": lesson_ids,
+                "deleted_at": (await uow.conn.execute(select(func.now()))).scalar_one().isoformat(),
+            }
+            await uow.audit(
+                "course.delete", course_name(course_id), details={"title": course.title}
+            )
+            await uow.emit(COURSE_DELETED, course_id, payload)
+            return courses_pb2.DeleteCourseResponse(consistency_token=uow.consistency_token)
+
+        return await self.db.run_command(
+            request, request.request_id, courses_pb2.DeleteCourseResponse, remove
         )
 
     async def CreateLesson(

@@ -57,6 +57,54 @@ def require_archivable(course: Any) -> None:
         )
 
 
+def require_unpublishable(course: Any) -> None:
+    """published -> draft, and only while no learner is actively enrolled: a draft is hidden
+    from the catalog and refuses enrollments, which would strand active learners."""
+    if course.state != "published":
+        raise FailedPrecondition(
+            "COURSE_STATE",
+            course_name(course.id),
+            f"only a published course can be unpublished; this one is {course.state}",
+        )
+    if course.active_enrollment_count > 0:
+        raise FailedPrecondition(
+            "ENROLLMENTS",
+            course_name(course.id),
+            f"{course.active_enrollment_count} learner(s) are actively enrolled; archive the"
+            " course instead",
+        )
+
+
+def require_restorable(course: Any) -> None:
+    """archived -> draft. Not straight back to published: an archived course was frozen and
+    may be out of date, so it returns as a draft its staff review (and may edit) before they
+    publish it again, which is one explicit step; `:restore` is no AIP-164 undelete (nothing
+    was deleted) but the way out of the archive."""
+    if course.state != "archived":
+        raise FailedPrecondition(
+            "COURSE_STATE",
+            course_name(course.id),
+            f"only an archived course can be restored; this one is {course.state}",
+        )
+
+
+def require_deletable(course: Any, enrollment_rows: int) -> None:
+    """Only a draft that never had a learner (no enrollment row, whatever its state): a
+    course someone took stays, archived, as the record of their progress."""
+    if course.state != "draft":
+        raise FailedPrecondition(
+            "COURSE_STATE",
+            course_name(course.id),
+            f"only a draft course can be deleted; this one is {course.state}",
+        )
+    if enrollment_rows > 0:
+        raise FailedPrecondition(
+            "ENROLLMENTS",
+            course_name(course.id),
+            "the course has had learners; it cannot be deleted",
+        )
+
+
 def require_capacity_for_enrolled(course: Any, capacity: int) -> None:
     """A new capacity (0: unlimited) may not fall below the learners already in."""
     if capacity and capacity < course.active_enrollment_count:

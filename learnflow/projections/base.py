@@ -264,7 +264,7 @@ class Batch:
 # Documents other documents are derived from are written last: if the projector dies mid-flush,
 # the replay finds the source not yet updated and derives again (a course's title is copied
 # into its lessons only when the course document shows the change).
-WRITTEN_LAST = ("progress", "courses", "progress_courses")
+WRITTEN_LAST = ("progress", "courses", "progress_courses", "progress_users")
 
 
 def _flush_order(collection: str) -> tuple[int, str]:

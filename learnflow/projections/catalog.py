@@ -1,8 +1,13 @@
 """Read models of the catalog: courses (catalog entry + outline), lessons, quiz answers.
 
 - `courses`: one document per course with everything the catalog and the course page show
-  (instructor name, lesson and enrollment counts, the outline), plus `title_lower` for the
-  title search and `sort_key` (publication time, id) for newest-first keyset pagination.
+  (instructor name, lesson and enrollment counts, the outline), plus `search_text` (title,
+  summary and tags, lowercase with accents folded: `search_fold`) for the search, and the
+  keyset keys of each order: `sort_key` (publication time, id) newest first, `title_key`
+  (folded title, id) by title, `popularity_key` (active enrollments, publication) most
+  popular first, `created_key` (creation time, id) for the authors' own list. A deleted course
+  stays as a tombstone (`deleted: true`, `state: "deleted"`, which no query asks for), so that
+  late or replayed events of it cannot bring it back.
 - `lessons`: one per lesson with its course title, owner (for the staff check), position and
   previous/next lesson ids; quiz content *without* the correct answers. A deleted lesson stays
   as a tombstone (`deleted: true`) so that late writes cannot bring it back.
@@ -12,12 +17,19 @@
 from __future__ import annotations
 
 import copy
+import unicodedata
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
-from learnflow.events import COURSE_EVENTS, LESSON_CREATED, LESSON_DELETED, LESSON_UPDATED
+from learnflow.events import (
+    COURSE_DELETED,
+    COURSE_EVENTS,
+    LESSON_CREATED,
+    LESSON_DELETED,
+    LESSON_UPDATED,
+)
 from learnflow.projections.base import Batch, Event, Projection, on, stale, utc_key
 from learnflow.projections.store import Document
 
@@ -39,6 +51,40 @@ COURSE_FIELDS = (
     "updated_at",
     "published_at",
 )
+
+
+# What a tombstone's `state` says; never a state of the contract, so no query matches it.
+DELETED_STATE = "deleted"
+# Wide enough for any count; fixed width so that the strings sort like the numbers.
+COUNT_WIDTH = 10
+
+
+def search_fold(text: str) -> str:
+    """`text` as the search compares it: lowercase (casefold), accents and other combining
+    marks dropped (NFKD), whitespace runs made one space. Applied both to the read model's
+    `search_text` and to the query, so "Ünicode", "unicode" and "UNICODE" all match."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    bare = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return " ".join(unicodedata.normalize("NFC", bare).split())
+
+
+def search_text(title: str, summary: str, tags: list[str]) -> str:
+    return search_fold(" ".join([title, summary, *tags]))
+
+
+def course_keys(p: Any) -> dict[str, str]:
+    """The keyset keys of a course (see the module docstring); each ends with something
+    unique, so no two courses share one."""
+    published = utc_key(p["published_at"])
+    sort_key = f"{published}|{p['id']}" if published else ""
+    return {
+        "sort_key": sort_key,
+        "title_key": f"{search_fold(p['title'])}|{p['id']}",
+        "popularity_key": (
+            f"{int(p['active_enrollment_count']):0{COUNT_WIDTH}d}|{sort_key or p['id']}"
+        ),
+        "created_key": f"{utc_key(p['created_at'])}|{p['id']}",
+    }
 
 
 def split_answers(
@@ -81,18 +127,26 @@ class Catalog(Projection):
 
     async def ensure_indexes(self, db: AsyncDatabase[Document]) -> None:
         courses = db["courses"]
-        # ListCourses: equality filters (state, and tag and/or level), then the sort, then the
-        # title search (a range on index keys): MongoDB's equality-sort-range order, so every
-        # filter combination is served by one of these (tests/index_coverage.py checks it).
+        # ListCourses: equality filters (state, and tags and/or level; several tags are an
+        # `$all`, whose index bounds are an equality on one of them), then the sort of the
+        # order asked for, then the search (a range on index keys): MongoDB's
+        # equality-sort-range order, so every filter combination and order is served by one of
+        # these; the first page's total (a count: no sort) by the last one of each filter
+        # combination. tests/index_coverage.py checks it.
         for filters in ([], ["tags"], ["level"], ["tags", "level"]):
+            equalities = [("state", ASCENDING), *((field, ASCENDING) for field in filters)]
+            for sort in (("sort_key", DESCENDING), ("title_key", ASCENDING)):
+                await courses.create_index([*equalities, sort, ("search_text", ASCENDING)])
             await courses.create_index(
-                [
-                    ("state", ASCENDING),
-                    *((field, ASCENDING) for field in filters),
-                    ("sort_key", DESCENDING),
-                    ("title_lower", ASCENDING),
-                ]
+                [*equalities, ("popularity_key", DESCENDING), ("search_text", ASCENDING)]
             )
+            await courses.create_index([*equalities, ("search_text", ASCENDING)])
+        # ListAuthoredCourses: an author's courses (state by equality or `$in` of every live
+        # state), newest first; an admin's (every author) by state alone.
+        await courses.create_index(
+            [("owner_id", ASCENDING), ("state", ASCENDING), ("created_key", DESCENDING)]
+        )
+        await courses.create_index([("state", ASCENDING), ("created_key", DESCENDING)])
         await courses.create_index([("slug", ASCENDING)])  # GetCourseBySlug
         await db["lessons"].create_index([("course_id", ASCENDING), ("position", ASCENDING)])
 
@@ -105,9 +159,10 @@ class Catalog(Projection):
         previous_title = doc["title"] if doc else None
         doc = doc if doc is not None else {"_id": p["id"], "outline": []}
         doc.update({name: copy.deepcopy(p[name]) for name in COURSE_FIELDS})
-        doc["title_lower"] = p["title"].lower()
-        published = utc_key(p["published_at"])
-        doc["sort_key"] = f"{published}|{p['id']}" if published else ""
+        doc.pop("title_lower", None)  # the title-only search of earlier versions
+        doc["search_text"] = search_text(p["title"], p["summary"], p["tags"])
+        doc.update(course_keys(p))
+        doc["deleted"] = False
         doc["v"] = event.version
         batch.put("courses", doc)
         if previous_title is not None and previous_title != p["title"]:
@@ -116,6 +171,38 @@ class Catalog(Projection):
                     lesson["course_title"] = p["title"]
                     lesson["v"] = event.version
                     batch.put("lessons", lesson)
+
+    @on(COURSE_DELETED)
+    async def course_deleted(self, batch: Batch, event: Event) -> None:
+        """The course becomes a tombstone its author's list and the catalog never match, and
+        so do its lessons (and their answers)."""
+        p = event.payload
+        doc = await batch.get("courses", p["id"])
+        if not stale(doc, event):
+            batch.put(
+                "courses",
+                {
+                    "_id": p["id"],
+                    "owner_id": p["owner_id"],
+                    "state": DELETED_STATE,
+                    "deleted": True,
+                    "deleted_at": p["deleted_at"],
+                    "v": event.version,
+                },
+            )
+        for lesson_id in p["lesson_ids"]:
+            for collection in ("lessons", "quiz_answers"):
+                lesson = await batch.get(collection, lesson_id)
+                if lesson is not None and not stale(lesson, event):
+                    batch.put(
+                        collection,
+                        {
+                            "_id": lesson_id,
+                            "course_id": p["id"],
+                            "deleted": True,
+                            "v": event.version,
+                        },
+                    )
 
     @on(LESSON_CREATED, LESSON_UPDATED)
     async def lesson_changed(self, batch: Batch, event: Event) -> None:

@@ -10,6 +10,13 @@
   dashboard is one `_id` read; each entry is a copy of the progress document.
 - `progress_courses` (`_id` course id): the course title, lesson count and lesson ids the
   progress documents depend on, to notice when they change and update the enrolled users.
+- `progress_users` (`_id` user id): the user's display name, which every progress document of
+  theirs carries (`display_name`, with its own version `v_user`) for the course roster, kept
+  by the user events (a later profile change updates the user's progress documents).
+
+The roster (ListCourseEnrollments) pages a course's progress documents by one of three keyset
+keys, each ending in the user id so that no two learners share one: `name_key` (folded
+display name), `percent_key` (zero-padded percent) and `roster_activity_key` (last activity).
 """
 
 from __future__ import annotations
@@ -28,8 +35,10 @@ from learnflow.events import (
     LESSON_DELETED,
     LESSON_UPDATED,
     QUIZ_ATTEMPTED,
+    USER_EVENTS,
 )
 from learnflow.projections.base import Batch, Event, Projection, on, stale, utc_key
+from learnflow.projections.catalog import search_fold
 from learnflow.projections.store import Document
 
 ENTRY_FIELDS = (
@@ -75,11 +84,18 @@ def _recompute(doc: Document, lesson_ids: list[str] | None) -> None:
         done = set(doc["completed_lesson_ids"])
         doc["next_lesson_id"] = next((i for i in lesson_ids if i not in done), "")
     doc["percent_complete"] = percent(len(doc["completed_lesson_ids"]), doc["lesson_count"])
+    doc["percent_key"] = f"{doc['percent_complete']:03d}|{doc['user_id']}"
 
 
 def _activity(doc: Document, at: str) -> None:
     doc["last_activity_at"] = at
     doc["activity_key"] = f"{utc_key(at)}|{doc['course_id']}"
+    doc["roster_activity_key"] = f"{utc_key(at)}|{doc['user_id']}"
+
+
+def _name(doc: Document, display_name: str) -> None:
+    doc["display_name"] = display_name
+    doc["name_key"] = f"{search_fold(display_name)}|{doc['user_id']}"
 
 
 class Progress(Projection):
@@ -88,6 +104,9 @@ class Progress(Projection):
     async def ensure_indexes(self, db: AsyncDatabase[Document]) -> None:
         await db["progress"].create_index([("course_id", ASCENDING)])
         await db["progress"].create_index([("user_id", ASCENDING)])
+        # The roster's three orders (ascending indexes serve both directions).
+        for key in ("name_key", "percent_key", "roster_activity_key"):
+            await db["progress"].create_index([("course_id", ASCENDING), (key, ASCENDING)])
 
     async def _dashboard(self, batch: Batch, progress: Document | None) -> None:
         """Copies the progress document into its user's dashboard (also on a replay, when the
@@ -128,6 +147,29 @@ class Progress(Projection):
                 batch.put("progress", progress)
             await self._dashboard(batch, progress)
 
+    @on(*USER_EVENTS)
+    async def user_changed(self, batch: Batch, event: Event) -> None:
+        """A user's display name, recorded and copied into each of their progress documents
+        when it changes (registration carries it; so will every later profile change)."""
+        p = event.payload
+        user_id = str(p["id"])
+        meta = await batch.get("progress_users", user_id)
+        if stale(meta, event):
+            return
+        batch.put(
+            "progress_users",
+            {"_id": user_id, "display_name": p["display_name"], "v": event.version},
+        )
+        # A user's first event is their registration, committed before any enrollment of
+        # theirs: no progress document to look for (and no scan per new user).
+        if meta is None or meta.get("display_name") == p["display_name"]:
+            return
+        for progress in await batch.find("progress", "user_id", user_id):
+            if not stale(progress, event, "v_user"):
+                _name(progress, p["display_name"])
+                progress["v_user"] = event.version
+                batch.put("progress", progress)
+
     @on(*COURSE_EVENTS)
     async def course_changed(self, batch: Batch, event: Event) -> None:
         p = event.payload
@@ -150,6 +192,7 @@ class Progress(Projection):
             batch.put("progress_courses", meta)
         if not stale(progress, event):
             if progress is None:
+                user = await batch.get("progress_users", p["user_id"])
                 progress = {
                     "_id": doc_id,
                     "user_id": p["user_id"],
@@ -159,7 +202,9 @@ class Progress(Projection):
                     "course_title": meta["title"] if meta else "",
                     "lesson_count": meta["lesson_count"] if meta else 0,
                     "v_course": meta["v"] if meta else 0,
+                    "v_user": user["v"] if user else 0,
                 }
+                _name(progress, user["display_name"] if user else "")
             progress.update(
                 state=p["state"], enrolled_at=p["enrolled_at"], completed_at=p["completed_at"]
             )

@@ -1,17 +1,19 @@
-"""Catalog queries: the course list (filters, title search, keyset pages), a course with its
-outline, and a lesson (enrolled users and course staff; quiz answers only for staff)."""
+"""Catalog queries: the course list (filters, search, three orders, keyset pages, a total on
+the first page), an author's own courses, a course with its outline, and a lesson (enrolled
+users and course staff; quiz answers only for staff)."""
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any
 
-from pymongo import DESCENDING
+from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
 from learnflow.context import Ctx, current_call
 from learnflow.errors import FieldViolation, InvalidArgument, NotFound, PermissionDenied
-from learnflow.projections.catalog import answers_by_question
+from learnflow.projections.catalog import answers_by_question, search_fold
 from learnflow.projections.learning import progress_id
 from learnflow.projections.store import Document
 from learnflow.queries.pagination import decode_token, encode_token, page_size
@@ -20,6 +22,7 @@ from learnflow.v1 import courses_pb2, courses_pb2_grpc
 from learnflow.values import parse_timestamp, parse_uuid
 from learnflow.vocabulary import (
     COURSE_LEVEL_NAMES,
+    COURSE_STATES,
     ENROLLED_STATES,
     course_level,
     course_name,
@@ -30,6 +33,57 @@ from learnflow.vocabulary import (
 )
 
 MAX_QUERY = 200
+MAX_TAGS = 10
+
+
+@dataclass(frozen=True)
+class Order:
+    """One `order_by` of the catalog: the read model's keyset key and its direction."""
+
+    key: str
+    direction: int
+
+
+# `order_by` as AIP-132 spells it (a field, then optionally " desc"), each with its keyset key.
+CATALOG_ORDERS = {
+    "": Order("sort_key", DESCENDING),
+    "publish_time desc": Order("sort_key", DESCENDING),
+    "title": Order("title_key", ASCENDING),
+    "enrollment_count desc": Order("popularity_key", DESCENDING),
+}
+LIVE_STATES = sorted(COURSE_STATES)  # what an author's list shows: never a deleted course
+
+
+def normalized_order_by(value: str) -> str:
+    """`order_by` lowercased with single spaces and " asc" dropped (the default)."""
+    words = value.strip().lower().split()
+    if words[-1:] == ["asc"]:
+        words = words[:-1]
+    return " ".join(words)
+
+
+def catalog_order(value: str) -> Order:
+    order = CATALOG_ORDERS.get(normalized_order_by(value))
+    if order is None:
+        choices = ", ".join(repr(k) for k in CATALOG_ORDERS if k)
+        raise InvalidArgument([FieldViolation("order_by", f"must be one of {choices}")])
+    return order
+
+
+def catalog_tags(tag: str, tags: list[str]) -> list[str]:
+    """`tag` and `tags` together, lowercased, once each, in their order."""
+    merged = [t.strip().lower() for t in ([tag] if tag else []) + list(tags)]
+    if any(not t for t in merged):
+        raise InvalidArgument([FieldViolation("tags", "must not contain an empty tag")])
+    unique = list(dict.fromkeys(merged))
+    if len(unique) > MAX_TAGS:
+        raise InvalidArgument([FieldViolation("tags", f"at most {MAX_TAGS} tags")])
+    return unique
+
+
+def keyset(order: Order, after: str | int) -> dict[str, str]:
+    """The filter of the page after the key `after` in `order`."""
+    return {"$lt" if order.direction == DESCENDING else "$gt": str(after)}
 
 
 def course_message(doc: Document) -> courses_pb2.Course:
@@ -96,9 +150,15 @@ async def visible_lesson(
 
 
 def _visible(doc: Document | None) -> bool:
-    """Published courses are anyone's; drafts and archived ones only their staff's."""
-    return doc is not None and (
-        doc["state"] == "published" or is_course_staff(current_call().principal, doc["owner_id"])
+    """Published courses are anyone's; drafts and archived ones only their staff's; a deleted
+    one's tombstone nobody's."""
+    return (
+        doc is not None
+        and not doc.get("deleted")
+        and (
+            doc["state"] == "published"
+            or is_course_staff(current_call().principal, doc["owner_id"])
+        )
     )
 
 
@@ -119,35 +179,81 @@ class CatalogQueries(courses_pb2_grpc.CatalogServiceServicer):
         self, request: courses_pb2.ListCoursesRequest, context: Ctx = None
     ) -> courses_pb2.ListCoursesResponse:
         size = page_size(request.page_size, 20)
+        order = catalog_order(request.order_by)
         query: dict[str, Any] = {"state": "published"}
-        if request.tag:
-            query["tags"] = request.tag
+        tags = catalog_tags(request.tag, list(request.tags))
+        if len(tags) == 1:
+            query["tags"] = tags[0]
+        elif tags:
+            query["tags"] = {"$all": tags}
         if request.level:
             if request.level not in COURSE_LEVEL_NAMES:
                 raise InvalidArgument([FieldViolation("level", "unknown level")])
             query["level"] = COURSE_LEVEL_NAMES[request.level]
-        q = request.q.strip().lower()
-        if len(q) > MAX_QUERY:
+        if len(request.q) > MAX_QUERY:
             raise InvalidArgument([FieldViolation("q", f"at most {MAX_QUERY} characters")])
+        q = search_fold(request.q)
         if q:
-            query["title_lower"] = {"$regex": re.escape(q)}
-        scope = f"courses|{request.tag}|{request.level}|{q}"
+            # A contained match (no text indexes on FerretDB 1.24): a range on the index's
+            # last key, so MongoDB scans index keys, not documents; the input is literal.
+            query["search_text"] = {"$regex": re.escape(q)}
+        # The scope names everything that decides the page, so a token is refused elsewhere.
+        scope = f"courses|{','.join(tags)}|{request.level}|{q}|{order.key}"
         after = decode_token(request.page_token, scope)
-        if after is not None:
-            query["sort_key"] = {"$lt": str(after)}
         db = await self.read_models.database()
+        total = None
+        if after is None:
+            total = await db["courses"].count_documents(query)
+        else:
+            query[order.key] = keyset(order, after)
         docs = (
             await db["courses"]
             .find(query, {"outline": 0})
-            .sort([("sort_key", DESCENDING)])
+            .sort([(order.key, order.direction)])
             .limit(size + 1)
             .to_list()
         )
         response = courses_pb2.ListCoursesResponse(
+            courses=[course_message(doc) for doc in docs[:size]], total_size=total or 0
+        )
+        if len(docs) > size:
+            response.next_page_token = encode_token(docs[size - 1][order.key], scope)
+        return response
+
+    async def ListAuthoredCourses(
+        self, request: courses_pb2.ListAuthoredCoursesRequest, context: Ctx = None
+    ) -> courses_pb2.ListAuthoredCoursesResponse:
+        principal = current_call().principal
+        if principal is None:  # the access rule admits instructors and admins only
+            raise PermissionDenied("this method requires an authenticated caller")
+        size = page_size(request.page_size, 20)
+        query: dict[str, Any] = {}
+        if not principal.is_admin:
+            query["owner_id"] = str(principal.user_id)
+        if request.state:
+            names = {value: name for name, value in COURSE_STATES.items()}
+            if request.state not in names:
+                raise InvalidArgument([FieldViolation("state", "unknown state")])
+            query["state"] = names[request.state]
+        else:
+            query["state"] = {"$in": LIVE_STATES}
+        scope = f"authored|{query.get('owner_id', '*')}|{request.state}"
+        after = decode_token(request.page_token, scope)
+        if after is not None:
+            query["created_key"] = {"$lt": str(after)}
+        db = await self.read_models.database()
+        docs = (
+            await db["courses"]
+            .find(query, {"outline": 0})
+            .sort([("created_key", DESCENDING)])
+            .limit(size + 1)
+            .to_list()
+        )
+        response = courses_pb2.ListAuthoredCoursesResponse(
             courses=[course_message(doc) for doc in docs[:size]]
         )
         if len(docs) > size:
-            response.next_page_token = encode_token(docs[size - 1]["sort_key"], scope)
+            response.next_page_token = encode_token(docs[size - 1]["created_key"], scope)
         return response
 
     async def GetCourse(

@@ -1,4 +1,5 @@
-"""Progress queries: the dashboard, one course's progress, and a progress watch stream.
+"""Progress queries: the dashboard, one course's progress, a progress watch stream, and a
+course's roster for its staff (every learner's progress, in one of three orders).
 
 WatchCourseProgress sends the current progress, then the document again whenever its
 versions (`v`, `v_course`: positions of the last events applied to it) change. It wakes when
@@ -14,15 +15,56 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+from pymongo import ASCENDING, DESCENDING
+
 from learnflow.context import Ctx, Principal, current_call
-from learnflow.errors import NotFound, Unauthenticated
+from learnflow.errors import (
+    FieldViolation,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    Unauthenticated,
+)
 from learnflow.projections.learning import progress_id
 from learnflow.projections.store import Document
 from learnflow.queries.pagination import decode_token, encode_token, page_size
 from learnflow.queries.read_models import ReadModels
 from learnflow.v1 import learning_pb2, learning_pb2_grpc
 from learnflow.values import parse_timestamp, parse_uuid
-from learnflow.vocabulary import enrollment_state
+from learnflow.vocabulary import course_name, enrollment_state, is_course_staff
+
+# The roster's `order_by` (AIP-132: a field, then " desc" or nothing) and its keyset key.
+ROSTER_KEYS = {
+    "display_name": "name_key",
+    "percent_complete": "percent_key",
+    "last_activity_time": "roster_activity_key",
+}
+
+
+def roster_order(value: str) -> tuple[str, int]:
+    """(keyset key, direction) of a roster `order_by`; by display name when empty."""
+    words = value.strip().lower().split() or ["display_name"]
+    field, direction = words[0], words[1:]
+    if field not in ROSTER_KEYS or direction not in ([], ["asc"], ["desc"]):
+        choices = ", ".join(ROSTER_KEYS)
+        raise InvalidArgument(
+            [FieldViolation("order_by", f"must be one of {choices}, optionally with ' desc'")]
+        )
+    return ROSTER_KEYS[field], DESCENDING if direction == ["desc"] else ASCENDING
+
+
+def roster_entry(doc: dict[str, Any]) -> learning_pb2.RosterEntry:
+    return learning_pb2.RosterEntry(
+        user_id=doc["user_id"],
+        display_name=doc.get("display_name") or "",
+        state=enrollment_state(doc.get("state") or ""),
+        enroll_time=parse_timestamp(doc.get("enrolled_at")),
+        percent_complete=doc.get("percent_complete") or 0,
+        completed_lesson_count=len(doc.get("completed_lesson_ids") or []),
+        quiz_best_scores={k: int(v) for k, v in (doc.get("quiz_best_scores") or {}).items()},
+        last_activity_time=parse_timestamp(doc.get("last_activity_at")),
+        complete_time=parse_timestamp(doc.get("completed_at")),
+    )
 
 
 def progress_message(doc: dict[str, Any]) -> learning_pb2.CourseProgress:
@@ -78,6 +120,37 @@ class ProgressQueries(learning_pb2_grpc.ProgressServiceServicer):
             response.next_page_token = encode_token(
                 entries[size - 1]["activity_key"], f"enrollments|{user_id}"
             )
+        return response
+
+    async def ListCourseEnrollments(
+        self, request: learning_pb2.ListCourseEnrollmentsRequest, context: Ctx = None
+    ) -> learning_pb2.ListCourseEnrollmentsResponse:
+        """The roster, for the course's owner and admins. Like a lesson: NOT_FOUND for a
+        course the caller may not see (a draft, a deleted or missing course), PERMISSION_DENIED
+        for one they may (published or archived) but do not teach."""
+        principal = _principal()
+        parse_uuid(request.course_id, "course_id")
+        key, direction = roster_order(request.order_by)
+        size = page_size(request.page_size, 20)
+        db = await self.read_models.database()
+        course = await self.read_models.get(db, "courses", request.course_id)
+        if course is None or course.get("deleted"):
+            raise NotFound("course", course_name(request.course_id))
+        if not is_course_staff(principal, course["owner_id"]):
+            if course["state"] == "draft":
+                raise NotFound("course", course_name(request.course_id))
+            raise PermissionDenied("only the course's owner or an admin may see its learners")
+        scope = f"roster|{request.course_id}|{key}|{direction}"
+        after = decode_token(request.page_token, scope)
+        query: dict[str, Any] = {"course_id": request.course_id}
+        if after is not None:
+            query[key] = {"$gt" if direction == ASCENDING else "$lt": str(after)}
+        docs = await db["progress"].find(query).sort([(key, direction)]).limit(size + 1).to_list()
+        response = learning_pb2.ListCourseEnrollmentsResponse(
+            enrollments=[roster_entry(doc) for doc in docs[:size]]
+        )
+        if len(docs) > size:
+            response.next_page_token = encode_token(str(docs[size - 1][key]), scope)
         return response
 
     async def _progress(self, course_id: str, doc_id: str, fresh: bool = False) -> Document:

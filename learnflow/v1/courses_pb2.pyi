@@ -846,16 +846,30 @@ class ListCoursesRequest(_message.Message):
     Q_FIELD_NUMBER: _builtins.int
     TAG_FIELD_NUMBER: _builtins.int
     LEVEL_FIELD_NUMBER: _builtins.int
+    TAGS_FIELD_NUMBER: _builtins.int
+    ORDER_BY_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
     """1..100, default 20."""
     page_token: _builtins.str
     """From a previous response's `next_page_token`. At most 512 characters."""
     q: _builtins.str
-    """Case-insensitive substring of the title. At most 200 characters."""
+    """Search: a case- and accent-insensitive substring of the title, summary or tags.
+    At most 200 characters.
+    """
     tag: _builtins.str
     """Only courses with this tag. At most 30 characters."""
     level: Global___CourseLevel.ValueType
     """Only courses of this level."""
+    order_by: _builtins.str
+    """"publish_time desc" (newest, the default), "title" (A to Z) or "enrollment_count desc"
+    (most popular). At most 64 characters.
+    """
+    @_builtins.property
+    def tags(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Only courses with every one of these tags (together with `tag`).
+        At most 10 items of at most 30 characters.
+        """
+
     def __init__(
         self,
         *,
@@ -864,10 +878,12 @@ class ListCoursesRequest(_message.Message):
         q: _builtins.str = ...,
         tag: _builtins.str = ...,
         level: Global___CourseLevel.ValueType = ...,
+        tags: _abc.Iterable[_builtins.str] | None = ...,
+        order_by: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["level", b"level", "page_size", b"page_size", "page_token", b"page_token", "q", b"q", "tag", b"tag"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["level", b"level", "order_by", b"order_by", "page_size", b"page_size", "page_token", b"page_token", "q", b"q", "tag", b"tag", "tags", b"tags"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -881,11 +897,73 @@ class ListCoursesResponse(_message.Message):
 
     COURSES_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    TOTAL_SIZE_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Empty on the last page."""
+    total_size: _builtins.int
+    """How many courses match, on the first page only (0 on the following pages)."""
+    @_builtins.property
+    def courses(self) -> _containers.RepeatedCompositeFieldContainer[Global___Course]:
+        """The page of courses."""
+
+    def __init__(
+        self,
+        *,
+        courses: _abc.Iterable[Global___Course] | None = ...,
+        next_page_token: _builtins.str = ...,
+        total_size: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["courses", b"courses", "next_page_token", b"next_page_token", "total_size", b"total_size"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListCoursesResponse: _TypeAlias = ListCoursesResponse  # noqa: Y015
+
+@_typing.final
+class ListAuthoredCoursesRequest(_message.Message):
+    """Request of ListAuthoredCourses."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    page_size: _builtins.int
+    """1..100, default 20."""
+    page_token: _builtins.str
+    """From a previous response's `next_page_token`. At most 512 characters."""
+    state: Global___CourseState.ValueType
+    """Only courses in this state; every state when unset."""
+    def __init__(
+        self,
+        *,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+        state: Global___CourseState.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListAuthoredCoursesRequest: _TypeAlias = ListAuthoredCoursesRequest  # noqa: Y015
+
+@_typing.final
+class ListAuthoredCoursesResponse(_message.Message):
+    """Response of ListAuthoredCourses."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COURSES_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
     """Empty on the last page."""
     @_builtins.property
     def courses(self) -> _containers.RepeatedCompositeFieldContainer[Global___Course]:
-        """The page of courses."""
+        """The page of courses, newest first."""
 
     def __init__(
         self,
@@ -899,7 +977,163 @@ class ListCoursesResponse(_message.Message):
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___ListCoursesResponse: _TypeAlias = ListCoursesResponse  # noqa: Y015
+Global___ListAuthoredCoursesResponse: _TypeAlias = ListAuthoredCoursesResponse  # noqa: Y015
+
+@_typing.final
+class UnpublishCourseRequest(_message.Message):
+    """Request of UnpublishCourse."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COURSE_ID_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    course_id: _builtins.str
+    """The course. At most 36 characters."""
+    request_id: _builtins.str
+    """Optional idempotency key. At most 128 characters."""
+    def __init__(
+        self,
+        *,
+        course_id: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["course_id", b"course_id", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UnpublishCourseRequest: _TypeAlias = UnpublishCourseRequest  # noqa: Y015
+
+@_typing.final
+class UnpublishCourseResponse(_message.Message):
+    """Response of UnpublishCourse."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COURSE_FIELD_NUMBER: _builtins.int
+    CONSISTENCY_TOKEN_FIELD_NUMBER: _builtins.int
+    consistency_token: _builtins.str
+    """Event position of the write."""
+    @_builtins.property
+    def course(self) -> Global___Course:
+        """The course after the change."""
+
+    def __init__(
+        self,
+        *,
+        course: Global___Course | None = ...,
+        consistency_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["course", b"course"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["consistency_token", b"consistency_token", "course", b"course"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UnpublishCourseResponse: _TypeAlias = UnpublishCourseResponse  # noqa: Y015
+
+@_typing.final
+class RestoreCourseRequest(_message.Message):
+    """Request of RestoreCourse."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COURSE_ID_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    course_id: _builtins.str
+    """The course. At most 36 characters."""
+    request_id: _builtins.str
+    """Optional idempotency key. At most 128 characters."""
+    def __init__(
+        self,
+        *,
+        course_id: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["course_id", b"course_id", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RestoreCourseRequest: _TypeAlias = RestoreCourseRequest  # noqa: Y015
+
+@_typing.final
+class RestoreCourseResponse(_message.Message):
+    """Response of RestoreCourse."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COURSE_FIELD_NUMBER: _builtins.int
+    CONSISTENCY_TOKEN_FIELD_NUMBER: _builtins.int
+    consistency_token: _builtins.str
+    """Event position of the write."""
+    @_builtins.property
+    def course(self) -> Global___Course:
+        """The course after the change."""
+
+    def __init__(
+        self,
+        *,
+        course: Global___Course | None = ...,
+        consistency_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["course", b"course"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["consistency_token", b"consistency_token", "course", b"course"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RestoreCourseResponse: _TypeAlias = RestoreCourseResponse  # noqa: Y015
+
+@_typing.final
+class DeleteCourseRequest(_message.Message):
+    """Request of DeleteCourse."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COURSE_ID_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    course_id: _builtins.str
+    """The course. At most 36 characters."""
+    request_id: _builtins.str
+    """Optional idempotency key. At most 128 characters."""
+    def __init__(
+        self,
+        *,
+        course_id: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["course_id", b"course_id", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteCourseRequest: _TypeAlias = DeleteCourseRequest  # noqa: Y015
+
+@_typing.final
+class DeleteCourseResponse(_message.Message):
+    """Response of DeleteCourse."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONSISTENCY_TOKEN_FIELD_NUMBER: _builtins.int
+    consistency_token: _builtins.str
+    """Event position of the write."""
+    def __init__(
+        self,
+        *,
+        consistency_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["consistency_token", b"consistency_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteCourseResponse: _TypeAlias = DeleteCourseResponse  # noqa: Y015
 
 @_typing.final
 class GetCourseRequest(_message.Message):

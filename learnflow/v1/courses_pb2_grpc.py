@@ -55,6 +55,21 @@ class CourseServiceStub:
                 request_serializer=learnflow_dot_v1_dot_courses__pb2.ArchiveCourseRequest.SerializeToString,
                 response_deserializer=learnflow_dot_v1_dot_courses__pb2.ArchiveCourseResponse.FromString,
                 _registered_method=True)
+        self.UnpublishCourse = channel.unary_unary(
+                '/learnflow.v1.CourseService/UnpublishCourse',
+                request_serializer=learnflow_dot_v1_dot_courses__pb2.UnpublishCourseRequest.SerializeToString,
+                response_deserializer=learnflow_dot_v1_dot_courses__pb2.UnpublishCourseResponse.FromString,
+                _registered_method=True)
+        self.RestoreCourse = channel.unary_unary(
+                '/learnflow.v1.CourseService/RestoreCourse',
+                request_serializer=learnflow_dot_v1_dot_courses__pb2.RestoreCourseRequest.SerializeToString,
+                response_deserializer=learnflow_dot_v1_dot_courses__pb2.RestoreCourseResponse.FromString,
+                _registered_method=True)
+        self.DeleteCourse = channel.unary_unary(
+                '/learnflow.v1.CourseService/DeleteCourse',
+                request_serializer=learnflow_dot_v1_dot_courses__pb2.DeleteCourseRequest.SerializeToString,
+                response_deserializer=learnflow_dot_v1_dot_courses__pb2.DeleteCourseResponse.FromString,
+                _registered_method=True)
         self.CreateLesson = channel.unary_unary(
                 '/learnflow.v1.CourseService/CreateLesson',
                 request_serializer=learnflow_dot_v1_dot_courses__pb2.CreateLessonRequest.SerializeToString,
@@ -104,6 +119,27 @@ class CourseServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UnpublishCourse(self, request, context):
+        """Moves a published course back to draft; only while no learner is actively enrolled.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RestoreCourse(self, request, context):
+        """Moves an archived course back to draft, to be reviewed and published again.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteCourse(self, request, context):
+        """Deletes a draft course that never had a learner, with its lessons.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def CreateLesson(self, request, context):
         """Adds a lesson at the end of the course, or at `position` when given.
         """
@@ -147,6 +183,21 @@ def add_CourseServiceServicer_to_server(servicer, server):
                     servicer.ArchiveCourse,
                     request_deserializer=learnflow_dot_v1_dot_courses__pb2.ArchiveCourseRequest.FromString,
                     response_serializer=learnflow_dot_v1_dot_courses__pb2.ArchiveCourseResponse.SerializeToString,
+            ),
+            'UnpublishCourse': grpc.unary_unary_rpc_method_handler(
+                    servicer.UnpublishCourse,
+                    request_deserializer=learnflow_dot_v1_dot_courses__pb2.UnpublishCourseRequest.FromString,
+                    response_serializer=learnflow_dot_v1_dot_courses__pb2.UnpublishCourseResponse.SerializeToString,
+            ),
+            'RestoreCourse': grpc.unary_unary_rpc_method_handler(
+                    servicer.RestoreCourse,
+                    request_deserializer=learnflow_dot_v1_dot_courses__pb2.RestoreCourseRequest.FromString,
+                    response_serializer=learnflow_dot_v1_dot_courses__pb2.RestoreCourseResponse.SerializeToString,
+            ),
+            'DeleteCourse': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteCourse,
+                    request_deserializer=learnflow_dot_v1_dot_courses__pb2.DeleteCourseRequest.FromString,
+                    response_serializer=learnflow_dot_v1_dot_courses__pb2.DeleteCourseResponse.SerializeToString,
             ),
             'CreateLesson': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateLesson,
@@ -284,6 +335,87 @@ class CourseService:
             _registered_method=True)
 
     @staticmethod
+    def UnpublishCourse(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/learnflow.v1.CourseService/UnpublishCourse',
+            learnflow_dot_v1_dot_courses__pb2.UnpublishCourseRequest.SerializeToString,
+            learnflow_dot_v1_dot_courses__pb2.UnpublishCourseResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RestoreCourse(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/learnflow.v1.CourseService/RestoreCourse',
+            learnflow_dot_v1_dot_courses__pb2.RestoreCourseRequest.SerializeToString,
+            learnflow_dot_v1_dot_courses__pb2.RestoreCourseResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteCourse(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/learnflow.v1.CourseService/DeleteCourse',
+            learnflow_dot_v1_dot_courses__pb2.DeleteCourseRequest.SerializeToString,
+            learnflow_dot_v1_dot_courses__pb2.DeleteCourseResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def CreateLesson(request,
             target,
             options=(),
@@ -380,6 +512,11 @@ class CatalogServiceStub:
                 request_serializer=learnflow_dot_v1_dot_courses__pb2.ListCoursesRequest.SerializeToString,
                 response_deserializer=learnflow_dot_v1_dot_courses__pb2.ListCoursesResponse.FromString,
                 _registered_method=True)
+        self.ListAuthoredCourses = channel.unary_unary(
+                '/learnflow.v1.CatalogService/ListAuthoredCourses',
+                request_serializer=learnflow_dot_v1_dot_courses__pb2.ListAuthoredCoursesRequest.SerializeToString,
+                response_deserializer=learnflow_dot_v1_dot_courses__pb2.ListAuthoredCoursesResponse.FromString,
+                _registered_method=True)
         self.GetCourse = channel.unary_unary(
                 '/learnflow.v1.CatalogService/GetCourse',
                 request_serializer=learnflow_dot_v1_dot_courses__pb2.GetCourseRequest.SerializeToString,
@@ -402,7 +539,15 @@ class CatalogServiceServicer:
     """
 
     def ListCourses(self, request, context):
-        """Published courses, newest first; filters by tag, level and a title search.
+        """Published courses, newest first (or by title or popularity); filters by tags, level and
+        a search over title, summary and tags.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAuthoredCourses(self, request, context):
+        """The caller's own courses in every state, newest first (admins: every course).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -437,6 +582,11 @@ def add_CatalogServiceServicer_to_server(servicer, server):
                     servicer.ListCourses,
                     request_deserializer=learnflow_dot_v1_dot_courses__pb2.ListCoursesRequest.FromString,
                     response_serializer=learnflow_dot_v1_dot_courses__pb2.ListCoursesResponse.SerializeToString,
+            ),
+            'ListAuthoredCourses': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAuthoredCourses,
+                    request_deserializer=learnflow_dot_v1_dot_courses__pb2.ListAuthoredCoursesRequest.FromString,
+                    response_serializer=learnflow_dot_v1_dot_courses__pb2.ListAuthoredCoursesResponse.SerializeToString,
             ),
             'GetCourse': grpc.unary_unary_rpc_method_handler(
                     servicer.GetCourse,
@@ -482,6 +632,33 @@ class CatalogService:
             '/learnflow.v1.CatalogService/ListCourses',
             learnflow_dot_v1_dot_courses__pb2.ListCoursesRequest.SerializeToString,
             learnflow_dot_v1_dot_courses__pb2.ListCoursesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAuthoredCourses(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/learnflow.v1.CatalogService/ListAuthoredCourses',
+            learnflow_dot_v1_dot_courses__pb2.ListAuthoredCoursesRequest.SerializeToString,
+            learnflow_dot_v1_dot_courses__pb2.ListAuthoredCoursesResponse.FromString,
             options,
             channel_credentials,
             insecure,

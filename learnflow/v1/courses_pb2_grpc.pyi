@@ -41,6 +41,12 @@ class CourseServiceStub:
     """Moves a draft course to published; it then appears in the catalog."""
     ArchiveCourse: _grpc.UnaryUnaryMultiCallable[_courses_pb2.ArchiveCourseRequest, _courses_pb2.ArchiveCourseResponse]
     """Archives a course: it leaves the catalog and refuses new enrollments."""
+    UnpublishCourse: _grpc.UnaryUnaryMultiCallable[_courses_pb2.UnpublishCourseRequest, _courses_pb2.UnpublishCourseResponse]
+    """Moves a published course back to draft; only while no learner is actively enrolled."""
+    RestoreCourse: _grpc.UnaryUnaryMultiCallable[_courses_pb2.RestoreCourseRequest, _courses_pb2.RestoreCourseResponse]
+    """Moves an archived course back to draft, to be reviewed and published again."""
+    DeleteCourse: _grpc.UnaryUnaryMultiCallable[_courses_pb2.DeleteCourseRequest, _courses_pb2.DeleteCourseResponse]
+    """Deletes a draft course that never had a learner, with its lessons."""
     CreateLesson: _grpc.UnaryUnaryMultiCallable[_courses_pb2.CreateLessonRequest, _courses_pb2.CreateLessonResponse]
     """Adds a lesson at the end of the course, or at `position` when given."""
     UpdateLesson: _grpc.UnaryUnaryMultiCallable[_courses_pb2.UpdateLessonRequest, _courses_pb2.UpdateLessonResponse]
@@ -61,6 +67,12 @@ class CourseServiceAsyncStub(CourseServiceStub):
     """Moves a draft course to published; it then appears in the catalog."""
     ArchiveCourse: _aio.UnaryUnaryMultiCallable[_courses_pb2.ArchiveCourseRequest, _courses_pb2.ArchiveCourseResponse]  # type: ignore[assignment]
     """Archives a course: it leaves the catalog and refuses new enrollments."""
+    UnpublishCourse: _aio.UnaryUnaryMultiCallable[_courses_pb2.UnpublishCourseRequest, _courses_pb2.UnpublishCourseResponse]  # type: ignore[assignment]
+    """Moves a published course back to draft; only while no learner is actively enrolled."""
+    RestoreCourse: _aio.UnaryUnaryMultiCallable[_courses_pb2.RestoreCourseRequest, _courses_pb2.RestoreCourseResponse]  # type: ignore[assignment]
+    """Moves an archived course back to draft, to be reviewed and published again."""
+    DeleteCourse: _aio.UnaryUnaryMultiCallable[_courses_pb2.DeleteCourseRequest, _courses_pb2.DeleteCourseResponse]  # type: ignore[assignment]
+    """Deletes a draft course that never had a learner, with its lessons."""
     CreateLesson: _aio.UnaryUnaryMultiCallable[_courses_pb2.CreateLessonRequest, _courses_pb2.CreateLessonResponse]  # type: ignore[assignment]
     """Adds a lesson at the end of the course, or at `position` when given."""
     UpdateLesson: _aio.UnaryUnaryMultiCallable[_courses_pb2.UpdateLessonRequest, _courses_pb2.UpdateLessonResponse]  # type: ignore[assignment]
@@ -104,6 +116,30 @@ class CourseServiceServicer(metaclass=_abc_1.ABCMeta):
         """Archives a course: it leaves the catalog and refuses new enrollments."""
 
     @_abc_1.abstractmethod
+    def UnpublishCourse(
+        self,
+        request: _courses_pb2.UnpublishCourseRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_courses_pb2.UnpublishCourseResponse, _abc.Awaitable[_courses_pb2.UnpublishCourseResponse]]:
+        """Moves a published course back to draft; only while no learner is actively enrolled."""
+
+    @_abc_1.abstractmethod
+    def RestoreCourse(
+        self,
+        request: _courses_pb2.RestoreCourseRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_courses_pb2.RestoreCourseResponse, _abc.Awaitable[_courses_pb2.RestoreCourseResponse]]:
+        """Moves an archived course back to draft, to be reviewed and published again."""
+
+    @_abc_1.abstractmethod
+    def DeleteCourse(
+        self,
+        request: _courses_pb2.DeleteCourseRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_courses_pb2.DeleteCourseResponse, _abc.Awaitable[_courses_pb2.DeleteCourseResponse]]:
+        """Deletes a draft course that never had a learner, with its lessons."""
+
+    @_abc_1.abstractmethod
     def CreateLesson(
         self,
         request: _courses_pb2.CreateLessonRequest,
@@ -137,7 +173,11 @@ class CatalogServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> CatalogServiceAsyncStub: ...
     ListCourses: _grpc.UnaryUnaryMultiCallable[_courses_pb2.ListCoursesRequest, _courses_pb2.ListCoursesResponse]
-    """Published courses, newest first; filters by tag, level and a title search."""
+    """Published courses, newest first (or by title or popularity); filters by tags, level and
+    a search over title, summary and tags.
+    """
+    ListAuthoredCourses: _grpc.UnaryUnaryMultiCallable[_courses_pb2.ListAuthoredCoursesRequest, _courses_pb2.ListAuthoredCoursesResponse]
+    """The caller's own courses in every state, newest first (admins: every course)."""
     GetCourse: _grpc.UnaryUnaryMultiCallable[_courses_pb2.GetCourseRequest, _courses_pb2.GetCourseResponse]
     """A course with its lesson outline; drafts and archived courses only for staff."""
     GetCourseBySlug: _grpc.UnaryUnaryMultiCallable[_courses_pb2.GetCourseBySlugRequest, _courses_pb2.GetCourseBySlugResponse]
@@ -153,7 +193,11 @@ class CatalogServiceAsyncStub(CatalogServiceStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     ListCourses: _aio.UnaryUnaryMultiCallable[_courses_pb2.ListCoursesRequest, _courses_pb2.ListCoursesResponse]  # type: ignore[assignment]
-    """Published courses, newest first; filters by tag, level and a title search."""
+    """Published courses, newest first (or by title or popularity); filters by tags, level and
+    a search over title, summary and tags.
+    """
+    ListAuthoredCourses: _aio.UnaryUnaryMultiCallable[_courses_pb2.ListAuthoredCoursesRequest, _courses_pb2.ListAuthoredCoursesResponse]  # type: ignore[assignment]
+    """The caller's own courses in every state, newest first (admins: every course)."""
     GetCourse: _aio.UnaryUnaryMultiCallable[_courses_pb2.GetCourseRequest, _courses_pb2.GetCourseResponse]  # type: ignore[assignment]
     """A course with its lesson outline; drafts and archived courses only for staff."""
     GetCourseBySlug: _aio.UnaryUnaryMultiCallable[_courses_pb2.GetCourseBySlugRequest, _courses_pb2.GetCourseBySlugResponse]  # type: ignore[assignment]
@@ -172,7 +216,17 @@ class CatalogServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _courses_pb2.ListCoursesRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_courses_pb2.ListCoursesResponse, _abc.Awaitable[_courses_pb2.ListCoursesResponse]]:
-        """Published courses, newest first; filters by tag, level and a title search."""
+        """Published courses, newest first (or by title or popularity); filters by tags, level and
+        a search over title, summary and tags.
+        """
+
+    @_abc_1.abstractmethod
+    def ListAuthoredCourses(
+        self,
+        request: _courses_pb2.ListAuthoredCoursesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_courses_pb2.ListAuthoredCoursesResponse, _abc.Awaitable[_courses_pb2.ListAuthoredCoursesResponse]]:
+        """The caller's own courses in every state, newest first (admins: every course)."""
 
     @_abc_1.abstractmethod
     def GetCourse(

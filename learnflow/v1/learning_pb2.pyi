@@ -583,6 +583,152 @@ class WatchCourseProgressResponse(_message.Message):
 Global___WatchCourseProgressResponse: _TypeAlias = WatchCourseProgressResponse  # noqa: Y015
 
 @_typing.final
+class RosterEntry(_message.Message):
+    """One learner of a course's roster."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class QuizBestScoresEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.int
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.int = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    DISPLAY_NAME_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    ENROLL_TIME_FIELD_NUMBER: _builtins.int
+    PERCENT_COMPLETE_FIELD_NUMBER: _builtins.int
+    COMPLETED_LESSON_COUNT_FIELD_NUMBER: _builtins.int
+    QUIZ_BEST_SCORES_FIELD_NUMBER: _builtins.int
+    LAST_ACTIVITY_TIME_FIELD_NUMBER: _builtins.int
+    COMPLETE_TIME_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.str
+    """The learner."""
+    display_name: _builtins.str
+    """The learner's display name."""
+    state: Global___EnrollmentState.ValueType
+    """Enrollment state."""
+    percent_complete: _builtins.int
+    """0..100."""
+    completed_lesson_count: _builtins.int
+    """Completed lessons."""
+    @_builtins.property
+    def enroll_time(self) -> _timestamp_pb2.Timestamp:
+        """When the learner (last) enrolled."""
+
+    @_builtins.property
+    def quiz_best_scores(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
+        """Best score per quiz lesson id, 0..100."""
+
+    @_builtins.property
+    def last_activity_time(self) -> _timestamp_pb2.Timestamp:
+        """Last activity."""
+
+    @_builtins.property
+    def complete_time(self) -> _timestamp_pb2.Timestamp:
+        """When the learner completed the course; unset until then."""
+
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.str = ...,
+        display_name: _builtins.str = ...,
+        state: Global___EnrollmentState.ValueType = ...,
+        enroll_time: _timestamp_pb2.Timestamp | None = ...,
+        percent_complete: _builtins.int = ...,
+        completed_lesson_count: _builtins.int = ...,
+        quiz_best_scores: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
+        last_activity_time: _timestamp_pb2.Timestamp | None = ...,
+        complete_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["complete_time", b"complete_time", "enroll_time", b"enroll_time", "last_activity_time", b"last_activity_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["complete_time", b"complete_time", "completed_lesson_count", b"completed_lesson_count", "display_name", b"display_name", "enroll_time", b"enroll_time", "last_activity_time", b"last_activity_time", "percent_complete", b"percent_complete", "quiz_best_scores", b"quiz_best_scores", "state", b"state", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RosterEntry: _TypeAlias = RosterEntry  # noqa: Y015
+
+@_typing.final
+class ListCourseEnrollmentsRequest(_message.Message):
+    """Request of ListCourseEnrollments."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COURSE_ID_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    ORDER_BY_FIELD_NUMBER: _builtins.int
+    course_id: _builtins.str
+    """The course. At most 36 characters."""
+    page_size: _builtins.int
+    """1..100, default 20."""
+    page_token: _builtins.str
+    """From a previous response's `next_page_token`. At most 512 characters."""
+    order_by: _builtins.str
+    """"display_name" (the default), "percent_complete" or "last_activity_time", each with an
+    optional " desc". At most 64 characters.
+    """
+    def __init__(
+        self,
+        *,
+        course_id: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+        order_by: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["course_id", b"course_id", "order_by", b"order_by", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListCourseEnrollmentsRequest: _TypeAlias = ListCourseEnrollmentsRequest  # noqa: Y015
+
+@_typing.final
+class ListCourseEnrollmentsResponse(_message.Message):
+    """Response of ListCourseEnrollments."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENROLLMENTS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Empty on the last page."""
+    @_builtins.property
+    def enrollments(self) -> _containers.RepeatedCompositeFieldContainer[Global___RosterEntry]:
+        """The page of learners."""
+
+    def __init__(
+        self,
+        *,
+        enrollments: _abc.Iterable[Global___RosterEntry] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["enrollments", b"enrollments", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListCourseEnrollmentsResponse: _TypeAlias = ListCourseEnrollmentsResponse  # noqa: Y015
+
+@_typing.final
 class Certificate(_message.Message):
     """A completion certificate: issued once when an enrollment completes, never changed. Names
     and title are as they were at completion.

@@ -248,6 +248,11 @@ class ProgressServiceStub:
                 request_serializer=learnflow_dot_v1_dot_learning__pb2.ListMyEnrollmentsRequest.SerializeToString,
                 response_deserializer=learnflow_dot_v1_dot_learning__pb2.ListMyEnrollmentsResponse.FromString,
                 _registered_method=True)
+        self.ListCourseEnrollments = channel.unary_unary(
+                '/learnflow.v1.ProgressService/ListCourseEnrollments',
+                request_serializer=learnflow_dot_v1_dot_learning__pb2.ListCourseEnrollmentsRequest.SerializeToString,
+                response_deserializer=learnflow_dot_v1_dot_learning__pb2.ListCourseEnrollmentsResponse.FromString,
+                _registered_method=True)
         self.GetCourseProgress = channel.unary_unary(
                 '/learnflow.v1.ProgressService/GetCourseProgress',
                 request_serializer=learnflow_dot_v1_dot_learning__pb2.GetCourseProgressRequest.SerializeToString,
@@ -266,6 +271,13 @@ class ProgressServiceServicer:
 
     def ListMyEnrollments(self, request, context):
         """The caller's enrollments with progress: the dashboard.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListCourseEnrollments(self, request, context):
+        """The roster of a course, for its staff: each learner with their progress.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -292,6 +304,11 @@ def add_ProgressServiceServicer_to_server(servicer, server):
                     servicer.ListMyEnrollments,
                     request_deserializer=learnflow_dot_v1_dot_learning__pb2.ListMyEnrollmentsRequest.FromString,
                     response_serializer=learnflow_dot_v1_dot_learning__pb2.ListMyEnrollmentsResponse.SerializeToString,
+            ),
+            'ListCourseEnrollments': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListCourseEnrollments,
+                    request_deserializer=learnflow_dot_v1_dot_learning__pb2.ListCourseEnrollmentsRequest.FromString,
+                    response_serializer=learnflow_dot_v1_dot_learning__pb2.ListCourseEnrollmentsResponse.SerializeToString,
             ),
             'GetCourseProgress': grpc.unary_unary_rpc_method_handler(
                     servicer.GetCourseProgress,
@@ -332,6 +349,33 @@ class ProgressService:
             '/learnflow.v1.ProgressService/ListMyEnrollments',
             learnflow_dot_v1_dot_learning__pb2.ListMyEnrollmentsRequest.SerializeToString,
             learnflow_dot_v1_dot_learning__pb2.ListMyEnrollmentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListCourseEnrollments(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/learnflow.v1.ProgressService/ListCourseEnrollments',
+            learnflow_dot_v1_dot_learning__pb2.ListCourseEnrollmentsRequest.SerializeToString,
+            learnflow_dot_v1_dot_learning__pb2.ListCourseEnrollmentsResponse.FromString,
             options,
             channel_credentials,
             insecure,

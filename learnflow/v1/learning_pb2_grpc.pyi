@@ -102,6 +102,8 @@ class ProgressServiceStub:
     def __new__(cls, channel: _aio.Channel) -> ProgressServiceAsyncStub: ...
     ListMyEnrollments: _grpc.UnaryUnaryMultiCallable[_learning_pb2.ListMyEnrollmentsRequest, _learning_pb2.ListMyEnrollmentsResponse]
     """The caller's enrollments with progress: the dashboard."""
+    ListCourseEnrollments: _grpc.UnaryUnaryMultiCallable[_learning_pb2.ListCourseEnrollmentsRequest, _learning_pb2.ListCourseEnrollmentsResponse]
+    """The roster of a course, for its staff: each learner with their progress."""
     GetCourseProgress: _grpc.UnaryUnaryMultiCallable[_learning_pb2.GetCourseProgressRequest, _learning_pb2.GetCourseProgressResponse]
     """The caller's progress in one course."""
     WatchCourseProgress: _grpc.UnaryStreamMultiCallable[_learning_pb2.WatchCourseProgressRequest, _learning_pb2.WatchCourseProgressResponse]
@@ -114,6 +116,8 @@ class ProgressServiceAsyncStub(ProgressServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     ListMyEnrollments: _aio.UnaryUnaryMultiCallable[_learning_pb2.ListMyEnrollmentsRequest, _learning_pb2.ListMyEnrollmentsResponse]  # type: ignore[assignment]
     """The caller's enrollments with progress: the dashboard."""
+    ListCourseEnrollments: _aio.UnaryUnaryMultiCallable[_learning_pb2.ListCourseEnrollmentsRequest, _learning_pb2.ListCourseEnrollmentsResponse]  # type: ignore[assignment]
+    """The roster of a course, for its staff: each learner with their progress."""
     GetCourseProgress: _aio.UnaryUnaryMultiCallable[_learning_pb2.GetCourseProgressRequest, _learning_pb2.GetCourseProgressResponse]  # type: ignore[assignment]
     """The caller's progress in one course."""
     WatchCourseProgress: _aio.UnaryStreamMultiCallable[_learning_pb2.WatchCourseProgressRequest, _learning_pb2.WatchCourseProgressResponse]  # type: ignore[assignment]
@@ -129,6 +133,14 @@ class ProgressServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_learning_pb2.ListMyEnrollmentsResponse, _abc.Awaitable[_learning_pb2.ListMyEnrollmentsResponse]]:
         """The caller's enrollments with progress: the dashboard."""
+
+    @_abc_1.abstractmethod
+    def ListCourseEnrollments(
+        self,
+        request: _learning_pb2.ListCourseEnrollmentsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_learning_pb2.ListCourseEnrollmentsResponse, _abc.Awaitable[_learning_pb2.ListCourseEnrollmentsResponse]]:
+        """The roster of a course, for its staff: each learner with their progress."""
 
     @_abc_1.abstractmethod
     def GetCourseProgress(

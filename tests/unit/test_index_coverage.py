@@ -45,6 +45,17 @@ class TestShapes:
         assert shape.equality == {"a", "b", "c", "d"}
         assert shape.ranges == ()
 
+    def test_all_on_an_array_is_equality_on_one_of_its_values(self) -> None:
+        """Several tags at once (`$all`): the index bounds are a point on one tag, so a sort
+        and a range after it are served as after an equality."""
+        shape = shape_of({"state": "published", "tags": {"$all": ["a", "b"]}})
+        assert shape.equality == {"state", "tags"}
+        assert shape.ranges == ()
+        index_ = index(("state", 1), ("tags", 1), ("sort_key", -1), ("search_text", 1))
+        query = {"state": "published", "tags": {"$all": ["a", "b"]}, "search_text": Regex("x")}
+        assert served(query, [("sort_key", -1)], index_) == index_
+        assert served(query, [("title_key", 1)], index_) is None
+
     def test_comparisons_negations_and_patterns_are_ranges(self) -> None:
         shape = shape_of(
             {
@@ -226,7 +237,7 @@ class TestCommands:
     def test_the_projections_declared_indexes_are_read_without_a_database(self) -> None:
         declared = declared_indexes()
         assert (("lesson_id", 1), ("sort_key", 1)) in declared["comments"]
-        assert (("state", 1), ("sort_key", -1), ("title_lower", 1)) in declared["courses"]
+        assert (("state", 1), ("sort_key", -1), ("search_text", 1)) in declared["courses"]
 
 
 INNER_CONFTEST = """

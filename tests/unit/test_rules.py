@@ -16,11 +16,14 @@ from learnflow.commands.rules import (
     grade,
     require_archivable,
     require_capacity_for_enrolled,
+    require_deletable,
     require_editable,
     require_enrollable,
     require_lesson_removable,
     require_publishable,
+    require_restorable,
     require_staff,
+    require_unpublishable,
     slugify,
 )
 from learnflow.context import Principal
@@ -103,6 +106,49 @@ def test_drafts_and_published_courses_can_be_archived_once() -> None:
     require_archivable(Row(state="draft"))
     require_archivable(Row(state="published"))
     assert precondition(lambda: require_archivable(Row(state="archived")))[0] == "COURSE_STATE"
+
+
+def test_a_published_course_without_active_learners_can_be_unpublished() -> None:
+    require_unpublishable(Row(state="published", active_enrollment_count=0))
+
+
+@pytest.mark.parametrize("state", ["draft", "archived"])
+def test_only_a_published_course_can_be_unpublished(state: str) -> None:
+    assert precondition(lambda: require_unpublishable(Row(state=state))) == (
+        "COURSE_STATE",
+        SUBJECT,
+    )
+
+
+def test_active_learners_keep_a_course_published() -> None:
+    course = Row(state="published", active_enrollment_count=1)
+    assert precondition(lambda: require_unpublishable(course)) == ("ENROLLMENTS", SUBJECT)
+
+
+@pytest.mark.parametrize("state", ["draft", "published"])
+def test_only_an_archived_course_can_be_restored(state: str) -> None:
+    require_restorable(Row(state="archived", active_enrollment_count=3))
+    assert precondition(lambda: require_restorable(Row(state=state))) == (
+        "COURSE_STATE",
+        SUBJECT,
+    )
+
+
+def test_a_draft_that_never_had_learners_can_be_deleted() -> None:
+    require_deletable(Row(state="draft"), enrollment_rows=0)
+
+
+@pytest.mark.parametrize("state", ["published", "archived"])
+def test_only_a_draft_can_be_deleted(state: str) -> None:
+    assert precondition(lambda: require_deletable(Row(state=state), 0))[0] == "COURSE_STATE"
+
+
+def test_a_draft_that_had_learners_cannot_be_deleted() -> None:
+    # Withdrawn learners count too: unpublished after they left, the course still had them.
+    assert precondition(lambda: require_deletable(Row(state="draft"), 1)) == (
+        "ENROLLMENTS",
+        SUBJECT,
+    )
 
 
 @pytest.mark.parametrize(("capacity", "ok"), [(0, True), (5, True), (6, True), (4, False)])
