@@ -41,6 +41,7 @@ CORS_ALLOW_HEADERS = (
     "Grpc-Timeout",
     "If-None-Match",
     "Last-Event-ID",
+    "Idempotency-Key",
 )
 CORS_EXPOSE_HEADERS = (
     "ETag",

@@ -7,6 +7,7 @@ import hashlib
 import itertools
 import json
 import logging
+import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -350,6 +351,9 @@ class Dispatcher:
             raise HeadersTooLarge(f"headers forwarded to the backend exceed {budget} bytes")
         body = await self._read_body(request) if route.body else None
         message = build_request(route, found.params, query, body, registry.schema.pool)
+        key = request.headers.get("idempotency-key")
+        if key is not None:
+            apply_idempotency_key(message, key, settings.idempotency_field)
         output_class = GetMessageClass(route.method.output_type)
         if route.method.server_streaming:
             return await self._stream(request, route, registry, message, deadline_s, metadata)
@@ -470,3 +474,33 @@ def conditional(
         return not_modified
     response.headers.update(headers)
     return response
+
+
+_IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+def apply_idempotency_key(message: Message, key: str, field: str) -> None:
+    """`Idempotency-Key` is another way to send the request's idempotency field (AIP-155's
+    `request_id`, by default): the same value in both is fine, different ones are refused, and
+    a method that has no such field says so rather than ignoring the header."""
+    descriptor = message.DESCRIPTOR.fields_by_name.get(field)
+    if descriptor is None or descriptor.type != descriptor.TYPE_STRING:
+        raise TranscodeError(
+            "this method is not idempotent by key: it takes no Idempotency-Key",
+            field="",
+            description="Idempotency-Key is not accepted here",
+        )
+    if not _IDEMPOTENCY_KEY.fullmatch(key):
+        raise TranscodeError(
+            "Idempotency-Key must be 1 to 128 characters of A-Z, a-z, 0-9, '.', '_', ':' or '-'",
+            field="",
+            description="is not a valid Idempotency-Key",
+        )
+    given = getattr(message, field)
+    if given and given != key:
+        raise TranscodeError(
+            f"Idempotency-Key and {field} differ; send one of them",
+            field="",
+            description=f"differs from {field}",
+        )
+    setattr(message, field, key)

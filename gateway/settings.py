@@ -25,6 +25,8 @@ class Settings:
     grpc_target: str = "127.0.0.1:50051"
     # gRPC connections calls are spread over (server workers sharing one port each get some).
     channels: int = 1
+    # The request field an `Idempotency-Key` header fills (AIP-155's request_id).
+    idempotency_field: str = "request_id"
     # Browser origins allowed by CORS (comma-separated).
     cors_origins: tuple[str, ...] = ("http://localhost:5173", "http://127.0.0.1:5173")
     # Extra response metadata keys browsers may read, exposed as `Grpc-Metadata-<key>`.
@@ -89,6 +91,7 @@ class Settings:
             raise SettingsError(f"{_PREFIX}TRUSTED_PROXIES: {exc}") from None
         ready = get("READY_SERVICES")
         return cls(
+            idempotency_field=get("IDEMPOTENCY_FIELD") or defaults.idempotency_field,
             channels=max(1, int(number("CHANNELS", defaults.channels, integer=True))),
             ready_services=_split(ready) if ready else defaults.ready_services,
             grpc_target=get("GRPC_TARGET") or defaults.grpc_target,

@@ -895,3 +895,37 @@ async def test_conditional_gets_answer_304_until_the_resource_changes(
     assert changed.status_code == 200
     assert changed.headers["etag"] != etag
     assert changed.json()["course"]["title"] == "Renamed"
+
+
+async def test_idempotency_key_is_the_request_id(
+    http: httpx.AsyncClient, instructor: Caller
+) -> None:
+    auth = {"Authorization": f"Bearer {instructor.access_token}"}
+    key = f"create-{uuid.uuid4().hex}"
+    body = {"course": {"title": "Created once"}}
+    first = await http.post("/v1/courses", json=body, headers={**auth, "Idempotency-Key": key})
+    again = await http.post("/v1/courses", json=body, headers={**auth, "Idempotency-Key": key})
+    assert first.status_code == again.status_code == 200, again.text
+    assert first.json()["course"]["id"] == again.json()["course"]["id"]
+    # The same key for another request, or a key that differs from the body's requestId.
+    other = await http.post(
+        "/v1/courses", json={"course": {"title": "Other"}}, headers={**auth, "Idempotency-Key": key}
+    )
+    assert other.status_code == 400
+    both = await http.post(
+        "/v1/courses",
+        json={**body, "requestId": "something-else"},
+        headers={**auth, "Idempotency-Key": key},
+    )
+    assert both.status_code == 400
+    assert "differ" in both.json()["message"]
+    # A method without an idempotency field says so rather than ignoring the header.
+    login = await http.post(
+        "/v1/sessions",
+        json={"email": "nobody@example.com", "password": "whatever-it-is"},
+        headers={"Idempotency-Key": key},
+    )
+    assert login.status_code == 400
+    assert "Idempotency-Key" in login.json()["message"]
+    junk = await http.post("/v1/courses", json=body, headers={**auth, "Idempotency-Key": "a b"})
+    assert junk.status_code == 400
