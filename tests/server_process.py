@@ -8,7 +8,7 @@ import os
 import socket
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 
 import grpc
@@ -28,15 +28,20 @@ def free_port() -> int:
 class ServerProcess:
     target: str  # host:port
     pid: int
+    process: asyncio.subprocess.Process
 
 
 @contextlib.asynccontextmanager
 async def server_process(
-    settings: Settings, *args: str, metrics_listen: str = ""
+    settings: Settings,
+    *args: str,
+    metrics_listen: str = "",
+    extra_env: Mapping[str, str] | None = None,
 ) -> AsyncIterator[ServerProcess]:
     """Starts `learnflow serve *args`, waits until it is SERVING, yields it, and stops it
-    (SIGTERM, then SIGKILL after 15 s). No metrics endpoint unless `metrics_listen` names one
-    (the default port would collide between concurrent runs)."""
+    (SIGTERM, then SIGKILL after 15 s) unless it already exited. No metrics endpoint unless
+    `metrics_listen` names one (the default port would collide between concurrent runs).
+    `extra_env` overrides or adds environment variables."""
     port = free_port()
     env = {
         **os.environ,
@@ -52,6 +57,7 @@ async def server_process(
         "LEARNFLOW_RATE_LIMIT_AUTH": "100000/minute",
         "LEARNFLOW_LOG_LEVEL": "WARNING",
         "LEARNFLOW_METRICS_LISTEN": metrics_listen,
+        **(extra_env or {}),
     }
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -80,9 +86,11 @@ async def server_process(
                 assert time.monotonic() < deadline, "the server process did not come up"
                 await asyncio.sleep(0.2)
         await asyncio.sleep(0.5)  # its account listener connects
-        yield ServerProcess(target, proc.pid)
+        yield ServerProcess(target, proc.pid, proc)
     finally:
-        proc.terminate()
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.terminate()
         try:
             await asyncio.wait_for(proc.wait(), 15)
         except TimeoutError:
