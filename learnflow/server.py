@@ -119,6 +119,7 @@ async def build(
     settings: Settings, run_projector: bool = True, reuse_port: bool = False
 ) -> Backend:
     db = Database.connect(settings.postgres_url)
+    stop = asyncio.Event()  # set by Backend.close: the projector, watchers and streams end
     metrics.watch_pool(db.engine.pool)  # type: ignore[arg-type]  # a QueuePool
     store = ReadStore.connect(settings.mongo_url, settings.mongo_database)
     keys = load_keys(settings.signing_keys_dir, generate_if_empty=not settings.is_production)
@@ -157,6 +158,7 @@ async def build(
                 rate_limiter,
                 denials=denials,
                 access_log=AccessLog(settings.access_log_sample, settings.access_log_slow_ms),
+                shutdown=stop,
                 streams=StreamLimits(
                     settings.streams_per_user,
                     settings.stream_max_duration_s,
@@ -212,7 +214,7 @@ async def build(
     port = server.add_insecure_port(settings.grpc_listen)
     if port == 0:
         raise SystemExit(f"cannot listen on {settings.grpc_listen}: address in use?")
-    backend = Backend(settings, db, store, tokens, server, health, projector, port)
+    backend = Backend(settings, db, store, tokens, server, health, projector, port, stop=stop)
     backend.watcher = watcher
     backend.denials = denials
     backend.accounts = accounts

@@ -136,6 +136,7 @@ class ApiInterceptor(AsyncServerInterceptor):
         limits: RequestLimits | None = None,
         *,
         access_log: AccessLog | None = None,
+        shutdown: asyncio.Event | None = None,
         trusted_proxies: Iterable[str] = LOOPBACK,
         health_watch_max_per_client: int = 4,
         health_watch_max_total: int = 100,
@@ -146,6 +147,9 @@ class ApiInterceptor(AsyncServerInterceptor):
         self.denials = denials
         self.streams = streams or StreamLimits()
         self.access_log = access_log or AccessLog()
+        # Set when the server starts shutting down: open streams end at once instead of
+        # holding the drain for its whole grace period.
+        self.shutdown = shutdown or asyncio.Event()
         self._open_streams: Counter[str] = Counter()
         # Compiled at start from the contract; refuses to start on an unbounded request field.
         self.limits = limits if limits is not None else RequestLimits(api_services())
@@ -277,6 +281,7 @@ class ApiInterceptor(AsyncServerInterceptor):
         limits = self.streams
         admitted = False
         pending: asyncio.Future[Any] | None = None
+        stopping: asyncio.Future[Any] | None = None
         try:
             if self._open_streams[subject] >= limits.per_subject:
                 raise ResourceExhausted(
@@ -293,7 +298,11 @@ class ApiInterceptor(AsyncServerInterceptor):
                 wait_s = min(limits.recheck_s, ends_at - time.monotonic())
                 if expires_at is not None:
                     wait_s = min(wait_s, expires_at - time.time())
-                done, _ = await asyncio.wait({pending}, timeout=max(wait_s, 0))
+                if stopping is None:
+                    stopping = asyncio.ensure_future(self.shutdown.wait())
+                done, _ = await asyncio.wait({pending, stopping}, timeout=max(wait_s, 0))
+                if stopping in done and pending not in done:
+                    break  # the server is shutting down: end cleanly, clients reconnect
                 if pending in done:
                     try:
                         item = pending.result()
@@ -313,6 +322,8 @@ class ApiInterceptor(AsyncServerInterceptor):
             await self._fail(exc, current_call(), context, started, streaming=True)
         finally:
             metrics.GRPC_IN_FLIGHT.dec()
+            if stopping is not None and not stopping.done():
+                stopping.cancel()
             if pending is not None and not pending.done():
                 pending.cancel()
                 with contextlib.suppress(BaseException):
