@@ -10,8 +10,9 @@ from __future__ import annotations
 import secrets
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
+from google.protobuf.message import Message
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -67,6 +68,8 @@ from learnflow.events import (
     LESSON_DELETED,
     LESSON_UPDATED,
     CourseDeletedPayload,
+    CoursePayload,
+    EventType,
     LessonDeletedPayload,
 )
 from learnflow.storage import tables
@@ -76,6 +79,7 @@ from learnflow.values import parse_uuid
 from learnflow.vocabulary import course_name, lesson_name
 
 SLUG_ATTEMPTS = 10
+MovedT = TypeVar("MovedT", bound=Message)  # a lifecycle method's response
 
 
 def _constraint(error: IntegrityError) -> str:
@@ -201,107 +205,94 @@ class CourseCommands(courses_pb2_grpc.CourseServiceServicer):
     async def PublishCourse(
         self, request: courses_pb2.PublishCourseRequest, context: Ctx = None
     ) -> courses_pb2.PublishCourseResponse:
-        principal = caller()
-        course_id = parse_uuid(request.course_id, "course_id")
-
-        async def publish(uow: UnitOfWork) -> courses_pb2.PublishCourseResponse:
-            course = await load_course(uow.conn, course_id, principal, lock=True)
-            require_staff(course, principal)
-            require_publishable(course)
-            await uow.conn.execute(
-                update(tables.courses)
-                .where(tables.courses.c.id == course_id)
-                .values(state="published", published_at=func.now(), updated_at=func.now())
-            )
-            course = await reload_course(uow.conn, course_id)
-            await uow.audit("course.publish", course_name(course_id))
-            await uow.emit(COURSE_PUBLISHED, course_id, course_payload(course))
-            return courses_pb2.PublishCourseResponse(
-                course=course_message(course), consistency_token=uow.consistency_token
-            )
-
-        return await self.db.run_command(
-            request, request.request_id, courses_pb2.PublishCourseResponse, publish
+        return await self._move(
+            request,
+            request.course_id,
+            request.request_id,
+            courses_pb2.PublishCourseResponse,
+            require_publishable,
+            {"state": "published", "published_at": func.now()},
+            "course.publish",
+            COURSE_PUBLISHED,
         )
 
     async def ArchiveCourse(
         self, request: courses_pb2.ArchiveCourseRequest, context: Ctx = None
     ) -> courses_pb2.ArchiveCourseResponse:
-        principal = caller()
-        course_id = parse_uuid(request.course_id, "course_id")
-
-        async def archive(uow: UnitOfWork) -> courses_pb2.ArchiveCourseResponse:
-            course = await load_course(uow.conn, course_id, principal, lock=True)
-            require_staff(course, principal)
-            require_archivable(course)
-            await uow.conn.execute(
-                update(tables.courses)
-                .where(tables.courses.c.id == course_id)
-                .values(state="archived", updated_at=func.now())
-            )
-            course = await reload_course(uow.conn, course_id)
-            await uow.audit("course.archive", course_name(course_id))
-            await uow.emit(COURSE_ARCHIVED, course_id, course_payload(course))
-            return courses_pb2.ArchiveCourseResponse(
-                course=course_message(course), consistency_token=uow.consistency_token
-            )
-
-        return await self.db.run_command(
-            request, request.request_id, courses_pb2.ArchiveCourseResponse, archive
+        return await self._move(
+            request,
+            request.course_id,
+            request.request_id,
+            courses_pb2.ArchiveCourseResponse,
+            require_archivable,
+            {"state": "archived"},
+            "course.archive",
+            COURSE_ARCHIVED,
         )
 
     async def UnpublishCourse(
         self, request: courses_pb2.UnpublishCourseRequest, context: Ctx = None
     ) -> courses_pb2.UnpublishCourseResponse:
-        principal = caller()
-        course_id = parse_uuid(request.course_id, "course_id")
-
-        async def unpublish(uow: UnitOfWork) -> courses_pb2.UnpublishCourseResponse:
-            # The row lock excludes a concurrent enrollment: the count read is the count.
-            course = await load_course(uow.conn, course_id, principal, lock=True)
-            require_staff(course, principal)
-            require_unpublishable(course)
-            await uow.conn.execute(
-                update(tables.courses)
-                .where(tables.courses.c.id == course_id)
-                .values(state="draft", published_at=None, updated_at=func.now())
-            )
-            course = await reload_course(uow.conn, course_id)
-            await uow.audit("course.unpublish", course_name(course_id))
-            await uow.emit(COURSE_UNPUBLISHED, course_id, course_payload(course))
-            return courses_pb2.UnpublishCourseResponse(
-                course=course_message(course), consistency_token=uow.consistency_token
-            )
-
-        return await self.db.run_command(
-            request, request.request_id, courses_pb2.UnpublishCourseResponse, unpublish
+        # The row lock excludes a concurrent enrollment: the count the rule reads is the count.
+        return await self._move(
+            request,
+            request.course_id,
+            request.request_id,
+            courses_pb2.UnpublishCourseResponse,
+            require_unpublishable,
+            {"state": "draft", "published_at": None},
+            "course.unpublish",
+            COURSE_UNPUBLISHED,
         )
 
     async def RestoreCourse(
         self, request: courses_pb2.RestoreCourseRequest, context: Ctx = None
     ) -> courses_pb2.RestoreCourseResponse:
-        principal = caller()
-        course_id = parse_uuid(request.course_id, "course_id")
+        # archived -> draft: see the rule for why not published.
+        return await self._move(
+            request,
+            request.course_id,
+            request.request_id,
+            courses_pb2.RestoreCourseResponse,
+            require_restorable,
+            {"state": "draft", "published_at": None},
+            "course.restore",
+            COURSE_RESTORED,
+        )
 
-        async def restore(uow: UnitOfWork) -> courses_pb2.RestoreCourseResponse:
+    async def _move(
+        self,
+        request: Message,
+        course_id_text: str,
+        request_id: str,
+        response_type: type[MovedT],
+        rule: Callable[[Any], None],
+        values: dict[str, Any],
+        action: str,
+        event: EventType[CoursePayload],
+    ) -> MovedT:
+        """A lifecycle transition: with the course row locked and the caller its staff, `rule`
+        allows the move; the row takes `values`, and the change is audited with its event."""
+        principal = caller()
+        course_id = parse_uuid(course_id_text, "course_id")
+
+        async def move(uow: UnitOfWork) -> MovedT:
             course = await load_course(uow.conn, course_id, principal, lock=True)
             require_staff(course, principal)
-            require_restorable(course)  # archived -> draft: see the rule for why not published
+            rule(course)
             await uow.conn.execute(
                 update(tables.courses)
                 .where(tables.courses.c.id == course_id)
-                .values(state="draft", published_at=None, updated_at=func.now())
+                .values(**values, updated_at=func.now())
             )
             course = await reload_course(uow.conn, course_id)
-            await uow.audit("course.restore", course_name(course_id))
-            await uow.emit(COURSE_RESTORED, course_id, course_payload(course))
-            return courses_pb2.RestoreCourseResponse(
+            await uow.audit(action, course_name(course_id))
+            await uow.emit(event, course_id, course_payload(course))
+            return response_type(
                 course=course_message(course), consistency_token=uow.consistency_token
             )
 
-        return await self.db.run_command(
-            request, request.request_id, courses_pb2.RestoreCourseResponse, restore
-        )
+        return await self.db.run_command(request, request_id, response_type, move)
 
     async def DeleteCourse(
         self, request: courses_pb2.DeleteCourseRequest, context: Ctx = None
