@@ -338,3 +338,7 @@ async def test_a_course_is_found_by_its_slug_with_getcourse_visibility(
         courses_pb2.GetCourseBySlugRequest(slug=draft.slug), metadata=instructor.metadata()
     )
     assert mine.course.id == draft.id
+    for bad in ("", "$gt", "a.b", "UPPER", "x" * 101):
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await stub.GetCourseBySlug(courses_pb2.GetCourseBySlugRequest(slug=bad))
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT, bad

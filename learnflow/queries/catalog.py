@@ -33,6 +33,7 @@ from learnflow.vocabulary import (
 )
 
 MAX_QUERY = 200
+SLUG = re.compile(r"[a-z0-9-]{1,100}")  # what course slugs are made of
 MAX_TAGS = 10
 
 
@@ -271,8 +272,10 @@ class CatalogQueries(courses_pb2_grpc.CatalogServiceServicer):
         self, request: courses_pb2.GetCourseBySlugRequest, context: Ctx = None
     ) -> courses_pb2.GetCourseBySlugResponse:
         slug = request.slug
-        if not slug:
-            raise InvalidArgument([FieldViolation("slug", "is required")])
+        if not SLUG.fullmatch(slug):
+            raise InvalidArgument(
+                [FieldViolation("slug", "must be a course slug (1 to 100 of a-z, 0-9 and '-')")]
+            )
         db = await self.read_models.database()
         doc = await db["courses"].find_one({"slug": slug})
         if not _visible(doc):
