@@ -30,6 +30,7 @@ from learnflow.commands.discussion import DiscussionCommands
 from learnflow.commands.identity import IdentityCommands
 from learnflow.commands.learning import LearningCommands
 from learnflow.dependencies import dependencies_reachable, parked_events, projection_progress
+from learnflow.mail.sender import MailSender
 from learnflow.projections.projector import Projector, libpq_url
 from learnflow.projections.read_cache import ReadCache
 from learnflow.projections.registry import all_projections
@@ -97,6 +98,7 @@ class Backend:
     denials: DenialAudit | None = None
     accounts: AccountStates | None = None
     read_cache: ReadCache | None = None
+    mail_sender: MailSender | None = None
 
     async def close(self, grace_s: float = 10.0) -> None:
         self.stop.set()
@@ -177,7 +179,10 @@ async def build(
         ],
     )
     identity_pb2_grpc.add_IdentityServiceServicer_to_server(
-        IdentityCommands(db, hasher, tokens, settings.refresh_token_ttl_s, rate_limiter), server
+        IdentityCommands(
+            db, hasher, tokens, settings.refresh_token_ttl_s, rate_limiter, settings=settings
+        ),
+        server,
     )
     identity_pb2_grpc.add_ProfileServiceServicer_to_server(ProfileQueries(read_models), server)
     courses_pb2_grpc.add_CourseServiceServicer_to_server(CourseCommands(db), server)
@@ -226,6 +231,12 @@ async def build(
     )
     if run_projector:
         backend.tasks.append(asyncio.create_task(projector.run(backend.stop)))
+    if settings.smtp_host:
+        # Every server process sends; SKIP LOCKED claims keep them off each other's jobs.
+        backend.mail_sender = MailSender(db, settings)
+        backend.tasks.append(asyncio.create_task(backend.mail_sender.run(backend.stop)))
+    else:
+        log.warning("mail sending is off (LEARNFLOW_SMTP_HOST is empty): mail stays queued")
     return backend
 
 

@@ -53,6 +53,13 @@ class RateLimiter:
             "infra": parse(settings.rate_limit_infra),
         }
         self.quiz_attempts = parse(settings.rate_limit_quiz_attempts)
+        # Mail a caller can trigger: refused beyond the per-address and per-account budgets
+        # where refusing tells nothing about which accounts exist, silently not mailed where
+        # it would (a budget per account, or a notice to an existing account's address).
+        self.password_reset_email = parse(settings.rate_limit_password_reset_per_email)
+        self.password_reset_account = parse(settings.rate_limit_password_reset_per_account)
+        self.verification_email = parse(settings.rate_limit_verification_email)
+        self.registration_notice = parse(settings.rate_limit_registration_notice)
         # Failed logins only: a budget spent by someone else's wrong guesses locks the account
         # out for everyone, so it is large; the one per (account, address) is small.
         self.login_failures: tuple[tuple[RateLimitItem, str], ...] = (
@@ -67,6 +74,27 @@ class RateLimiter:
 
     async def hit_quiz_attempt(self, user_id: str, lesson_id: str) -> None:
         await self._hit(self.quiz_attempts, "quiz-attempt", "quiz-attempt", user_id, lesson_id)
+
+    async def hit_password_reset_email(self, email: str) -> None:
+        """Counts a reset request for `email`, known or not; refuses beyond the budget."""
+        await self._hit(
+            self.password_reset_email, "password-reset-email", "password-reset-email", email
+        )
+
+    async def hit_verification_email(self, user_id: str) -> None:
+        await self._hit(
+            self.verification_email, "verification-email", "verification-email", user_id
+        )
+
+    async def within_password_reset_account(self, key: str) -> bool:
+        """Counts a reset mail for the account `key`; False (nothing raised) beyond it."""
+        return await self._within(self.password_reset_account, "password-reset-account", key)
+
+    async def within_registration_notice(self, email: str) -> bool:
+        return await self._within(self.registration_notice, "registration-notice", email)
+
+    async def _within(self, item: RateLimitItem, scope: str, key: str) -> bool:
+        return await self._storage_call(self.limiter.hit(item, scope, key))
 
     async def check_login(self, email: str, address: str) -> None:
         """Refuses a login for `email` from `address` once failures have spent the account's
