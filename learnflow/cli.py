@@ -58,23 +58,31 @@ def _doctor(settings: Settings) -> int:
     return 1 if any(c.required and not c.ok for c in report) else 0
 
 
-def _mail(settings: Settings, action: str, wanted: str) -> int:
+def _mail(settings: Settings, args: argparse.Namespace) -> int:
+    import time
+
     from learnflow.mail.sink import Mailbox
 
     box = Mailbox(settings.mail_dir)
-    if action == "serve":
+    if args.action == "serve":
         return _mail_serve(settings)
-    if action == "list":
-        stored = box.list()
+    if args.action == "list":
+        deadline = time.monotonic() + args.wait
+        while True:
+            stored = box.list(to=args.to, subject=args.subject)
+            if stored or time.monotonic() >= deadline:
+                break
+            time.sleep(0.1)
         if not stored:
-            print(f"no mail in {settings.mail_dir}")
+            print(f"no such mail in {settings.mail_dir}", file=sys.stderr)
+            return 1 if args.wait else 0
         for mail in stored:
             message = mail.message()
             print(f"{mail.id}  {message['Date']}  to {message['To']}  {message['Subject']}")
         return 0
-    found = box.find(wanted)
+    found = box.find(args.id)
     if found is None:
-        print(f"learnflow: no single message {wanted!r} in {settings.mail_dir}", file=sys.stderr)
+        print(f"learnflow: no single message {args.id!r} in {settings.mail_dir}", file=sys.stderr)
         return 1
     message = found.message()
     for header in ("From", "To", "Subject", "Date", "Message-ID"):
@@ -152,7 +160,18 @@ def main(argv: list[str] | None = None) -> None:
     mail_sub.add_parser(
         "serve", help="run the SMTP sink on LEARNFLOW_MAIL_SINK_LISTEN (stores every message)"
     )
-    mail_sub.add_parser("list", help="the stored messages, newest first")
+    listing = mail_sub.add_parser("list", help="the stored messages, newest first")
+    listing.add_argument("--to", default="", help="only messages to this address")
+    listing.add_argument(
+        "--subject", default="", help="only messages whose subject contains this (any case)"
+    )
+    listing.add_argument(
+        "--wait",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="wait up to this long for a matching message (exit status 1 if none comes)",
+    )
     show = mail_sub.add_parser("show", help="one stored message: headers and text body")
     show.add_argument("id", help="a message id from `learnflow mail list` (or its start)")
     args = parser.parse_args(argv)
@@ -162,7 +181,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "doctor":
         raise SystemExit(_doctor(settings))
     if args.command == "mail":
-        raise SystemExit(_mail(settings, args.action, getattr(args, "id", "")))
+        raise SystemExit(_mail(settings, args))
     if settings.problems():
         _fail("; ".join(settings.problems()) + " (see `learnflow doctor`)")
 

@@ -793,7 +793,8 @@ class IdentityCommands(identity_pb2_grpc.IdentityServiceServicer):
                 user_id=user_id,
                 email=email,
                 token_hash=token_hash,
-                expires_at=dt.datetime.now(dt.UTC) + dt.timedelta(seconds=ttl_s),
+                # From the transaction's clock, like created_at: the lifetime is exact.
+                expires_at=func.now() + dt.timedelta(seconds=ttl_s),
             )
         )
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import email.utils
 import os
 import secrets
 import time
@@ -67,6 +68,11 @@ class StoredMail:
         assert isinstance(parsed, EmailMessage)
         return parsed
 
+    def matches(self, to: str, subject: str) -> bool:
+        message = self.message()
+        recipients = {a.lower() for _, a in email.utils.getaddresses([str(message["To"])])}
+        return (not to or to in recipients) and subject in str(message["Subject"]).casefold()
+
     def text(self) -> str:
         body = self.message().get_body(preferencelist=("plain",))
         return str(body.get_content()) if body is not None else ""
@@ -76,13 +82,17 @@ class Mailbox:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
 
-    def list(self) -> list[StoredMail]:
-        """Every stored message, newest first."""
+    def list(self, to: str = "", subject: str = "") -> list[StoredMail]:
+        """The stored messages, newest first; only those to `to` and whose subject contains
+        `subject` (case-insensitively) when given."""
         new = self.directory / "new"
         if not new.is_dir():
             return []
         names = sorted((p for p in new.iterdir() if p.suffix == ".eml"), reverse=True)
-        return [StoredMail(p.stem, p) for p in names]
+        found = [StoredMail(p.stem, p) for p in names]
+        if to or subject:
+            found = [m for m in found if m.matches(to.lower(), subject.casefold())]
+        return found
 
     def find(self, wanted: str) -> StoredMail | None:
         """The message with this id, or the only one whose id starts or ends with it."""
