@@ -253,7 +253,7 @@ def _retry_delay_s(error: grpc.aio.AioRpcError) -> float:
     for detail in rich_status(error).details:
         retry = error_details_pb2.RetryInfo()
         if detail.Unpack(retry):
-            return retry.retry_delay.seconds + retry.retry_delay.nanos / 1e9
+            return float(retry.retry_delay.seconds + retry.retry_delay.nanos / 1e9)
     raise AssertionError("no RetryInfo")
 
 
