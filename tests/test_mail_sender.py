@@ -70,7 +70,7 @@ async def test_down_then_up_the_job_is_delivered_once_after_a_retry(
             mail = (await wait_for_mail(box, recipient))[0]
 
             async def recorded() -> bool:
-                return (await _job(pg, job_id))[0] == "sent"
+                return bool((await _job(pg, job_id))[0] == "sent")
 
             await _until(recorded)
             await asyncio.sleep(0.5)  # a second copy would have arrived by now
@@ -140,7 +140,7 @@ async def test_a_job_that_keeps_failing_ends_failed(
         async with running_sender(backend.db, mail_settings(settings, port)):
 
             async def failed() -> bool:
-                return (await _job(pg, job_id))[0] == "failed"
+                return bool((await _job(pg, job_id))[0] == "failed")
 
             await _until(failed)
         elapsed = time.monotonic() - started
