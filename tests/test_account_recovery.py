@@ -105,6 +105,10 @@ async def test_a_reset_request_answers_alike_and_mails_only_an_account(
     )
     assert [(u, d.total_seconds()) for u, d in stored] == [(caller.user_id, 1800.0)]
     assert await pg.value("SELECT count(*) FROM account_tokens WHERE email = %s", unknown) == 1
+    # The unknown address's request wrote its mail too, never to be sent.
+    assert await pg.rows(
+        "SELECT state, text_body FROM email_jobs WHERE recipient = %s", unknown
+    ) == [("suppressed", "")]
     assert (
         await pg.value(
             "SELECT count(*) FROM account_tokens WHERE token_hash = convert_to(%s, 'UTF8')", token

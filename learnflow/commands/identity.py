@@ -568,9 +568,10 @@ class IdentityCommands(identity_pb2_grpc.IdentityServiceServicer):
             raise InvalidArgument([bad])
         # Per address, whether or not it has an account: refusing tells nothing.
         await self.rate_limiter.hit_password_reset_email(email)
-        # Every request does the same work whatever the outcome: one look-up, one per-account
-        # budget hit, one token row (a request for an unknown address is recorded with a
-        # token nobody is sent), one audit row; only the mail differs, one row.
+        # Every request does the same work whatever the outcome (no early return): one
+        # look-up, one per-account budget hit, one token row, one mail rendered and written,
+        # one audit row. Without a usable account (unknown, disabled, budget spent) the token
+        # has no account (it can confirm nothing) and the mail job is written `suppressed`.
         token, token_hash = new_account_token()
         async with self.db.transaction() as uow:
             user = (
@@ -584,12 +585,13 @@ class IdentityCommands(identity_pb2_grpc.IdentityServiceServicer):
             await self._new_account_token(
                 uow, PASSWORD_RESET, account.id if account else None, email, token_hash
             )
-            if account is not None:
-                url = link(self.settings.public_url, RESET_PATH, token)
-                mail = password_reset_mail(
-                    account.display_name, url, self.settings.password_reset_ttl_s
-                )
-                await enqueue(uow, mail, email, account.id)
+            # Rendered and written either way; only a usable account's job is ever sent.
+            url = link(self.settings.public_url, RESET_PATH, token)
+            name = account.display_name if account is not None else "there"
+            mail = password_reset_mail(name, url, self.settings.password_reset_ttl_s)
+            await enqueue(
+                uow, mail, email, account.id if account else None, send=account is not None
+            )
             if account is not None:
                 reason = "mailed"
             elif user is None:

@@ -87,10 +87,11 @@ def registration_attempt_mail(name: str, reset_url: str) -> Mail:
 
 
 async def enqueue(
-    uow: UnitOfWork, mail: Mail, recipient: str, user_id: uuid.UUID | None
+    uow: UnitOfWork, mail: Mail, recipient: str, user_id: uuid.UUID | None, send: bool = True
 ) -> uuid.UUID:
     """Queue `mail` for `recipient` in the command's transaction; returns the job id (which
-    also names the message: Message-ID)."""
+    also names the message: Message-ID). `send=False` records it as `suppressed`, without
+    bodies, never to be sent: the same write for a request that must not mail."""
     job_id = uuid.uuid4()
     await uow.conn.execute(
         insert(tables.email_jobs).values(
@@ -99,8 +100,9 @@ async def enqueue(
             user_id=user_id,
             recipient=recipient,
             subject=mail.subject,
-            text_body=mail.text,
-            html_body=mail.html,
+            text_body=mail.text if send else "",
+            html_body=mail.html if send else "",
+            state="queued" if send else "suppressed",
         )
     )
     return job_id

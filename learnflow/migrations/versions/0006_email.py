@@ -9,7 +9,9 @@
 - `email_jobs`: the outbox of mail, written in the command's transaction and delivered by
   the server's sender (SKIP LOCKED claims, retries with backoff, `failed` after the last
   attempt). The bodies hold the links (raw tokens) only until the job is sent or failed;
-  then they are scrubbed, the recipient and subject kept for the record.
+  then they are scrubbed, the recipient and subject kept for the record. A `suppressed` job
+  is one written without bodies and never sent: a reset request for an address without a
+  usable account writes it, so that every request writes the same rows.
 
 The app role gets the ordinary grants on both tables (0003's default privileges do this; they
 are stated here as well, so the grant does not depend on who ran 0003).
@@ -55,7 +57,8 @@ def upgrade() -> None:
             subject text NOT NULL,
             text_body text NOT NULL,
             html_body text NOT NULL,
-            state text NOT NULL DEFAULT 'queued' CHECK (state IN ('queued', 'sent', 'failed')),
+            state text NOT NULL DEFAULT 'queued'
+              CHECK (state IN ('queued', 'sent', 'failed', 'suppressed')),
             attempts integer NOT NULL DEFAULT 0 CHECK (attempts >= 0),
             next_attempt_at timestamptz NOT NULL DEFAULT now(),
             last_error text NOT NULL DEFAULT '',
