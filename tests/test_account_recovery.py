@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import grpc
+import httpx
 import pytest
 
 from learnflow import metrics
@@ -20,6 +21,7 @@ from learnflow.server import Backend
 from learnflow.settings import Settings
 from learnflow.v1 import identity_pb2, identity_pb2_grpc
 from tests.commands_support import Pg
+from tests.gateway_support import running_gateway
 from tests.mail_support import link_token, mail_settings, running_sender, smtp_server, wait_for_mail
 from tests.support import PASSWORD, Caller, field_violations, rich_status
 
@@ -397,3 +399,26 @@ async def test_sent_mail_is_counted_in_the_metrics(
     text = metrics.metrics_text()
     assert 'learnflow_email_jobs{state="queued"}' in text
     assert 'learnflow_emails_failed_total{kind="password_reset",outcome="gave_up"}' in text
+
+
+async def test_over_http_a_taken_or_known_email_is_indistinguishable(backend: Backend) -> None:
+    """Leak probes through the gateway: status, headers that matter and body shape are the
+    same for an email with an account and one without, on registration and reset requests."""
+    async with (
+        running_gateway(f"127.0.0.1:{backend.port}") as gateway,
+        httpx.AsyncClient(base_url=gateway.url) as client,
+    ):
+        taken = f"probe-{uuid.uuid4().hex[:10]}@example.com"
+        body = {"email": taken, "password": PASSWORD, "displayName": "Probe"}
+        await client.post("/v1/users:register", json=body)
+        fresh = f"probe-{uuid.uuid4().hex[:10]}@example.com"
+        answers = [
+            await client.post("/v1/users:register", json=body),
+            await client.post("/v1/users:register", json={**body, "email": fresh}),
+            await client.post("/v1/passwordResets", json={"email": taken}),
+            await client.post(
+                "/v1/passwordResets", json={"email": f"none-{uuid.uuid4().hex[:8]}@example.com"}
+            ),
+        ]
+    shapes = [(a.status_code, a.headers["content-type"], sorted(a.json())) for a in answers]
+    assert shapes == [(200, "application/json", ["consistencyToken"])] * 4
