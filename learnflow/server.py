@@ -50,6 +50,7 @@ from learnflow.security.denial_audit import DenialAudit
 from learnflow.security.interceptor import AccessLog, ApiInterceptor, StreamLimits
 from learnflow.security.passwords import PasswordHasher
 from learnflow.security.rate_limits import RateLimiter
+from learnflow.security.session_cookie import SessionCookie
 from learnflow.security.tokens import TokenService, load_keys
 from learnflow.settings import Settings
 from learnflow.storage.unit_of_work import Database
@@ -180,7 +181,17 @@ async def build(
     )
     identity_pb2_grpc.add_IdentityServiceServicer_to_server(
         IdentityCommands(
-            db, hasher, tokens, settings.refresh_token_ttl_s, rate_limiter, settings=settings
+            db,
+            hasher,
+            tokens,
+            settings.refresh_token_ttl_s,
+            rate_limiter,
+            SessionCookie(
+                name=settings.session_cookie_name,
+                max_age_s=settings.refresh_token_ttl_s,
+                secure=settings.session_cookie_secure,
+            ),
+            settings=settings,
         ),
         server,
     )
