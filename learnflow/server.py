@@ -30,7 +30,7 @@ from learnflow.commands.discussion import DiscussionCommands
 from learnflow.commands.identity import IdentityCommands
 from learnflow.commands.learning import LearningCommands
 from learnflow.dependencies import dependencies_reachable, parked_events, projection_progress
-from learnflow.mail.sender import MailSender
+from learnflow.mail.sender import MailSender, queue_counts
 from learnflow.projections.projector import Projector, libpq_url
 from learnflow.projections.read_cache import ReadCache
 from learnflow.projections.registry import all_projections
@@ -335,6 +335,8 @@ async def _watch_dependencies(backend: Backend, services: list[str]) -> None:
             await _report_parked(backend)
             if "postgres" not in problems:
                 await _report_progress(backend)
+        if "postgres" not in problems:
+            await _report_mail_queue(backend)
         if problems != last:
             if problems:
                 log.error(
@@ -378,6 +380,18 @@ async def _report_progress(backend: Backend) -> None:
     metrics.PROJECTION_CHECKPOINT.set(progress.checkpoint.position)
     metrics.PROJECTION_LAG_EVENTS.set(progress.lag_events)
     metrics.PROJECTION_LAG_SECONDS.set(progress.lag_seconds)
+
+
+async def _report_mail_queue(backend: Backend) -> None:
+    """The outbox's depth, from every process whether or not it sends: with mail off the
+    queue grows, and that is what the gauge must show."""
+    try:
+        counts = await queue_counts(backend.db)
+    except Exception as exc:  # the next round tries again
+        log.warning("cannot count email jobs: %s", type(exc).__name__)
+        return
+    for state in ("queued", "failed"):
+        metrics.EMAIL_QUEUE.labels(state=state).set(counts.get(state, 0))
 
 
 async def serve(settings: Settings, reuse_port: bool = False) -> None:

@@ -22,7 +22,14 @@ from learnflow.settings import Settings
 from learnflow.v1 import identity_pb2, identity_pb2_grpc
 from tests.commands_support import Pg
 from tests.gateway_support import running_gateway
-from tests.mail_support import link_token, mail_settings, running_sender, smtp_server, wait_for_mail
+from tests.mail_support import (
+    link_token,
+    mail_settings,
+    running_sender,
+    set_aside_queued,
+    smtp_server,
+    wait_for_mail,
+)
 from tests.support import PASSWORD, Caller, field_violations, rich_status
 
 NEW_PASSWORD = "a-brand-new-password"
@@ -40,7 +47,10 @@ def sink_port(sink_dir: Path) -> Iterator[int]:
 
 
 @pytest.fixture(scope="module")
-async def sender(backend: Backend, settings: Settings, sink_port: int) -> AsyncIterator[MailSender]:
+async def sender(
+    backend: Backend, settings: Settings, sink_port: int, postgres_url: str
+) -> AsyncIterator[MailSender]:
+    await set_aside_queued(Pg(postgres_url))
     async with running_sender(backend.db, mail_settings(settings, sink_port)) as running:
         yield running
 

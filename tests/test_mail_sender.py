@@ -19,7 +19,20 @@ from learnflow.server import Backend
 from learnflow.settings import Settings
 from learnflow.storage.unit_of_work import Database
 from tests.commands_support import Pg
-from tests.mail_support import free_port, mail_settings, running_sender, smtp_server, wait_for_mail
+from tests.mail_support import (
+    free_port,
+    mail_settings,
+    running_sender,
+    set_aside_queued,
+    smtp_server,
+    wait_for_mail,
+)
+
+
+@pytest.fixture(autouse=True)
+async def no_backlog(pg: Pg) -> None:
+    """Each test's senders see only the jobs the test queues."""
+    await set_aside_queued(pg)
 
 
 async def _queue(pg: Pg, recipients: list[str], kind: str = "password_reset") -> list[str]:

@@ -14,8 +14,9 @@ import pytest
 
 from learnflow.server import Backend
 from learnflow.settings import Settings
+from tests.commands_support import Pg
 from tests.gateway_support import RunningServer, running_gateway
-from tests.mail_support import mail_settings, running_sender, smtp_server
+from tests.mail_support import mail_settings, running_sender, set_aside_queued, smtp_server
 
 REPO = Path(__file__).resolve().parent.parent
 README = REPO / "README.md"
@@ -37,10 +38,14 @@ async def gateway(backend: Backend) -> AsyncIterator[RunningServer]:
 
 @pytest.fixture(scope="module")
 async def mailbox(
-    backend: Backend, settings: Settings, tmp_path_factory: pytest.TempPathFactory
+    backend: Backend,
+    settings: Settings,
+    tmp_path_factory: pytest.TempPathFactory,
+    postgres_url: str,
 ) -> AsyncIterator[Path]:
     """What `make run` has: a mail sink on loopback and the server's sender pointed at it."""
     directory = tmp_path_factory.mktemp("tour-mail")
+    await set_aside_queued(Pg(postgres_url))
     with smtp_server(directory) as port:
         async with running_sender(backend.db, mail_settings(settings, port)):
             yield directory

@@ -129,7 +129,6 @@ class MailSender:
         self.transport = transport or smtp_transport(settings)
         # Longer than one SMTP conversation can take (each step has its own timeout).
         self.lease_s = max(60.0, settings.smtp_timeout_s * 6)
-        self.wake = asyncio.Event()
 
     def backoff_s(self, attempts: int) -> float:
         delay = self.settings.mail_backoff_s * 2 ** max(0, attempts - 1)
@@ -145,14 +144,10 @@ class MailSender:
             try:
                 while not stop.is_set() and await self.send_one():
                     pass
-                await self.report_queue()
             except Exception as exc:  # the database may be away; the next round tries again
                 log.warning("mail sender round failed: %s", type(exc).__name__)
-            self.wake.clear()
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(
-                    _first(stop.wait(), self.wake.wait()), timeout=self.settings.mail_poll_s
-                )
+                await asyncio.wait_for(stop.wait(), timeout=self.settings.mail_poll_s)
 
     async def send_one(self) -> bool:
         """Claims one due job and tries to deliver it; False when none is due."""
@@ -238,11 +233,6 @@ class MailSender:
             },
         )
 
-    async def report_queue(self) -> None:
-        counts = await queue_counts(self.db)
-        for state in ("queued", "failed"):
-            metrics.EMAIL_QUEUE.labels(state=state).set(counts.get(state, 0))
-
 
 async def queue_counts(db: Database) -> dict[str, int]:
     """Queued and failed jobs (sent ones are history)."""
@@ -260,13 +250,3 @@ async def queue_counts(db: Database) -> dict[str, int]:
 
 def _kind(kind: str) -> str:
     return kind if kind in metrics.EMAIL_KINDS else "other"
-
-
-async def _first(*waits: Any) -> None:
-    """Returns when the first of the awaitables does; cancels the others."""
-    tasks = [asyncio.ensure_future(w) for w in waits]
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in tasks:
-            task.cancel()
