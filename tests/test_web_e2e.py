@@ -49,17 +49,21 @@ async def _process(
                     proc.kill()
                     await proc.wait()
 
+
 async def _wait_http(url: str, proc: asyncio.subprocess.Process, log: Path) -> httpx.Response:
     deadline = time.monotonic() + 30
     async with httpx.AsyncClient(timeout=2) as http:
         while True:
-            assert proc.returncode is None, f"{url}: the process exited:\n{log.read_text()}"
+            if proc.returncode is not None:
+                pytest.fail(f"{url}: the process exited:\n{await asyncio.to_thread(log.read_text)}")
             with contextlib.suppress(httpx.HTTPError):
                 response = await http.get(url)
                 if response.status_code < 500:
                     return response
-            assert time.monotonic() < deadline, f"{url} did not come up:\n{log.read_text()}"
+            if time.monotonic() > deadline:
+                pytest.fail(f"{url} did not come up:\n{await asyncio.to_thread(log.read_text)}")
             await asyncio.sleep(0.3)
+
 
 def _cli_env(settings: Settings) -> dict[str, str]:
     return {
@@ -70,6 +74,7 @@ def _cli_env(settings: Settings) -> dict[str, str]:
         "LEARNFLOW_MONGO_DATABASE": settings.mongo_database,
         "LEARNFLOW_SIGNING_KEYS_DIR": str(settings.signing_keys_dir),
     }
+
 
 @contextlib.asynccontextmanager
 async def _app_url(server: ServerProcess, logs: Path) -> AsyncIterator[str]:
@@ -102,6 +107,7 @@ async def _app_url(server: ServerProcess, logs: Path) -> AsyncIterator[str]:
             url = f"http://127.0.0.1:{preview_port}"
             await _wait_http(f"{url}/", preview, preview_log)
             yield url
+
 
 async def test_web_app_end_to_end(settings: Settings, tmp_path: Path) -> None:
     if not (DIST / "index.html").exists():
