@@ -28,13 +28,17 @@ def main(argv: list[str] | None = None) -> None:
     import uvicorn
 
     from gateway.app import create_app
-    from gateway.settings import Settings
+    from gateway.settings import Settings, SettingsError
 
-    settings = Settings.from_env()
     # Access lines are already JSON documents: print them bare.
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        settings = Settings.from_env()
+        app = create_app(settings)
+    except SettingsError as exc:
+        raise SystemExit(f"gateway: {exc}") from None
     uvicorn.run(
-        create_app(settings),
+        app,
         host=settings.host,
         port=settings.port,
         access_log=False,  # the gateway writes its own structured access log

@@ -8,6 +8,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -28,7 +29,8 @@ from gateway.metadata import client_address, oversized_header, request_id_from
 from gateway.metrics import HttpMetrics
 from gateway.openapi import OpenApiCache
 from gateway.proxy import Dispatcher, Gateway, error_response, headers_too_large
-from gateway.settings import Settings
+from gateway.settings import Settings, SettingsError
+from gateway.static import StaticSite
 
 access_log = logging.getLogger("gateway.access")
 
@@ -188,6 +190,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings.from_env()
     gateway = Gateway(settings)
     openapi = OpenApiCache(gateway, title=settings.api_title)
+    site = None
+    if settings.static_dir:
+        try:
+            site = StaticSite(Path(settings.static_dir), settings.content_security_policy)
+        except ValueError as exc:
+            raise SettingsError(f"LEARNFLOW_GATEWAY_STATIC_DIR: {exc}") from None
     metrics = HttpMetrics()
 
     async def healthz(request: Request) -> Response:
@@ -283,7 +291,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         return JSONResponse(document)
 
     async def index(request: Request) -> Response:
-        # Until a static-files root serves a web app here: where to start reading.
+        if site is not None and (page := await site.serve(request)) is not None:
+            return page
+        # No web app configured (or its build is gone): where to start reading.
         return JSONResponse(
             {
                 "name": settings.api_title,
@@ -338,7 +348,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     # Everything the fixed endpoints do not claim goes to the transcoder: not a `Mount`,
     # whose pattern does not match paths with an encoded newline (those would get Starlette's
     # plain-text 404 instead of a google.rpc.Status).
-    app.router.default = Dispatcher(gateway)
+    app.router.default = Dispatcher(gateway, site)
     app.state.gateway = gateway
     app.state.metrics = metrics
     return app

@@ -5,11 +5,13 @@ from __future__ import annotations
 import base64
 import logging
 import math
+import re
 from collections.abc import Iterable
 from typing import Any
 
 import grpc
 from google.protobuf import any_pb2, descriptor_pool, json_format
+from google.protobuf.descriptor import Descriptor
 from google.protobuf.descriptor_pool import DescriptorPool
 from google.protobuf.message import DecodeError
 from google.protobuf.message_factory import GetMessageClass
@@ -43,6 +45,9 @@ HTTP_STATUS: dict[grpc.StatusCode, int] = {
 }
 
 _RETRY_INFO = error_details_pb2.RetryInfo.DESCRIPTOR.full_name
+_BAD_REQUEST_URL = "type.googleapis.com/" + error_details_pb2.BadRequest.DESCRIPTOR.full_name
+# One segment of a field path: a field name, optionally followed by an index or map key.
+_SEGMENT = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(\[[^\]]*\])?")
 
 
 def http_status(code: grpc.StatusCode) -> int:
@@ -130,18 +135,52 @@ def rich_status(trailing: Iterable[tuple[str, str | bytes]]) -> status_pb2.Statu
     return None
 
 
+def json_field_path(path: str, message: Descriptor | None) -> str:
+    """A field path in proto names (`course.display_name`, `lessons[2].title`), as the JSON
+    names the client sent (`course.displayName`), walking the request message's descriptor.
+    Segments it cannot resolve (not a field of the message) are kept as they are."""
+    if message is None or not path:
+        return path
+    out: list[str] = []
+    current: Descriptor | None = message
+    for segment in path.split("."):
+        match = _SEGMENT.fullmatch(segment)
+        field = current.fields_by_name.get(match.group(1)) if match and current else None
+        if match is None or field is None:
+            out.append(segment)
+            current = None
+            continue
+        out.append(field.json_name + (match.group(2) or ""))
+        current = field.message_type
+    return ".".join(out)
+
+
+def _json_violation_paths(details: list[Any], message: Descriptor | None) -> None:
+    if message is None:
+        return
+    for detail in details:
+        if isinstance(detail, dict) and detail.get("@type") == _BAD_REQUEST_URL:
+            for violation in detail.get("fieldViolations", ()):
+                if isinstance(violation, dict) and isinstance(violation.get("field"), str):
+                    violation["field"] = json_field_path(violation["field"], message)
+
+
 def from_status(
     code: grpc.StatusCode,
     message: str,
     trailing: Iterable[tuple[str, str | bytes]],
     pool: DescriptorPool | None,
+    request_type: Descriptor | None = None,
 ) -> HttpError:
+    """The HTTP error for a gRPC status; field violations of a call whose request message is
+    `request_type` are given the JSON (camelCase) paths the client used."""
     details: list[Any] = []
     headers: dict[str, str] = {}
     rich = rich_status(trailing)
     if rich is not None:
         pools = [p for p in (pool, descriptor_pool.Default()) if p is not None]
         details = [_detail_json(d, pools) for d in rich.details]
+        _json_violation_paths(details, request_type)
         retry_after = _retry_after(rich.details)
         if retry_after is not None:
             headers["Retry-After"] = retry_after
@@ -151,6 +190,10 @@ def from_status(
     return HttpError(http_status(code), status_json(code, message, details), headers)
 
 
-def from_rpc_error(error: grpc.aio.AioRpcError, pool: DescriptorPool | None) -> HttpError:
+def from_rpc_error(
+    error: grpc.aio.AioRpcError,
+    pool: DescriptorPool | None,
+    request_type: Descriptor | None = None,
+) -> HttpError:
     trailing = pairs(error.trailing_metadata())
-    return from_status(error.code(), error.details() or "", trailing, pool)
+    return from_status(error.code(), error.details() or "", trailing, pool, request_type)

@@ -25,7 +25,10 @@ _TIMEOUT_UNITS = {"H": 3600.0, "M": 60.0, "S": 1.0, "m": 1e-3, "u": 1e-6, "n": 1
 _KEY = re.compile(r"[0-9a-z_.-]+")
 # Printable ASCII: the only characters a non-binary metadata value may carry.
 _VALUE = re.compile(r"[\x20-\x7e]*")
-_MANAGED = frozenset({REQUEST_ID, "x-forwarded-for"})
+# `cookie` is only ever the gateway's allow-listed selection of the request's cookies.
+_MANAGED = frozenset({REQUEST_ID, "x-forwarded-for", "cookie"})
+# A cookie name per RFC 6265 (a token); anything else is not forwarded.
+_COOKIE_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _URLSAFE = str.maketrans("-_", "+/")
 # A client's request id is echoed and logged: only short, plain tokens are taken as given.
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
@@ -129,17 +132,36 @@ def _text(key: str, value: str) -> str:
     return value
 
 
+def forwarded_cookies(headers: Headers, names: frozenset[str]) -> str | None:
+    """The request's cookies whose names are in `names`, as one `Cookie` value (None if it
+    has none of them). Only allow-listed cookies reach the backend: the browser sends every
+    cookie of the site, most of which are none of the backend's business."""
+    if not names:
+        return None
+    kept: list[str] = []
+    for header in headers.getlist("cookie"):
+        for part in header.split(";"):
+            name, sep, value = part.strip().partition("=")
+            if sep and name in names and _COOKIE_NAME.fullmatch(name) and _VALUE.fullmatch(value):
+                kept.append(f"{name}={value}")
+    return "; ".join(kept) or None
+
+
 def outgoing_metadata(
     headers: Headers,
     client_host: str | None,
     request_id: str,
     trusted_proxies: Iterable[Network] = (),
+    cookies: frozenset[str] = frozenset(),
 ) -> MetadataPairs:
     md: MetadataPairs = [(REQUEST_ID, request_id)]
     for name in ("authorization", CONSISTENCY_TOKEN):
         value = headers.get(name)
         if value is not None:
             md.append((name, _text(name, value)))
+    cookie = forwarded_cookies(headers, cookies)
+    if cookie is not None:
+        md.append(("cookie", cookie))
     for name, value in headers.items():
         lowered = name.lower()
         if not lowered.startswith(METADATA_HEADER_PREFIX):
@@ -167,12 +189,21 @@ def outgoing_metadata(
     return md
 
 
-def response_headers(*metadata: Iterable[tuple[str, str | bytes]]) -> list[tuple[str, str]]:
+def response_headers(
+    *metadata: Iterable[tuple[str, str | bytes]], as_headers: frozenset[str] = frozenset()
+) -> list[tuple[str, str]]:
+    """HTTP headers for the call's response metadata: `Grpc-Metadata-<key>` for each, except
+    the keys in `as_headers`, which become a header of their own name (e.g. `set-cookie`) and
+    are never echoed as `Grpc-Metadata-*`, which scripts could read."""
     out: list[tuple[str, str]] = []
     for group in metadata:
         for key, value in group:
             # Binary values have no safe header form; grpc-* and pseudo keys are transport.
             if key.endswith("-bin") or key.startswith(("grpc-", ":")) or isinstance(value, bytes):
+                continue
+            if key in as_headers:
+                if _VALUE.fullmatch(value):
+                    out.append((key, value))
                 continue
             out.append(("Grpc-Metadata-" + key, value))
             if key == CONSISTENCY_TOKEN:

@@ -36,6 +36,7 @@ from gateway.metadata import (
 )
 from gateway.routing import Match, MethodNotAllowed, Route, Router
 from gateway.settings import Settings
+from gateway.static import StaticSite
 from gateway.tickets import TICKET_PARAM, StreamTickets
 from gateway.transcode import BodyInput, TranscodeError, build_request, response_to_json
 
@@ -208,8 +209,9 @@ def _raw_path(scope: Scope) -> str:
 class Dispatcher:
     """ASGI app serving every path the fixed endpoints do not claim."""
 
-    def __init__(self, gateway: Gateway) -> None:
+    def __init__(self, gateway: Gateway, site: StaticSite | None = None) -> None:
         self.gateway = gateway
+        self.site = site
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -226,6 +228,8 @@ class Dispatcher:
 
     async def handle(self, request: Request) -> Response:
         registry = self.gateway.registry
+        if registry is None and (page := await self._page(request)) is not None:
+            return page  # the web app loads even while the backend is not up yet
         if registry is None:
             err = errors.simple_error(
                 grpc.StatusCode.UNAVAILABLE, "the backend's API description is not loaded yet"
@@ -234,6 +238,8 @@ class Dispatcher:
             return error_response(err)
         path = _raw_path(request.scope)
         found = registry.router.match(request.method, path)
+        if found is None and (page := await self._page(request)) is not None:
+            return page
         if found is None:
             return error_response(
                 errors.simple_error(
@@ -264,6 +270,11 @@ class Dispatcher:
             else:
                 err = errors.simple_error(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
             return error_response(err)
+
+    async def _page(self, request: Request) -> Response | None:
+        if self.site is None or request.method not in ("GET", "HEAD"):
+            return None
+        return await self.site.serve(request)
 
     async def _read_body(self, request: Request) -> BodyInput | None:
         limit = self.gateway.settings.max_body_bytes
@@ -345,6 +356,7 @@ class Dispatcher:
             request.client.host if request.client else None,
             request_id,
             settings.trusted_proxies,
+            settings.forward_cookies,
         )
         budget = settings.max_header_bytes - GRPC_HEADERS_RESERVE
         if metadata_size(metadata) > budget:
@@ -369,11 +381,15 @@ class Dispatcher:
             trailing = pairs(await call.trailing_metadata())
         except grpc.aio.AioRpcError as exc:
             return error_response(
-                errors.from_rpc_error(exc, registry.schema.pool),
-                response_headers(pairs(exc.initial_metadata()), pairs(exc.trailing_metadata())),
+                errors.from_rpc_error(exc, registry.schema.pool, route.method.input_type),
+                response_headers(
+                    pairs(exc.initial_metadata()),
+                    pairs(exc.trailing_metadata()),
+                    as_headers=settings.metadata_headers,
+                ),
             )
         response = JSONResponse(response_to_json(route, reply, registry.schema.pool))
-        for key, value in response_headers(initial, trailing):
+        for key, value in response_headers(initial, trailing, as_headers=settings.metadata_headers):
             response.headers.append(key, value)
         if request.method == "GET":
             return conditional(request, response, initial, trailing)
@@ -389,6 +405,7 @@ class Dispatcher:
         metadata: list[tuple[str, str | bytes]],
     ) -> Response:
         pool = registry.schema.pool
+        settings = self.gateway.settings
         callable_ = self.gateway.call_channel().unary_stream(
             route.grpc_path,
             request_serializer=_serialize,
@@ -403,8 +420,12 @@ class Dispatcher:
         except grpc.aio.AioRpcError as exc:
             call.cancel()
             return error_response(
-                errors.from_rpc_error(exc, pool),
-                response_headers(pairs(exc.initial_metadata()), pairs(exc.trailing_metadata())),
+                errors.from_rpc_error(exc, pool, route.method.input_type),
+                response_headers(
+                    pairs(exc.initial_metadata()),
+                    pairs(exc.trailing_metadata()),
+                    as_headers=settings.metadata_headers,
+                ),
             )
         sse = _SSE_MEDIA in request.headers.get("accept", "")
         # Every SSE event carries an id; a reconnecting EventSource sends the last one back
@@ -419,7 +440,7 @@ class Dispatcher:
             return _dumps(payload) + "\n"
 
         def encode_error(exc: grpc.aio.AioRpcError) -> str:
-            status = errors.from_rpc_error(exc, pool).body
+            status = errors.from_rpc_error(exc, pool, route.method.input_type).body
             if sse:
                 return f"event: error\ndata: {_dumps(status)}\n\n"
             return _dumps({"error": status}) + "\n"
@@ -440,7 +461,7 @@ class Dispatcher:
         response = StreamingResponse(
             messages(), media_type=_SSE_MEDIA if sse else _NDJSON_MEDIA, headers=headers
         )
-        for key, value in response_headers(initial):
+        for key, value in response_headers(initial, as_headers=settings.metadata_headers):
             response.headers.append(key, value)
         return response
 

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from gateway.metadata import Network, parse_networks
+from gateway.static import DEFAULT_CONTENT_SECURITY_POLICY
 
 _PREFIX = "LEARNFLOW_GATEWAY_"
 
@@ -31,6 +32,12 @@ class Settings:
     cors_origins: tuple[str, ...] = ("http://localhost:5173", "http://127.0.0.1:5173")
     # Extra response metadata keys browsers may read, exposed as `Grpc-Metadata-<key>`.
     cors_expose_metadata: tuple[str, ...] = ()
+    # Request cookies forwarded to the backend, as one `cookie` metadata entry (comma-separated
+    # names; e.g. a session cookie). Other cookies never leave the gateway.
+    forward_cookies: frozenset[str] = frozenset()
+    # Response metadata keys sent as HTTP headers of their own name instead of
+    # `Grpc-Metadata-<key>` (comma-separated; e.g. `set-cookie`, which scripts cannot read).
+    metadata_headers: frozenset[str] = frozenset()
     # Largest request body accepted (413 beyond); keep equal to the backend's message limit.
     max_body_bytes: int = 1024 * 1024
     # Deadline of a unary call unless the client sends Grpc-Timeout, in seconds.
@@ -56,6 +63,11 @@ class Settings:
     max_headers_total_bytes: int = 32 * 1024
     # JSON bodies (and JSON query values) nested deeper than this are refused before parsing.
     max_json_depth: int = 64
+    # A built web app to serve at `/` (its files, and index.html for browser navigations to
+    # paths no API route claims); empty: none, `/` describes the API instead.
+    static_dir: str = ""
+    # Content-Security-Policy sent with the web app's files.
+    content_security_policy: str = DEFAULT_CONTENT_SECURITY_POLICY
     # Health service names /readyz reports beside the backend's overall status: one that is
     # not SERVING makes the answer DEGRADED (still 200: the gateway serves), with the details
     # its health check carries as trailing metadata (e.g. a count).
@@ -90,6 +102,8 @@ class Settings:
         except ValueError as exc:
             raise SettingsError(f"{_PREFIX}TRUSTED_PROXIES: {exc}") from None
         ready = get("READY_SERVICES")
+        cookies = get("FORWARD_COOKIES")
+        promoted = get("METADATA_HEADERS")
         return cls(
             idempotency_field=get("IDEMPOTENCY_FIELD") or defaults.idempotency_field,
             channels=max(1, int(number("CHANNELS", defaults.channels, integer=True))),
@@ -97,10 +111,20 @@ class Settings:
             grpc_target=get("GRPC_TARGET") or defaults.grpc_target,
             cors_origins=defaults.cors_origins if origins is None else _split(origins),
             cors_expose_metadata=() if expose is None else _split(expose),
+            forward_cookies=frozenset(_split(cookies)) if cookies else defaults.forward_cookies,
+            metadata_headers=(
+                frozenset(key.lower() for key in _split(promoted))
+                if promoted
+                else defaults.metadata_headers
+            ),
             max_body_bytes=int(number("MAX_BODY_BYTES", defaults.max_body_bytes, integer=True)),
             default_timeout_s=number("DEFAULT_TIMEOUT_S", defaults.default_timeout_s),
             stream_timeout_s=number("STREAM_TIMEOUT_S", defaults.stream_timeout_s),
             host=get("HOST") or defaults.host,
+            static_dir=get("STATIC_DIR") or defaults.static_dir,
+            content_security_policy=(
+                get("CONTENT_SECURITY_POLICY") or defaults.content_security_policy
+            ),
             api_title=get("API_TITLE") or defaults.api_title,
             port=int(number("PORT", defaults.port, integer=True)),
             reload_interval_s=number("RELOAD_INTERVAL_S", defaults.reload_interval_s),

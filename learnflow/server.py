@@ -49,6 +49,7 @@ from learnflow.security.denial_audit import DenialAudit
 from learnflow.security.interceptor import AccessLog, ApiInterceptor, StreamLimits
 from learnflow.security.passwords import PasswordHasher
 from learnflow.security.rate_limits import RateLimiter
+from learnflow.security.session_cookie import SessionCookie
 from learnflow.security.tokens import TokenService, load_keys
 from learnflow.settings import Settings
 from learnflow.storage.unit_of_work import Database
@@ -177,7 +178,19 @@ async def build(
         ],
     )
     identity_pb2_grpc.add_IdentityServiceServicer_to_server(
-        IdentityCommands(db, hasher, tokens, settings.refresh_token_ttl_s, rate_limiter), server
+        IdentityCommands(
+            db,
+            hasher,
+            tokens,
+            settings.refresh_token_ttl_s,
+            rate_limiter,
+            SessionCookie(
+                name=settings.session_cookie_name,
+                max_age_s=settings.refresh_token_ttl_s,
+                secure=settings.session_cookie_secure,
+            ),
+        ),
+        server,
     )
     identity_pb2_grpc.add_ProfileServiceServicer_to_server(ProfileQueries(read_models), server)
     courses_pb2_grpc.add_CourseServiceServicer_to_server(CourseCommands(db), server)

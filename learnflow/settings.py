@@ -16,6 +16,9 @@ ENVIRONMENTS = ("development", "test", "production")
 NOT_RATES = frozenset({"rate_limit_storage", "rate_limit_key_prefix"})
 
 
+_BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+
 def _parse(name: str, kind: Any, raw: str) -> Any:
     """`raw` (the text of LEARNFLOW_<NAME>) as a value of the field's type."""
     if kind is int or kind is float:
@@ -24,6 +27,11 @@ def _parse(name: str, kind: Any, raw: str) -> Any:
         except ValueError:
             noun = "an integer" if kind is int else "a number"
             raise SystemExit(f"{PREFIX}{name} must be {noun}, got {raw!r}") from None
+    if kind is bool:
+        lowered = raw.strip().lower()
+        if lowered not in _BOOLEANS:
+            raise SystemExit(f"{PREFIX}{name} must be true or false, got {raw!r}")
+        return _BOOLEANS[lowered]
     if kind is Path:
         return Path(raw)
     if kind == tuple[str, ...]:
@@ -56,6 +64,11 @@ class Settings:
     # Lifetimes in seconds: access tokens (short), refresh tokens (rotated on use).
     access_token_ttl_s: int = 900
     refresh_token_ttl_s: int = 30 * 24 * 3600
+    # Name of the cookie that carries the refresh token to browsers that ask for it
+    # (REFRESH_TOKEN_DELIVERY_COOKIE); the gateway must forward it (FORWARD_COOKIES).
+    session_cookie_name: str = "lf_refresh"
+    # Whether that cookie is `Secure` (HTTPS only; browsers make an exception for localhost).
+    session_cookie_secure: bool = True
     # Clock skew tolerated when checking token times, in seconds.
     jwt_leeway_s: int = 30
     # bcrypt cost of password hashes (at least 12 in production).

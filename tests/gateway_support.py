@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import socket
 import uuid
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -81,10 +81,12 @@ async def running_gateway(
     host: str = "127.0.0.1",
     cors_origins: Sequence[str] = (),
     ready_services: Sequence[str] = (),
+    environ: Mapping[str, str] | None = None,
 ) -> AsyncIterator[RunningServer]:
-    """The gateway, configured the way `python -m gateway` reads LEARNFLOW_GATEWAY_*."""
+    """The gateway, configured the way `python -m gateway` reads LEARNFLOW_GATEWAY_* (from
+    `environ`, else none), on `grpc_target`."""
     settings = replace(
-        GatewaySettings.from_env({}),
+        GatewaySettings.from_env(environ or {}),
         grpc_target=grpc_target,
         host=host,
         cors_origins=tuple(cors_origins),

@@ -38,6 +38,7 @@ from learnflow.events import (
 )
 from learnflow.security.passwords import PasswordHasher, password_violation
 from learnflow.security.rate_limits import RateLimiter
+from learnflow.security.session_cookie import SessionCookie
 from learnflow.security.tokens import TokenService, hash_refresh_token, new_refresh_token
 from learnflow.storage import tables
 from learnflow.storage.unit_of_work import Database, UnitOfWork
@@ -120,12 +121,14 @@ class IdentityCommands(identity_pb2_grpc.IdentityServiceServicer):
         tokens: TokenService,
         refresh_ttl_s: int,
         rate_limiter: RateLimiter,
+        cookie: SessionCookie | None = None,
     ) -> None:
         self.db = db
         self.rate_limiter = rate_limiter
         self.hasher = hasher
         self.tokens = tokens
         self.refresh_ttl = dt.timedelta(seconds=refresh_ttl_s)
+        self.cookie = cookie or SessionCookie(max_age_s=refresh_ttl_s)
 
     async def RegisterUser(
         self, request: identity_pb2.RegisterUserRequest, context: Ctx = None
@@ -181,6 +184,7 @@ class IdentityCommands(identity_pb2_grpc.IdentityServiceServicer):
         request: identity_pb2.CreateSessionRequest,
         context: Ctx = None,
     ) -> identity_pb2.CreateSessionResponse:
+        by_cookie = _by_cookie(request.refresh_token_delivery, context)
         email = normalise_email(request.email)
         if not email or not request.password:
             raise InvalidArgument(
@@ -221,7 +225,7 @@ class IdentityCommands(identity_pb2_grpc.IdentityServiceServicer):
             await uow.emit(SESSION_CREATED, user.id, session_payload(user.id))
         return identity_pb2.CreateSessionResponse(
             access_token=self.tokens.issue(user.id, user.role, user.token_version),
-            refresh_token=refresh,
+            refresh_token=self._hand_over(refresh, by_cookie, context),
             expires_in=self.tokens.ttl_s,
             token_type="Bearer",
             consistency_token=uow.consistency_token,
@@ -232,17 +236,20 @@ class IdentityCommands(identity_pb2_grpc.IdentityServiceServicer):
         request: identity_pb2.RefreshSessionRequest,
         context: Ctx = None,
     ) -> identity_pb2.RefreshSessionResponse:
-        if not request.refresh_token:
+        by_cookie = _by_cookie(request.refresh_token_delivery, context)
+        presented = request.refresh_token
+        if by_cookie and not presented and context is not None:
+            presented = self.cookie.read(context.invocation_metadata() or ())
+            if not presented:
+                raise Unauthenticated("no session cookie: sign in again")
+        if not presented:
             raise InvalidArgument([FieldViolation("refresh_token", "is required")])
         reuse_detected = False
         async with self.db.transaction() as uow:
             token = (
                 await uow.conn.execute(
                     select(tables.refresh_tokens)
-                    .where(
-                        tables.refresh_tokens.c.token_hash
-                        == hash_refresh_token(request.refresh_token)
-                    )
+                    .where(tables.refresh_tokens.c.token_hash == hash_refresh_token(presented))
                     .with_for_update()
                 )
             ).first()
@@ -299,7 +306,7 @@ class IdentityCommands(identity_pb2_grpc.IdentityServiceServicer):
             raise Unauthenticated("refresh token already used or revoked")
         return identity_pb2.RefreshSessionResponse(
             access_token=self.tokens.issue(user.id, user.role, user.token_version),
-            refresh_token=refresh,
+            refresh_token=self._hand_over(refresh, by_cookie, context),
             expires_in=self.tokens.ttl_s,
             token_type="Bearer",
             consistency_token=uow.consistency_token,
@@ -313,7 +320,17 @@ class IdentityCommands(identity_pb2_grpc.IdentityServiceServicer):
         caller = current_call().principal
         if caller is None:
             raise Unauthenticated("this method requires an access token")
-        if not request.refresh_token and not request.all_sessions:
+        by_cookie = _by_cookie(request.refresh_token_delivery, context)
+        presented = request.refresh_token
+        if by_cookie and not presented and context is not None:
+            presented = self.cookie.read(context.invocation_metadata() or ())
+        if not presented and not request.all_sessions:
+            if by_cookie:
+                # Logging out without a session cookie: nothing to revoke, and nothing to say
+                # but "logged out" (the browser is told to forget any cookie all the same).
+                assert context is not None
+                context.set_trailing_metadata(self.cookie.clear())
+                return identity_pb2.RevokeSessionResponse()
             raise InvalidArgument(
                 [FieldViolation("refresh_token", "is required unless all_sessions is set")]
             )
@@ -326,8 +343,7 @@ class IdentityCommands(identity_pb2_grpc.IdentityServiceServicer):
                 token = (
                     await uow.conn.execute(
                         select(tables.refresh_tokens).where(
-                            tables.refresh_tokens.c.token_hash
-                            == hash_refresh_token(request.refresh_token)
+                            tables.refresh_tokens.c.token_hash == hash_refresh_token(presented)
                         )
                     )
                 ).first()
@@ -336,6 +352,9 @@ class IdentityCommands(identity_pb2_grpc.IdentityServiceServicer):
                 await self._revoke_family(uow, token.family_id)
                 await uow.audit("session.revoke", f"users/{caller.user_id}")
             await uow.emit(SESSION_REVOKED, caller.user_id, session_payload(caller.user_id))
+        if by_cookie:
+            assert context is not None
+            context.set_trailing_metadata(self.cookie.clear())
         return identity_pb2.RevokeSessionResponse(consistency_token=uow.consistency_token)
 
     async def SetUserRole(
@@ -425,6 +444,7 @@ class IdentityCommands(identity_pb2_grpc.IdentityServiceServicer):
         caller = current_call().principal
         if caller is None:
             raise Unauthenticated("this method requires an access token")
+        by_cookie = _by_cookie(request.refresh_token_delivery, context)
         violations: list[FieldViolation] = []
         if not request.current_password:
             violations.append(FieldViolation("current_password", "is required"))
@@ -487,7 +507,7 @@ class IdentityCommands(identity_pb2_grpc.IdentityServiceServicer):
             await uow.emit(SESSION_PASSWORD_CHANGED, user.id, session_payload(user.id))
         return identity_pb2.ChangePasswordResponse(
             access_token=self.tokens.issue(changed.id, changed.role, changed.token_version),
-            refresh_token=refresh,
+            refresh_token=self._hand_over(refresh, by_cookie, context),
             expires_in=self.tokens.ttl_s,
             token_type="Bearer",
             consistency_token=uow.consistency_token,
@@ -529,6 +549,14 @@ class IdentityCommands(identity_pb2_grpc.IdentityServiceServicer):
         )
         return row
 
+    def _hand_over(self, refresh: str, by_cookie: bool, context: Ctx) -> str:
+        """The refresh token for the response body, or "" once it is set as the cookie."""
+        if not by_cookie:
+            return refresh
+        assert context is not None  # _by_cookie refused a cookie without a call
+        context.set_trailing_metadata(self.cookie.set(refresh))
+        return ""
+
     async def _new_refresh_token(
         self, uow: UnitOfWork, user_id: uuid.UUID, family_id: uuid.UUID
     ) -> str:
@@ -553,6 +581,21 @@ class IdentityCommands(identity_pb2_grpc.IdentityServiceServicer):
             )
             .values(revoked_at=func.now())
         )
+
+
+def _by_cookie(delivery: int, context: Ctx) -> bool:
+    """Whether the refresh token travels as a cookie; only a real call has metadata for one."""
+    if delivery not in identity_pb2.RefreshTokenDelivery.values():
+        raise InvalidArgument(
+            [FieldViolation("refresh_token_delivery", f"has no value {delivery}")]
+        )
+    if delivery != identity_pb2.REFRESH_TOKEN_DELIVERY_COOKIE:
+        return False
+    if context is None:
+        raise InvalidArgument(
+            [FieldViolation("refresh_token_delivery", "COOKIE needs a call with metadata")]
+        )
+    return True
 
 
 def _digest(value: str) -> str:

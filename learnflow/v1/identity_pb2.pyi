@@ -9,6 +9,7 @@ from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from learnflow.v1 import access_pb2 as _access_pb2
 import builtins as _builtins
 import sys
@@ -20,6 +21,36 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _RefreshTokenDelivery:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _RefreshTokenDeliveryEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RefreshTokenDelivery.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    REFRESH_TOKEN_DELIVERY_UNSPECIFIED: _RefreshTokenDelivery.ValueType  # 0
+    """Same as REFRESH_TOKEN_DELIVERY_BODY."""
+    REFRESH_TOKEN_DELIVERY_BODY: _RefreshTokenDelivery.ValueType  # 1
+    """In the response's `refresh_token` field, and back in the request's."""
+    REFRESH_TOKEN_DELIVERY_COOKIE: _RefreshTokenDelivery.ValueType  # 2
+    """In an `HttpOnly`, `SameSite=Strict` cookie scoped to the refresh and revoke paths, set
+    through the `set-cookie` response metadata and read from the `cookie` request metadata
+    (an HTTP gateway forwards both); the response's `refresh_token` field stays empty.
+    """
+
+class RefreshTokenDelivery(_RefreshTokenDelivery, metaclass=_RefreshTokenDeliveryEnumTypeWrapper):
+    """Where a session's refresh token travels."""
+
+REFRESH_TOKEN_DELIVERY_UNSPECIFIED: RefreshTokenDelivery.ValueType  # 0
+"""Same as REFRESH_TOKEN_DELIVERY_BODY."""
+REFRESH_TOKEN_DELIVERY_BODY: RefreshTokenDelivery.ValueType  # 1
+"""In the response's `refresh_token` field, and back in the request's."""
+REFRESH_TOKEN_DELIVERY_COOKIE: RefreshTokenDelivery.ValueType  # 2
+"""In an `HttpOnly`, `SameSite=Strict` cookie scoped to the refresh and revoke paths, set
+through the `set-cookie` response metadata and read from the `cookie` request metadata
+(an HTTP gateway forwards both); the response's `refresh_token` field stays empty.
+"""
+Global___RefreshTokenDelivery: _TypeAlias = RefreshTokenDelivery  # noqa: Y015
 
 @_typing.final
 class User(_message.Message):
@@ -147,19 +178,25 @@ class CreateSessionRequest(_message.Message):
 
     EMAIL_FIELD_NUMBER: _builtins.int
     PASSWORD_FIELD_NUMBER: _builtins.int
+    REFRESH_TOKEN_DELIVERY_FIELD_NUMBER: _builtins.int
     email: _builtins.str
     """Login email. At most 254 characters."""
     password: _builtins.str
     """Password. At most 1,024 characters."""
+    refresh_token_delivery: Global___RefreshTokenDelivery.ValueType
+    """How to hand over the refresh token: in the response body (the default) or, for
+    browsers, only as an HttpOnly cookie that scripts cannot read.
+    """
     def __init__(
         self,
         *,
         email: _builtins.str = ...,
         password: _builtins.str = ...,
+        refresh_token_delivery: Global___RefreshTokenDelivery.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["email", b"email", "password", b"password"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["email", b"email", "password", b"password", "refresh_token_delivery", b"refresh_token_delivery"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -210,16 +247,22 @@ class RefreshSessionRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     REFRESH_TOKEN_FIELD_NUMBER: _builtins.int
+    REFRESH_TOKEN_DELIVERY_FIELD_NUMBER: _builtins.int
     refresh_token: _builtins.str
-    """The refresh token from the last CreateSession or RefreshSession. At most 128 characters."""
+    """The refresh token from the last CreateSession or RefreshSession; required unless
+    `refresh_token_delivery` is COOKIE. At most 128 characters.
+    """
+    refresh_token_delivery: Global___RefreshTokenDelivery.ValueType
+    """COOKIE: take the refresh token from the session cookie and answer with a new cookie."""
     def __init__(
         self,
         *,
         refresh_token: _builtins.str = ...,
+        refresh_token_delivery: Global___RefreshTokenDelivery.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["refresh_token", b"refresh_token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["refresh_token", b"refresh_token", "refresh_token_delivery", b"refresh_token_delivery"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -271,6 +314,7 @@ class RevokeSessionRequest(_message.Message):
 
     REFRESH_TOKEN_FIELD_NUMBER: _builtins.int
     ALL_SESSIONS_FIELD_NUMBER: _builtins.int
+    REFRESH_TOKEN_DELIVERY_FIELD_NUMBER: _builtins.int
     refresh_token: _builtins.str
     """The refresh token whose family to revoke; required unless `all_sessions` is set.
     At most 128 characters.
@@ -279,15 +323,18 @@ class RevokeSessionRequest(_message.Message):
     """Log out everywhere: revoke every refresh token of the caller and invalidate every
     access token issued so far.
     """
+    refresh_token_delivery: Global___RefreshTokenDelivery.ValueType
+    """COOKIE: take the refresh token from the session cookie, and clear the cookie."""
     def __init__(
         self,
         *,
         refresh_token: _builtins.str = ...,
         all_sessions: _builtins.bool = ...,
+        refresh_token_delivery: Global___RefreshTokenDelivery.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["all_sessions", b"all_sessions", "refresh_token", b"refresh_token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["all_sessions", b"all_sessions", "refresh_token", b"refresh_token", "refresh_token_delivery", b"refresh_token_delivery"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -627,19 +674,23 @@ class ChangePasswordRequest(_message.Message):
 
     CURRENT_PASSWORD_FIELD_NUMBER: _builtins.int
     NEW_PASSWORD_FIELD_NUMBER: _builtins.int
+    REFRESH_TOKEN_DELIVERY_FIELD_NUMBER: _builtins.int
     current_password: _builtins.str
     """The password in use now. At most 1,024 characters."""
     new_password: _builtins.str
     """The new password: 8 to 72 bytes of UTF-8, not the current one. At most 1,024 characters."""
+    refresh_token_delivery: Global___RefreshTokenDelivery.ValueType
+    """Where the new session's refresh token goes (see CreateSessionRequest)."""
     def __init__(
         self,
         *,
         current_password: _builtins.str = ...,
         new_password: _builtins.str = ...,
+        refresh_token_delivery: Global___RefreshTokenDelivery.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["current_password", b"current_password", "new_password", b"new_password"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["current_password", b"current_password", "new_password", b"new_password", "refresh_token_delivery", b"refresh_token_delivery"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

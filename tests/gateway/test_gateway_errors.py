@@ -5,6 +5,7 @@ from __future__ import annotations
 import grpc
 import httpx
 import pytest
+from google.protobuf.descriptor_pool import DescriptorPool
 
 from gateway.errors import HTTP_STATUS, from_status
 
@@ -130,3 +131,36 @@ def test_undecodable_detail_type_is_kept_as_bytes() -> None:
     )
     assert err.status == 400
     assert err.body["details"] == [{"@type": "example.com/no.Such", "value": "AQ=="}]
+
+
+def test_field_violation_paths_become_the_json_names_the_client_sent() -> None:
+    from google.protobuf import descriptor_pb2
+
+    from gateway.errors import json_field_path
+
+    # A message with a nested message, a repeated message and a map, built in a private pool.
+    file = descriptor_pb2.FileDescriptorProto(name="paths.proto", package="t", syntax="proto3")
+    inner = file.message_type.add(name="Inner")
+    inner.field.add(name="display_name", number=1, type=9, label=1, json_name="displayName")
+    outer = file.message_type.add(name="Outer")
+    outer.field.add(
+        name="course_item", number=1, type=11, label=1, type_name=".t.Inner",
+        json_name="courseItem",
+    )  # fmt: skip
+    outer.field.add(
+        name="lesson_items", number=2, type=11, label=3, type_name=".t.Inner",
+        json_name="lessonItems",
+    )  # fmt: skip
+    pool = DescriptorPool()
+    pool.Add(file)
+    message = pool.FindMessageTypeByName("t.Outer")
+    assert json_field_path("course_item.display_name", message) == "courseItem.displayName"
+    assert json_field_path("lesson_items[2].display_name", message) == (
+        "lessonItems[2].displayName"
+    )
+    # Already JSON, unknown, or malformed: left alone past the first unresolved segment.
+    assert json_field_path("courseItem", message) == "courseItem"
+    assert json_field_path("nope.display_name", message) == "nope.display_name"
+    assert json_field_path("course_item.a b", message) == "courseItem.a b"
+    assert json_field_path("", message) == ""
+    assert json_field_path("course_item", None) == "course_item"

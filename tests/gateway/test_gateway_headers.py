@@ -14,10 +14,12 @@ from starlette.datastructures import Headers
 from gateway.metadata import (
     HeaderError,
     client_address,
+    forwarded_cookies,
     outgoing_metadata,
     parse_grpc_timeout,
     parse_networks,
     request_id_from,
+    response_headers,
 )
 from gateway.settings import Settings, SettingsError
 
@@ -69,6 +71,40 @@ async def test_response_metadata_becomes_headers(client: httpx.AsyncClient) -> N
     # Binary metadata has no header form.
     assert "grpc-metadata-x-secret-bin" not in response.headers
     assert not any(k.startswith("grpc-metadata-grpc-") for k in response.headers)
+
+
+def test_only_allow_listed_cookies_are_forwarded_as_one_cookie_metadata() -> None:
+    headers = Headers(
+        raw=[
+            (b"cookie", b"theme=dark; lf_refresh=rt_1; tracking=x"),
+            (b"cookie", b"lf_other=2; bad name=3; lf_refresh2=no"),
+        ]
+    )
+    names = frozenset({"lf_refresh", "lf_other", "bad name"})
+    assert forwarded_cookies(headers, names) == "lf_refresh=rt_1; lf_other=2"
+    assert forwarded_cookies(headers, frozenset()) is None
+    assert forwarded_cookies(Headers(raw=[(b"cookie", b"a=\x01")]), frozenset({"a"})) is None
+    md = outgoing_metadata(headers, "127.0.0.1", "rid", (), names)
+    assert ("cookie", "lf_refresh=rt_1; lf_other=2") in md
+    # A client cannot send its own `cookie` metadata past the allow-list.
+    spoofed = Headers(raw=[(b"grpc-metadata-cookie", b"lf_refresh=rt_forged")])
+    assert all(key != "cookie" for key, _ in outgoing_metadata(spoofed, None, "rid"))
+
+
+def test_promoted_metadata_is_a_header_of_its_own_and_never_echoed() -> None:
+    trailing = [
+        ("set-cookie", "a=1; HttpOnly"),
+        ("set-cookie", "a=1; Path=/x; HttpOnly"),
+        ("x-other", "v"),
+    ]
+    out = response_headers(trailing, as_headers=frozenset({"set-cookie"}))
+    assert out == [
+        ("set-cookie", "a=1; HttpOnly"),
+        ("set-cookie", "a=1; Path=/x; HttpOnly"),
+        ("Grpc-Metadata-x-other", "v"),
+    ]
+    # Not promoted: the usual echo; never a Set-Cookie header.
+    assert response_headers(trailing)[0] == ("Grpc-Metadata-set-cookie", "a=1; HttpOnly")
 
 
 async def test_request_id_is_generated_and_echoed(client: httpx.AsyncClient) -> None:
