@@ -85,15 +85,19 @@ async def _app_url(server: ServerProcess, logs: Path) -> AsyncIterator[str]:
         "LEARNFLOW_GATEWAY_PORT": str(port),
         "LEARNFLOW_GATEWAY_RELOAD_INTERVAL_S": "0",
         "LEARNFLOW_GATEWAY_STATIC_DIR": str(DIST),
+        # The refresh-token cookie both ways, as scripts/run sets them.
+        "LEARNFLOW_GATEWAY_FORWARD_COOKIES": "lf_refresh",
+        "LEARNFLOW_GATEWAY_METADATA_HEADERS": "set-cookie",
     }
     gateway_log = logs / "gateway.log"
     async with _process(
         sys.executable, "-m", "gateway", env=gateway_env, cwd=ROOT, log=gateway_log
     ) as gateway:
-        gateway_url = f"http://127.0.0.1:{port}"
+        # `localhost`: browsers keep the `Secure` session cookie over plain HTTP there only.
+        gateway_url = f"http://localhost:{port}"
         await _wait_http(f"{gateway_url}/openapi.json", gateway, gateway_log)
         async with httpx.AsyncClient(timeout=5) as http:
-            index = await http.get(f"{gateway_url}/")
+            index = await http.get(f"{gateway_url}/", headers={"Accept": "text/html"})
         if index.status_code == 200 and "text/html" in index.headers.get("content-type", ""):
             yield gateway_url
             return
@@ -104,7 +108,7 @@ async def _app_url(server: ServerProcess, logs: Path) -> AsyncIterator[str]:
             vite, "preview", "--port", str(preview_port), "--strictPort", "--host", "127.0.0.1",
             env={"LEARNFLOW_GATEWAY_URL": gateway_url}, cwd=WEB, log=preview_log,
         ) as preview:  # fmt: skip
-            url = f"http://127.0.0.1:{preview_port}"
+            url = f"http://localhost:{preview_port}"
             await _wait_http(f"{url}/", preview, preview_log)
             yield url
 

@@ -82,10 +82,12 @@ describe('smoke', () => {
     await page.reload();
     expect(await page.evaluate(() => document.documentElement.classList.contains('dark'))).toBe(true);
     await page.getByRole('list', { name: 'Courses' }).waitFor();
-    if (cookieSessions) {
-      // The session survives a reload: restored from the HttpOnly refresh cookie.
-      await page.locator('summary').waitFor();
-    }
+    // The session survives a reload: restored from the HttpOnly refresh cookie.
+    expect(cookieSessions).toBe(true);
+    await page.locator('summary').waitFor();
+    const cookies = await h.context.cookies();
+    expect(cookies.find((c) => c.name === 'lf_refresh')?.httpOnly).toBe(true);
+    expect(await page.evaluate(() => document.cookie)).not.toContain('lf_refresh');
     await shot(page, 'catalog-dark');
     await noSeriousViolations('catalog (dark)');
   });
@@ -133,6 +135,12 @@ describe('smoke', () => {
     await page.getByRole('button', { name: 'Log out' }).click();
     await page.waitForURL('**/login');
     await page.getByRole('link', { name: 'Log in' }).waitFor();
+    // Revoked on the server: a reload does not bring the session back.
+    await page.reload();
+    await page.getByRole('heading', { name: 'Log in' }).waitFor();
+    await page.getByRole('link', { name: 'Log in' }).waitFor();
+    expect(await page.locator('summary').count()).toBe(0);
+    // No CSP violation nor uncaught error on any page (the gateway serves a strict CSP).
     expect(h.problems).toEqual([]);
   });
 });

@@ -2,34 +2,16 @@
  * The session endpoints (contract: web/README.md). The refresh token travels only as an
  * HttpOnly cookie scoped to /v1/sessions:refresh and :revoke; this code never sees it.
  */
-import { ApiError, call, type ApiClient } from './client';
+import { call, type ApiClient } from './client';
 import { COOKIE_DELIVERY, type SessionGrant } from './session';
 import type { LoginBody, RegisterBody, User } from './types';
 
-// The cookie delivery field is newer than the generated schema may be: sent as extra JSON.
 type WithDelivery<T> = T & { refreshTokenDelivery?: typeof COOKIE_DELIVERY };
 
 export async function login({ api, session }: ApiClient, body: LoginBody): Promise<void> {
   const withCookie: WithDelivery<LoginBody> = { ...body, refreshTokenDelivery: COOKIE_DELIVERY };
-  let grant;
-  try {
-    grant = await call(api.POST('/v1/sessions', { body: withCookie }));
-  } catch (error) {
-    // A backend from before the cookie contract refuses the unknown field: sign in without
-    // it. Its JSON refresh token is dropped (never stored), so that session ends with the
-    // access token. Remove once every backend has the cookie contract.
-    if (!knowsNoCookies(error)) throw error;
-    grant = await call(api.POST('/v1/sessions', { body }));
-  }
+  const grant = await call(api.POST('/v1/sessions', { body: withCookie }));
   session.adopt(grant as SessionGrant);
-}
-
-function knowsNoCookies(error: unknown): boolean {
-  return (
-    error instanceof ApiError &&
-    error.code === 'INVALID_ARGUMENT' &&
-    ('refreshTokenDelivery' in error.fieldViolations || error.message.includes('refreshTokenDelivery'))
-  );
 }
 
 export async function register(

@@ -666,6 +666,8 @@ export interface components {
             currentPassword: string;
             /** @description The new password: 8 to 72 bytes of UTF-8, not the current one. At most 1,024 characters. */
             newPassword: string;
+            /** @description Where the new session's refresh token goes (see CreateSessionRequest). */
+            refreshTokenDelivery?: components["schemas"]["learnflow.v1.RefreshTokenDelivery"];
         };
         /**
          * @description Response of ChangePassword: a new session, since every earlier one (this call's included)
@@ -897,6 +899,11 @@ export interface components {
             email: string;
             /** @description Password. At most 1,024 characters. */
             password: string;
+            /**
+             * @description How to hand over the refresh token: in the response body (the default) or, for
+             *     browsers, only as an HttpOnly cookie that scripts cannot read.
+             */
+            refreshTokenDelivery?: components["schemas"]["learnflow.v1.RefreshTokenDelivery"];
         };
         /** @description Response of CreateSession and RefreshSession. */
         "learnflow.v1.CreateSessionResponse": {
@@ -1159,8 +1166,13 @@ export interface components {
         };
         /** @description Request of RefreshSession. */
         "learnflow.v1.RefreshSessionRequest": {
-            /** @description The refresh token from the last CreateSession or RefreshSession. At most 128 characters. */
-            refreshToken: string;
+            /**
+             * @description The refresh token from the last CreateSession or RefreshSession; required unless
+             *     `refresh_token_delivery` is COOKIE. At most 128 characters.
+             */
+            refreshToken?: string;
+            /** @description COOKIE: take the refresh token from the session cookie and answer with a new cookie. */
+            refreshTokenDelivery?: components["schemas"]["learnflow.v1.RefreshTokenDelivery"];
         };
         /** @description Response of RefreshSession. */
         "learnflow.v1.RefreshSessionResponse": {
@@ -1178,6 +1190,16 @@ export interface components {
             /** @description Event position of the refresh. */
             consistencyToken?: string;
         };
+        /**
+         * @description Where a session's refresh token travels.
+         *     - `REFRESH_TOKEN_DELIVERY_UNSPECIFIED`: Same as REFRESH_TOKEN_DELIVERY_BODY.
+         *     - `REFRESH_TOKEN_DELIVERY_BODY`: In the response's `refresh_token` field, and back in the request's.
+         *     - `REFRESH_TOKEN_DELIVERY_COOKIE`: In an `HttpOnly`, `SameSite=Strict` cookie scoped to the refresh and revoke paths, set
+         *     through the `set-cookie` response metadata and read from the `cookie` request metadata
+         *     (an HTTP gateway forwards both); the response's `refresh_token` field stays empty.
+         * @enum {string}
+         */
+        "learnflow.v1.RefreshTokenDelivery": "REFRESH_TOKEN_DELIVERY_UNSPECIFIED" | "REFRESH_TOKEN_DELIVERY_BODY" | "REFRESH_TOKEN_DELIVERY_COOKIE";
         /** @description Request of RegisterUser. */
         "learnflow.v1.RegisterUserRequest": {
             /** @description Login email. At most 254 characters. */
@@ -1218,6 +1240,8 @@ export interface components {
              *     access token issued so far.
              */
             allSessions?: boolean;
+            /** @description COOKIE: take the refresh token from the session cookie, and clear the cookie. */
+            refreshTokenDelivery?: components["schemas"]["learnflow.v1.RefreshTokenDelivery"];
         };
         /** @description Response of RevokeSession. */
         "learnflow.v1.RevokeSessionResponse": {
