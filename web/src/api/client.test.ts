@@ -76,6 +76,30 @@ describe('access token', () => {
   });
 });
 
+describe('proactive refresh', () => {
+  it('ends the session when the timed refresh is refused', async () => {
+    const c = client((r) =>
+      path(r) === '/v1/sessions:refresh' ? json({ code: 16, message: 'over' }, 401) : json({}),
+    );
+    c.session.adopt(grant('tok-1', 60));
+    c.timers[0]?.fn();
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    expect(c.session.token).toBeNull();
+    expect(c.ended()).toBe(1);
+  });
+
+  it('keeps the session when offline (the refresh could not be sent)', async () => {
+    const c = client((r) => {
+      if (path(r) === '/v1/sessions:refresh') throw new TypeError('Failed to fetch');
+      return json({});
+    });
+    c.session.adopt(grant('tok-1', 60));
+    expect(await c.session.refresh()).toBe(false);
+    expect(c.session.token).toBe('tok-1');
+    expect(c.ended()).toBe(0);
+  });
+});
+
 describe('401 and refresh', () => {
   it('refreshes once for concurrent 401s and retries each request with the new token', async () => {
     let refreshes = 0;

@@ -158,7 +158,8 @@ export class Session {
       const renewed = await this.refresh();
       if (renewed && this.accessToken !== sentWith) {
         response = await this.sendWithRetries(this.decorate(original));
-      } else if (!renewed) {
+      } else if (!renewed && !this.signedIn) {
+        // Refused (not merely offline): the session is over.
         this.options.onSessionEnded();
       }
     }

@@ -5,6 +5,7 @@
  */
 import { Suspense, useEffect, useRef } from 'react';
 import { NavLink, Outlet, useLocation, useNavigate } from 'react-router';
+import { onSessionEnded } from '../api';
 import { LazyMotion, domAnimation, m, useReducedMotion } from 'motion/react';
 import { useAuth } from '../auth/AuthContext';
 import { NAV } from '../routes/routes';
@@ -17,6 +18,17 @@ export function Shell() {
   const main = useRef<HTMLElement>(null);
   const first = useRef(true);
   const reduced = useReducedMotion();
+  const navigate = useNavigate();
+
+  // The session ended under the user (refresh refused): to the login page, and back after.
+  useEffect(
+    () =>
+      onSessionEnded(() => {
+        const here = window.location.pathname + window.location.search;
+        if (!here.startsWith('/login')) navigate(`/login?next=${encodeURIComponent(here)}`);
+      }),
+    [navigate],
+  );
 
   useEffect(() => {
     if (first.current) {
