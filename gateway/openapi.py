@@ -35,7 +35,7 @@ from google.rpc import error_details_pb2
 from gateway.descriptors import Schema
 from gateway.errors import HTTP_STATUS
 from gateway.routing import Route, Router, SegmentKind, resolve_field_path
-from gateway.transcode import WELL_KNOWN_JSON
+from gateway.transcode import WELL_KNOWN_JSON, body_star_update_mask
 
 if TYPE_CHECKING:
     from gateway.proxy import Gateway
@@ -829,12 +829,7 @@ def _oneof_choice(members: Sequence[str], properties: dict[str, Any]) -> list[di
 
 def _body_star_mask(route: Route) -> FieldDescriptor | None:
     """A `body: "*"` PATCH's update mask, which the gateway also takes from the query."""
-    if route.body != "*" or route.http_method != "PATCH":
-        return None
-    field = route.method.input_type.fields_by_name.get(UPDATE_MASK)
-    if field is None or field.message_type is None or field.message_type.full_name != _FIELD_MASK:
-        return None
-    return field
+    return body_star_update_mask(route)
 
 
 def _body_star_mask_name(route: Route) -> str:
