@@ -542,7 +542,7 @@ class _Builder:
                 "name": name,
                 "in": "path",
                 "required": True,
-                "schema": self.value_schema(fields[-1]),
+                "schema": self._path_schema(fields[-1]),
             }
             notes = []
             if name != var.name:
@@ -577,6 +577,12 @@ class _Builder:
             if idempotency is not None and param["name"] == idempotency.json_name:
                 param["description"] = _alias_note(param.get("description"))
         return params
+
+    def _path_schema(self, field: FieldDescriptor) -> dict[str, Any]:
+        schema = self.value_schema(field)
+        if not field.is_repeated:
+            self._apply_limits(field, schema)  # path segments have the field's limits too
+        return schema
 
     def idempotency_field(self, route: Route) -> FieldDescriptor | None:
         """The request's idempotency field, which the `Idempotency-Key` header also fills."""

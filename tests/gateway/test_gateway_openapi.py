@@ -223,7 +223,7 @@ async def test_post_bodies_are_required_and_the_consistency_header_is_described_
 
 def _valid(instance: Any, name: str, doc: dict[str, Any]) -> bool:
     schema = {"$ref": f"#/components/schemas/{name}", "components": doc["components"]}
-    return OAS31Validator(schema).is_valid(instance)
+    return bool(OAS31Validator(schema).is_valid(instance))
 
 
 def _refs(node: Any) -> list[str]:
