@@ -1124,7 +1124,8 @@ def build_document(
                         "header): the read waits until it reflects that write (read your "
                         "writes)."
                     ),
-                    "schema": {"type": "string", "maxLength": 256},
+                    # Its format is the backend's business: the backend refuses a bad one.
+                    "schema": {"type": "string"},
                 },
                 "IdempotencyKey": {
                     "name": "Idempotency-Key",
