@@ -37,7 +37,7 @@ breaking: proto-deps
 	@scripts/protos breaking
 
 ## Python
-PY_SOURCES := learnflow gateway tests bench examples scripts/settings_table.py
+PY_SOURCES := learnflow gateway tests bench examples scripts/settings_table.py scripts/openapi_document.py
 
 lint: bootstrap
 	$(VENV)/ruff check $(PY_SOURCES)
