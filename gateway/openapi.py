@@ -12,6 +12,16 @@ strings `maxLength` (characters), bytes `maxLength` of their base64 form, repeat
 string values), and a FieldMask field, a comma-separated string, the `maxLength` that
 `max_items` paths of `max_length` characters allow. The gateway only documents them; the
 backend enforces its own limits.
+
+Access rules are recognised the same way, by shape (see `_AUDIENCE`): they give each operation
+its `security` (`[]` when public, the bearer scheme otherwise) and `x-required-roles`.
+
+For client generators: component names have no dots (the short name, or PascalCase of the full
+name on a clash); a PATCH body is `<Resource>Update`, the resource with nothing required and no
+output-only fields; a oneof is a `oneOf` of "this member, the others absent" alternatives;
+`google.rpc.Status` details are a `oneOf` of the standard detail types discriminated by
+`@type`; each operation lists the error statuses it can answer (the map of gateway.errors)
+as shared `components.responses`.
 """
 
 from __future__ import annotations
