@@ -38,7 +38,7 @@ breaking: proto-deps
 	@scripts/protos breaking
 
 ## Python
-PY_SOURCES := learnflow gateway tests bench examples scripts/settings_table.py scripts/openapi
+PY_SOURCES := learnflow gateway tests bench examples scripts/settings_table.py scripts/openapi_document.py scripts/openapi
 
 lint: bootstrap
 	$(VENV)/ruff check $(PY_SOURCES)
@@ -74,8 +74,8 @@ WEB_NPM := cd web && PATH="$(CURDIR)/web/node_modules/.bin:$$PATH"
 web: bootstrap
 	$(WEB_NPM) vite build
 
-# Regenerate the typed client: the gateway's OpenAPI document built offline from protos/
-# (scripts/openapi), then its TypeScript types.
+# Regenerate the typed client: the gateway's OpenAPI document built offline
+# (scripts/openapi over scripts/openapi_document.py), then its TypeScript types.
 web-api: bootstrap
 	.venv/bin/python scripts/openapi gen
 	$(WEB_NPM) openapi-typescript src/api/openapi.json -o src/api/schema.d.ts

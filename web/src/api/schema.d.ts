@@ -11,7 +11,12 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Audit events, newest first. */
+        /**
+         * Audit events, newest first.
+         * @description Audit events, newest first.
+         *
+         *     Requires a bearer token of a caller with role `ROLE_ADMIN`; others get 403 with an `ErrorInfo` whose `allowedRoles` metadata lists these roles.
+         */
         get: operations["AuditService_ListAuditEvents"];
         put?: never;
         post?: never;
@@ -35,7 +40,12 @@ export interface paths {
          */
         get: operations["CatalogService_ListCourses"];
         put?: never;
-        /** Creates a draft course owned by the caller. */
+        /**
+         * Creates a draft course owned by the caller.
+         * @description Creates a draft course owned by the caller.
+         *
+         *     Requires a bearer token of a caller with role `ROLE_INSTRUCTOR` or `ROLE_ADMIN`; others get 403 with an `ErrorInfo` whose `allowedRoles` metadata lists these roles.
+         */
         post: operations["CourseService_CreateCourse"];
         delete?: never;
         options?: never;
@@ -50,7 +60,12 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The caller's own courses in every state, newest first (admins: every course). */
+        /**
+         * The caller's own courses in every state, newest first (admins: every course).
+         * @description The caller's own courses in every state, newest first (admins: every course).
+         *
+         *     Requires a bearer token of a caller with role `ROLE_INSTRUCTOR` or `ROLE_ADMIN`; others get 403 with an `ErrorInfo` whose `allowedRoles` metadata lists these roles.
+         */
         get: operations["CatalogService_ListAuthoredCourses"];
         put?: never;
         post?: never;
@@ -71,11 +86,21 @@ export interface paths {
         get: operations["CatalogService_GetCourse"];
         put?: never;
         post?: never;
-        /** Deletes a draft course that never had a learner, with its lessons. */
+        /**
+         * Deletes a draft course that never had a learner, with its lessons.
+         * @description Deletes a draft course that never had a learner, with its lessons.
+         *
+         *     Requires a bearer token of a caller with role `ROLE_INSTRUCTOR` or `ROLE_ADMIN`; others get 403 with an `ErrorInfo` whose `allowedRoles` metadata lists these roles.
+         */
         delete: operations["CourseService_DeleteCourse"];
         options?: never;
         head?: never;
-        /** Updates the fields named in `update_mask` (owner or admin). */
+        /**
+         * Updates the fields named in `update_mask` (owner or admin).
+         * @description Updates the fields named in `update_mask` (owner or admin).
+         *
+         *     Requires a bearer token of a caller with role `ROLE_INSTRUCTOR` or `ROLE_ADMIN`; others get 403 with an `ErrorInfo` whose `allowedRoles` metadata lists these roles.
+         */
         patch: operations["CourseService_UpdateCourse"];
         trace?: never;
     };
@@ -107,15 +132,30 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** One lesson, for enrolled users and course staff; quiz answers only for staff. */
+        /**
+         * One lesson, for enrolled users and course staff; quiz answers only for staff.
+         * @description One lesson, for enrolled users and course staff; quiz answers only for staff.
+         *
+         *     Requires a bearer token.
+         */
         get: operations["CatalogService_GetLesson"];
         put?: never;
         post?: never;
-        /** Removes a lesson; the following lessons move up one position. */
+        /**
+         * Removes a lesson; the following lessons move up one position.
+         * @description Removes a lesson; the following lessons move up one position.
+         *
+         *     Requires a bearer token of a caller with role `ROLE_INSTRUCTOR` or `ROLE_ADMIN`; others get 403 with an `ErrorInfo` whose `allowedRoles` metadata lists these roles.
+         */
         delete: operations["CourseService_DeleteLesson"];
         options?: never;
         head?: never;
-        /** Updates a lesson's fields named in `update_mask`; `position` reorders it. */
+        /**
+         * Updates a lesson's fields named in `update_mask`; `position` reorders it.
+         * @description Updates a lesson's fields named in `update_mask`; `position` reorders it.
+         *
+         *     Requires a bearer token of a caller with role `ROLE_INSTRUCTOR` or `ROLE_ADMIN`; others get 403 with an `ErrorInfo` whose `allowedRoles` metadata lists these roles.
+         */
         patch: operations["CourseService_UpdateLesson"];
         trace?: never;
     };
@@ -147,10 +187,20 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** A lesson's comments, oldest first, replies with their thread. */
+        /**
+         * A lesson's comments, oldest first, replies with their thread.
+         * @description A lesson's comments, oldest first, replies with their thread.
+         *
+         *     Requires a bearer token.
+         */
         get: operations["CommentQueryService_ListComments"];
         put?: never;
-        /** Posts a comment, or a reply when `parent_id` is set (enrolled users and course staff). */
+        /**
+         * Posts a comment, or a reply when `parent_id` is set (enrolled users and course staff).
+         * @description Posts a comment, or a reply when `parent_id` is set (enrolled users and course staff).
+         *
+         *     Requires a bearer token.
+         */
         post: operations["DiscussionService_CreateComment"];
         delete?: never;
         options?: never;
@@ -167,7 +217,12 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Moves a draft course to published; it then appears in the catalog. */
+        /**
+         * Moves a draft course to published; it then appears in the catalog.
+         * @description Moves a draft course to published; it then appears in the catalog.
+         *
+         *     Requires a bearer token of a caller with role `ROLE_INSTRUCTOR` or `ROLE_ADMIN`; others get 403 with an `ErrorInfo` whose `allowedRoles` metadata lists these roles.
+         */
         post: operations["CourseService_PublishCourse"];
         delete?: never;
         options?: never;
@@ -184,7 +239,12 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Archives a course: it leaves the catalog and refuses new enrollments. */
+        /**
+         * Archives a course: it leaves the catalog and refuses new enrollments.
+         * @description Archives a course: it leaves the catalog and refuses new enrollments.
+         *
+         *     Requires a bearer token of a caller with role `ROLE_INSTRUCTOR` or `ROLE_ADMIN`; others get 403 with an `ErrorInfo` whose `allowedRoles` metadata lists these roles.
+         */
         post: operations["CourseService_ArchiveCourse"];
         delete?: never;
         options?: never;
@@ -201,7 +261,12 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Moves a published course back to draft; only while no learner is actively enrolled. */
+        /**
+         * Moves a published course back to draft; only while no learner is actively enrolled.
+         * @description Moves a published course back to draft; only while no learner is actively enrolled.
+         *
+         *     Requires a bearer token of a caller with role `ROLE_INSTRUCTOR` or `ROLE_ADMIN`; others get 403 with an `ErrorInfo` whose `allowedRoles` metadata lists these roles.
+         */
         post: operations["CourseService_UnpublishCourse"];
         delete?: never;
         options?: never;
@@ -218,7 +283,12 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Moves an archived course back to draft, to be reviewed and published again. */
+        /**
+         * Moves an archived course back to draft, to be reviewed and published again.
+         * @description Moves an archived course back to draft, to be reviewed and published again.
+         *
+         *     Requires a bearer token of a caller with role `ROLE_INSTRUCTOR` or `ROLE_ADMIN`; others get 403 with an `ErrorInfo` whose `allowedRoles` metadata lists these roles.
+         */
         post: operations["CourseService_RestoreCourse"];
         delete?: never;
         options?: never;
@@ -235,7 +305,12 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Adds a lesson at the end of the course, or at `position` when given. */
+        /**
+         * Adds a lesson at the end of the course, or at `position` when given.
+         * @description Adds a lesson at the end of the course, or at `position` when given.
+         *
+         *     Requires a bearer token of a caller with role `ROLE_INSTRUCTOR` or `ROLE_ADMIN`; others get 403 with an `ErrorInfo` whose `allowedRoles` metadata lists these roles.
+         */
         post: operations["CourseService_CreateLesson"];
         delete?: never;
         options?: never;
@@ -253,11 +328,23 @@ export interface paths {
         get?: never;
         put?: never;
         post?: never;
-        /** Soft-deletes a comment (its author, course staff or an admin). */
+        /**
+         * Soft-deletes a comment (its author, course staff or an admin).
+         * @description Soft-deletes a comment (its author, course staff or an admin).
+         *
+         *     Requires a bearer token.
+         */
         delete: operations["DiscussionService_DeleteComment"];
         options?: never;
         head?: never;
-        /** Edits a comment's body (its author only). */
+        /**
+         * Edits a comment's body (its author only).
+         * @description Edits a comment's body (its author only).
+         *
+         *     `updateMask` belongs in the query (AIP-134); in the body it is deprecated, still accepted for one release, and answered with a `Deprecation: true` header.
+         *
+         *     Requires a bearer token.
+         */
         patch: operations["DiscussionService_UpdateComment"];
         trace?: never;
     };
@@ -325,7 +412,12 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Logs out: revokes the refresh token's family, or every session of the caller. */
+        /**
+         * Logs out: revokes the refresh token's family, or every session of the caller.
+         * @description Logs out: revokes the refresh token's family, or every session of the caller.
+         *
+         *     Requires a bearer token.
+         */
         post: operations["IdentityService_RevokeSession"];
         delete?: never;
         options?: never;
@@ -342,7 +434,12 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Changes a user's role (admins only). Revokes the user's sessions. */
+        /**
+         * Changes a user's role (admins only). Revokes the user's sessions.
+         * @description Changes a user's role (admins only). Revokes the user's sessions.
+         *
+         *     Requires a bearer token of a caller with role `ROLE_ADMIN`; others get 403 with an `ErrorInfo` whose `allowedRoles` metadata lists these roles.
+         */
         post: operations["IdentityService_SetUserRole"];
         delete?: never;
         options?: never;
@@ -359,7 +456,12 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Disables or re-enables an account (admins only); disabling revokes every session at once. */
+        /**
+         * Disables or re-enables an account (admins only); disabling revokes every session at once.
+         * @description Disables or re-enables an account (admins only); disabling revokes every session at once.
+         *
+         *     Requires a bearer token of a caller with role `ROLE_ADMIN`; others get 403 with an `ErrorInfo` whose `allowedRoles` metadata lists these roles.
+         */
         post: operations["IdentityService_SetUserDisabled"];
         delete?: never;
         options?: never;
@@ -374,7 +476,12 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The caller's own profile. */
+        /**
+         * The caller's own profile.
+         * @description The caller's own profile.
+         *
+         *     Requires a bearer token.
+         */
         get: operations["ProfileService_GetCurrentUser"];
         put?: never;
         post?: never;
@@ -385,6 +492,8 @@ export interface paths {
          * Updates the caller's own profile: `display_name`, `bio` and `avatar_url`, named in
          * @description Updates the caller's own profile: `display_name`, `bio` and `avatar_url`, named in
          *     `update_mask` (AIP-134). Email and role are not changed here.
+         *
+         *     Requires a bearer token.
          */
         patch: operations["IdentityService_UpdateCurrentUser"];
         trace?: never;
@@ -405,6 +514,8 @@ export interface paths {
          *     working, including the one that made this call. The response carries a fresh token pair
          *     (a new session), so the caller stays logged in while every other device is logged out.
          *     A wrong current password counts as a failed login of the account.
+         *
+         *     Requires a bearer token.
          */
         post: operations["IdentityService_ChangePassword"];
         delete?: never;
@@ -437,10 +548,20 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The roster of a course, for its staff: each learner with their progress. */
+        /**
+         * The roster of a course, for its staff: each learner with their progress.
+         * @description The roster of a course, for its staff: each learner with their progress.
+         *
+         *     Requires a bearer token of a caller with role `ROLE_INSTRUCTOR` or `ROLE_ADMIN`; others get 403 with an `ErrorInfo` whose `allowedRoles` metadata lists these roles.
+         */
         get: operations["ProgressService_ListCourseEnrollments"];
         put?: never;
-        /** Enrolls the caller; re-enrolling after withdrawal reactivates. */
+        /**
+         * Enrolls the caller; re-enrolling after withdrawal reactivates.
+         * @description Enrolls the caller; re-enrolling after withdrawal reactivates.
+         *
+         *     Requires a bearer token.
+         */
         post: operations["LearningService_EnrollInCourse"];
         delete?: never;
         options?: never;
@@ -457,7 +578,12 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Withdraws the caller from the course. */
+        /**
+         * Withdraws the caller from the course.
+         * @description Withdraws the caller from the course.
+         *
+         *     Requires a bearer token.
+         */
         post: operations["LearningService_WithdrawEnrollment"];
         delete?: never;
         options?: never;
@@ -474,7 +600,12 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Marks a lesson complete for the caller (enrolled only). */
+        /**
+         * Marks a lesson complete for the caller (enrolled only).
+         * @description Marks a lesson complete for the caller (enrolled only).
+         *
+         *     Requires a bearer token.
+         */
         post: operations["LearningService_CompleteLesson"];
         delete?: never;
         options?: never;
@@ -491,7 +622,12 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Submits answers to a quiz lesson; graded on the server, best score kept. */
+        /**
+         * Submits answers to a quiz lesson; graded on the server, best score kept.
+         * @description Submits answers to a quiz lesson; graded on the server, best score kept.
+         *
+         *     Requires a bearer token.
+         */
         post: operations["LearningService_CreateQuizAttempt"];
         delete?: never;
         options?: never;
@@ -510,6 +646,8 @@ export interface paths {
          * The user directory (admins only): search by email prefix or name (case-insensitive,
          * @description The user directory (admins only): search by email prefix or name (case-insensitive,
          *     accents ignored), filter by role and disabled flag; ordered by email, paged.
+         *
+         *     Requires a bearer token of a caller with role `ROLE_ADMIN`; others get 403 with an `ErrorInfo` whose `allowedRoles` metadata lists these roles.
          */
         get: operations["ProfileService_ListUsers"];
         put?: never;
@@ -527,7 +665,12 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** One user's profile (admins only). */
+        /**
+         * One user's profile (admins only).
+         * @description One user's profile (admins only).
+         *
+         *     Requires a bearer token of a caller with role `ROLE_ADMIN`; others get 403 with an `ErrorInfo` whose `allowedRoles` metadata lists these roles.
+         */
         get: operations["ProfileService_GetUser"];
         put?: never;
         post?: never;
@@ -544,7 +687,12 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The caller's enrollments with progress: the dashboard. */
+        /**
+         * The caller's enrollments with progress: the dashboard.
+         * @description The caller's enrollments with progress: the dashboard.
+         *
+         *     Requires a bearer token.
+         */
         get: operations["ProgressService_ListMyEnrollments"];
         put?: never;
         post?: never;
@@ -561,7 +709,12 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The caller's progress in one course. */
+        /**
+         * The caller's progress in one course.
+         * @description The caller's progress in one course.
+         *
+         *     Requires a bearer token.
+         */
         get: operations["ProgressService_GetCourseProgress"];
         put?: never;
         post?: never;
@@ -578,7 +731,12 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Streams the caller's progress in one course: the current state, then every change. */
+        /**
+         * Streams the caller's progress in one course: the current state, then every change.
+         * @description Streams the caller's progress in one course: the current state, then every change.
+         *
+         *     Requires a bearer token.
+         */
         get: operations["ProgressService_WatchCourseProgress"];
         put?: never;
         post?: never;
@@ -593,32 +751,25 @@ export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
         /** @description A message of the type named by `@type`, in its JSON form. */
-        "google.protobuf.Any": {
+        Any: {
             "@type": string;
         } & {
             [key: string]: unknown;
         };
-        /** @description The error model: a gRPC status code, message and details. */
-        "google.rpc.Status": {
-            /** Format: int32 */
-            code: number;
-            message: string;
-            details: components["schemas"]["google.protobuf.Any"][];
-        };
         /** @description Response of ArchiveCourse. */
-        "learnflow.v1.ArchiveCourseResponse": {
+        ArchiveCourseResponse: {
             /** @description The course after the change. */
-            course?: components["schemas"]["learnflow.v1.Course"];
+            course?: components["schemas"]["Course"];
             /** @description Event position of the write. */
             consistencyToken?: string;
         };
         /** @description Markdown content. */
-        "learnflow.v1.Article": {
+        Article: {
             /** @description Up to 100,000 characters of markdown. */
             markdown: string;
         };
         /** @description One audited action. */
-        "learnflow.v1.AuditEvent": {
+        AuditEvent: {
             /** @description Identifier. */
             id?: string;
             /** @description The acting user, empty when anonymous. */
@@ -639,11 +790,20 @@ export interface components {
              */
             createTime?: string;
         };
+        /** @description Which fields of the request are invalid: `field` is the JSON (lowerCamel) path the client sent. */
+        BadRequest: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            "@type": "type.googleapis.com/google.rpc.BadRequest";
+            fieldViolations?: components["schemas"]["FieldViolation"][];
+        };
         /**
          * @description A completion certificate: issued once when an enrollment completes, never changed. Names
          *     and title are as they were at completion.
          */
-        "learnflow.v1.Certificate": {
+        Certificate: {
             /** @description Public, unguessable identifier (22 URL-safe characters). */
             id?: string;
             /** @description The completed course. */
@@ -661,19 +821,19 @@ export interface components {
             completeTime?: string;
         };
         /** @description Request of ChangePassword. */
-        "learnflow.v1.ChangePasswordRequest": {
+        ChangePasswordRequest: {
             /** @description The password in use now. At most 1,024 characters. */
             currentPassword: string;
             /** @description The new password: 8 to 72 bytes of UTF-8, not the current one. At most 1,024 characters. */
             newPassword: string;
             /** @description Where the new session's refresh token goes (see CreateSessionRequest). */
-            refreshTokenDelivery?: components["schemas"]["learnflow.v1.RefreshTokenDelivery"];
+            refreshTokenDelivery?: components["schemas"]["RefreshTokenDelivery"];
         };
         /**
          * @description Response of ChangePassword: a new session, since every earlier one (this call's included)
          *     has ended.
          */
-        "learnflow.v1.ChangePasswordResponse": {
+        ChangePasswordResponse: {
             /** @description Short-lived JWT for `Authorization: Bearer`, replacing the caller's old one. */
             accessToken?: string;
             /** @description Opaque token for RefreshSession; the caller's old refresh token is revoked. */
@@ -689,7 +849,7 @@ export interface components {
             consistencyToken?: string;
         };
         /** @description A coding exercise. */
-        "learnflow.v1.CodeExercise": {
+        CodeExercise: {
             /** @description Programming language, e.g. "python". At most 40 characters. */
             language: string;
             /** @description What to build. At most 100,000 characters. */
@@ -698,7 +858,7 @@ export interface components {
             starterCode?: string;
         };
         /** @description A discussion comment. */
-        "learnflow.v1.Comment": {
+        Comment: {
             /** @description Server-assigned identifier (UUID). */
             readonly id?: string;
             /** @description The course. */
@@ -727,14 +887,14 @@ export interface components {
             readonly updateTime?: string;
         };
         /** @description Response of CompleteLesson. */
-        "learnflow.v1.CompleteLessonResponse": {
+        CompleteLessonResponse: {
             /** @description The enrollment after the change (COMPLETED once every lesson is done). */
-            enrollment?: components["schemas"]["learnflow.v1.Enrollment"];
+            enrollment?: components["schemas"]["Enrollment"];
             /** @description Event position of the write. */
             consistencyToken?: string;
         };
         /** @description A course. */
-        "learnflow.v1.Course": {
+        Course: {
             /** @description Server-assigned identifier (UUID). At most 36 characters. */
             id?: string;
             /** @description 3 to 120 characters. */
@@ -746,9 +906,9 @@ export interface components {
             /** @description Up to 10 tags of 1 to 30 characters [a-z0-9-]. */
             tags?: string[];
             /** @description Difficulty level. */
-            level?: components["schemas"]["learnflow.v1.CourseLevel"];
+            level?: components["schemas"]["CourseLevel"];
             /** @description Lifecycle state. */
-            readonly state?: components["schemas"]["learnflow.v1.CourseState"];
+            readonly state?: components["schemas"]["CourseState"];
             /**
              * Format: int32
              * @description Maximum active enrollments; 0 means unlimited.
@@ -802,15 +962,15 @@ export interface components {
          *     - `COURSE_LEVEL_ADVANCED`: Deep prior knowledge.
          * @enum {string}
          */
-        "learnflow.v1.CourseLevel": "COURSE_LEVEL_UNSPECIFIED" | "COURSE_LEVEL_BEGINNER" | "COURSE_LEVEL_INTERMEDIATE" | "COURSE_LEVEL_ADVANCED";
+        CourseLevel: "COURSE_LEVEL_UNSPECIFIED" | "COURSE_LEVEL_BEGINNER" | "COURSE_LEVEL_INTERMEDIATE" | "COURSE_LEVEL_ADVANCED";
         /** @description A user's progress in one course (read model). */
-        "learnflow.v1.CourseProgress": {
+        CourseProgress: {
             /** @description The course. */
             courseId?: string;
             /** @description Course title. */
             courseTitle?: string;
             /** @description Enrollment state. */
-            state?: components["schemas"]["learnflow.v1.EnrollmentState"];
+            state?: components["schemas"]["EnrollmentState"];
             /** @description Completed lesson ids. */
             completedLessonIds?: string[];
             /**
@@ -847,37 +1007,62 @@ export interface components {
          *     - `COURSE_STATE_ARCHIVED`: Retired: out of the catalog, no new enrollments.
          * @enum {string}
          */
-        "learnflow.v1.CourseState": "COURSE_STATE_UNSPECIFIED" | "COURSE_STATE_DRAFT" | "COURSE_STATE_PUBLISHED" | "COURSE_STATE_ARCHIVED";
+        CourseState: "COURSE_STATE_UNSPECIFIED" | "COURSE_STATE_DRAFT" | "COURSE_STATE_PUBLISHED" | "COURSE_STATE_ARCHIVED";
+        /**
+         * @description A course.
+         *
+         *     The writable fields of `Course` for a partial update: none is required; output-only fields are left out.
+         */
+        CourseUpdate: {
+            /** @description Server-assigned identifier (UUID). At most 36 characters. */
+            id?: string;
+            /** @description 3 to 120 characters. */
+            title?: string;
+            /** @description Up to 2,000 characters. */
+            summary?: string;
+            /** @description Up to 10 tags of 1 to 30 characters [a-z0-9-]. */
+            tags?: string[];
+            /** @description Difficulty level. */
+            level?: components["schemas"]["CourseLevel"];
+            /**
+             * Format: int32
+             * @description Maximum active enrollments; 0 means unlimited.
+             */
+            capacity?: number;
+            /**
+             * Format: date-time
+             * @description Enrollment opens at this time when set.
+             */
+            enrollmentOpenTime?: string;
+            /**
+             * Format: date-time
+             * @description Enrollment closes at this time when set.
+             */
+            enrollmentCloseTime?: string;
+        };
         /** @description Response of CreateComment. */
-        "learnflow.v1.CreateCommentResponse": {
+        CreateCommentResponse: {
             /** @description The new comment. */
-            comment?: components["schemas"]["learnflow.v1.Comment"];
+            comment?: components["schemas"]["Comment"];
             /** @description Event position of the write. */
             consistencyToken?: string;
         };
-        /** @description Request of CreateCourse. */
-        "learnflow.v1.CreateCourseRequest": {
-            /** @description The course to create; output-only fields are ignored. */
-            course: components["schemas"]["learnflow.v1.Course"];
-            /** @description Optional idempotency key. At most 128 characters. */
-            requestId?: string;
-        };
         /** @description Response of CreateCourse. */
-        "learnflow.v1.CreateCourseResponse": {
+        CreateCourseResponse: {
             /** @description The created course. */
-            course?: components["schemas"]["learnflow.v1.Course"];
+            course?: components["schemas"]["Course"];
             /** @description Event position of the write. */
             consistencyToken?: string;
         };
         /** @description Response of CreateLesson. */
-        "learnflow.v1.CreateLessonResponse": {
+        CreateLessonResponse: {
             /** @description The created lesson. */
-            lesson?: components["schemas"]["learnflow.v1.Lesson"];
+            lesson?: components["schemas"]["Lesson"];
             /** @description Event position of the write. */
             consistencyToken?: string;
         };
         /** @description Response of CreateQuizAttempt. */
-        "learnflow.v1.CreateQuizAttemptResponse": {
+        CreateQuizAttemptResponse: {
             /**
              * Format: int32
              * @description This attempt's score, 0..100.
@@ -894,7 +1079,7 @@ export interface components {
             consistencyToken?: string;
         };
         /** @description Request of CreateSession. */
-        "learnflow.v1.CreateSessionRequest": {
+        CreateSessionRequest: {
             /** @description Login email. At most 254 characters. */
             email: string;
             /** @description Password. At most 1,024 characters. */
@@ -903,10 +1088,10 @@ export interface components {
              * @description How to hand over the refresh token: in the response body (the default) or, for
              *     browsers, only as an HttpOnly cookie that scripts cannot read.
              */
-            refreshTokenDelivery?: components["schemas"]["learnflow.v1.RefreshTokenDelivery"];
+            refreshTokenDelivery?: components["schemas"]["RefreshTokenDelivery"];
         };
         /** @description Response of CreateSession and RefreshSession. */
-        "learnflow.v1.CreateSessionResponse": {
+        CreateSessionResponse: {
             /** @description Short-lived JWT for `Authorization: Bearer`. */
             accessToken?: string;
             /** @description Opaque token for RefreshSession; single use. */
@@ -921,36 +1106,46 @@ export interface components {
             /** @description Event position of the login's audit record. */
             consistencyToken?: string;
         };
+        /** @description Debugging information from the server. */
+        DebugInfo: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            "@type": "type.googleapis.com/google.rpc.DebugInfo";
+            stackEntries?: string[];
+            detail?: string;
+        };
         /** @description Response of DeleteComment. */
-        "learnflow.v1.DeleteCommentResponse": {
+        DeleteCommentResponse: {
             /** @description Event position of the write. */
             consistencyToken?: string;
         };
         /** @description Response of DeleteCourse. */
-        "learnflow.v1.DeleteCourseResponse": {
+        DeleteCourseResponse: {
             /** @description Event position of the write. */
             consistencyToken?: string;
         };
         /** @description Response of DeleteLesson. */
-        "learnflow.v1.DeleteLessonResponse": {
+        DeleteLessonResponse: {
             /** @description Event position of the write. */
             consistencyToken?: string;
         };
         /** @description Response of EnrollInCourse. */
-        "learnflow.v1.EnrollInCourseResponse": {
+        EnrollInCourseResponse: {
             /** @description The enrollment. */
-            enrollment?: components["schemas"]["learnflow.v1.Enrollment"];
+            enrollment?: components["schemas"]["Enrollment"];
             /** @description Event position of the write. */
             consistencyToken?: string;
         };
         /** @description A user's enrollment in a course. */
-        "learnflow.v1.Enrollment": {
+        Enrollment: {
             /** @description The course. */
             courseId?: string;
             /** @description The user. */
             userId?: string;
             /** @description State. */
-            state?: components["schemas"]["learnflow.v1.EnrollmentState"];
+            state?: components["schemas"]["EnrollmentState"];
             /**
              * Format: date-time
              * @description When the user (re-)enrolled.
@@ -965,53 +1160,108 @@ export interface components {
          *     - `ENROLLMENT_STATE_COMPLETED`: Completed every lesson.
          * @enum {string}
          */
-        "learnflow.v1.EnrollmentState": "ENROLLMENT_STATE_UNSPECIFIED" | "ENROLLMENT_STATE_ACTIVE" | "ENROLLMENT_STATE_WITHDRAWN" | "ENROLLMENT_STATE_COMPLETED";
+        EnrollmentState: "ENROLLMENT_STATE_UNSPECIFIED" | "ENROLLMENT_STATE_ACTIVE" | "ENROLLMENT_STATE_WITHDRAWN" | "ENROLLMENT_STATE_COMPLETED";
+        /** @description Why the call failed: a machine-readable `reason` within a `domain`, with `metadata` (e.g. the roles that may call, the rate-limit budget). */
+        ErrorInfo: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            "@type": "type.googleapis.com/google.rpc.ErrorInfo";
+            reason?: string;
+            domain?: string;
+            metadata?: {
+                [key: string]: string;
+            };
+        };
+        FieldViolation: {
+            field?: string;
+            description?: string;
+            reason?: string;
+            localizedMessage?: components["schemas"]["LocalizedMessage"];
+        };
         /** @description Response of GetCertificate. */
-        "learnflow.v1.GetCertificateResponse": {
+        GetCertificateResponse: {
             /** @description The certificate. */
-            certificate?: components["schemas"]["learnflow.v1.Certificate"];
+            certificate?: components["schemas"]["Certificate"];
         };
         /** @description Response of GetCourseBySlug. */
-        "learnflow.v1.GetCourseBySlugResponse": {
+        GetCourseBySlugResponse: {
             /** @description The course. */
-            course?: components["schemas"]["learnflow.v1.Course"];
+            course?: components["schemas"]["Course"];
             /** @description Its lessons in order. */
-            lessons?: components["schemas"]["learnflow.v1.LessonSummary"][];
+            lessons?: components["schemas"]["LessonSummary"][];
         };
         /** @description Response of GetCourseProgress. */
-        "learnflow.v1.GetCourseProgressResponse": {
+        GetCourseProgressResponse: {
             /** @description The progress. */
-            progress?: components["schemas"]["learnflow.v1.CourseProgress"];
+            progress?: components["schemas"]["CourseProgress"];
         };
         /** @description Response of GetCourse. */
-        "learnflow.v1.GetCourseResponse": {
+        GetCourseResponse: {
             /** @description The course. */
-            course?: components["schemas"]["learnflow.v1.Course"];
+            course?: components["schemas"]["Course"];
             /** @description Its lessons in order. */
-            lessons?: components["schemas"]["learnflow.v1.LessonSummary"][];
+            lessons?: components["schemas"]["LessonSummary"][];
         };
         /** @description Response of GetCurrentUser. */
-        "learnflow.v1.GetCurrentUserResponse": {
+        GetCurrentUserResponse: {
             /** @description The caller's profile. */
-            user?: components["schemas"]["learnflow.v1.User"];
+            user?: components["schemas"]["User"];
         };
         /** @description Response of GetLesson. */
-        "learnflow.v1.GetLessonResponse": {
+        GetLessonResponse: {
             /** @description The lesson. */
-            lesson?: components["schemas"]["learnflow.v1.Lesson"];
+            lesson?: components["schemas"]["Lesson"];
         };
         /** @description A JSON Web Key Set (RFC 7517); field names match the RFC in proto3 JSON. */
-        "learnflow.v1.GetSigningKeysResponse": {
+        GetSigningKeysResponse: {
             /** @description The public keys currently accepted for verification. */
-            keys?: components["schemas"]["learnflow.v1.JsonWebKey"][];
+            keys?: components["schemas"]["JsonWebKey"][];
         };
         /** @description Response of GetUser. */
-        "learnflow.v1.GetUserResponse": {
+        GetUserResponse: {
             /** @description The user's profile. */
-            user?: components["schemas"]["learnflow.v1.User"];
+            user?: components["schemas"]["User"];
+        };
+        GoogleRpcPreconditionFailureViolation: {
+            type?: string;
+            subject?: string;
+            description?: string;
+        };
+        GoogleRpcQuotaFailureViolation: {
+            subject?: string;
+            description?: string;
+            apiService?: string;
+            quotaMetric?: string;
+            quotaId?: string;
+            quotaDimensions?: {
+                [key: string]: string;
+            };
+            /** Format: int64 */
+            quotaValue?: string;
+            /**
+             * Format: int64
+             * @description Member of oneof `_future_quota_value`; excludes .
+             */
+            futureQuotaValue?: string;
+        } & ({
+            /** Format: int64 */
+            futureQuotaValue: string;
+        } | {
+            futureQuotaValue?: never;
+        });
+        /** @description Links to documentation about the error. */
+        Help: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            "@type": "type.googleapis.com/google.rpc.Help";
+            links?: components["schemas"]["Link"][];
         };
         /** @description One public key (OKP/Ed25519). */
-        "learnflow.v1.JsonWebKey": {
+        JsonWebKey: {
             /** @description Key type, "OKP". */
             kty?: string;
             /** @description Curve, "Ed25519". */
@@ -1026,7 +1276,7 @@ export interface components {
             use?: string;
         };
         /** @description A lesson of a course. */
-        "learnflow.v1.Lesson": {
+        Lesson: {
             /** @description Server-assigned identifier (UUID). At most 36 characters. */
             id?: string;
             /** @description The course it belongs to. At most 36 characters. */
@@ -1039,22 +1289,47 @@ export interface components {
              */
             position?: number;
             /** @description Markdown text. Member of oneof `content`; excludes video, quiz, codeExercise. */
-            article?: components["schemas"]["learnflow.v1.Article"];
+            article?: components["schemas"]["Article"];
             /** @description A video. Member of oneof `content`; excludes article, quiz, codeExercise. */
-            video?: components["schemas"]["learnflow.v1.Video"];
+            video?: components["schemas"]["Video"];
             /** @description A graded quiz. Member of oneof `content`; excludes article, video, codeExercise. */
-            quiz?: components["schemas"]["learnflow.v1.Quiz"];
+            quiz?: components["schemas"]["Quiz"];
             /** @description A coding exercise. Member of oneof `content`; excludes article, video, quiz. */
-            codeExercise?: components["schemas"]["learnflow.v1.CodeExercise"];
+            codeExercise?: components["schemas"]["CodeExercise"];
             /** @description The course title (read model). At most 120 characters. */
             readonly courseTitle?: string;
             /** @description Previous lesson's id, empty for the first (read model). At most 36 characters. */
             readonly previousLessonId?: string;
             /** @description Next lesson's id, empty for the last (read model). At most 36 characters. */
             readonly nextLessonId?: string;
-        } & (unknown & unknown & unknown & unknown & unknown & unknown);
+        } & ({
+            article: components["schemas"]["Article"];
+            video?: never;
+            quiz?: never;
+            codeExercise?: never;
+        } | {
+            article?: never;
+            video: components["schemas"]["Video"];
+            quiz?: never;
+            codeExercise?: never;
+        } | {
+            article?: never;
+            video?: never;
+            quiz: components["schemas"]["Quiz"];
+            codeExercise?: never;
+        } | {
+            article?: never;
+            video?: never;
+            quiz?: never;
+            codeExercise: components["schemas"]["CodeExercise"];
+        } | {
+            article?: never;
+            video?: never;
+            quiz?: never;
+            codeExercise?: never;
+        });
         /** @description One entry of a course outline. */
-        "learnflow.v1.LessonSummary": {
+        LessonSummary: {
             /** @description Lesson id. */
             id?: string;
             /** @description Lesson title. */
@@ -1067,38 +1342,93 @@ export interface components {
             /** @description "article", "video", "quiz" or "code_exercise". */
             contentType?: string;
         };
+        /**
+         * @description A lesson of a course.
+         *
+         *     The writable fields of `Lesson` for a partial update: none is required; output-only fields are left out.
+         */
+        LessonUpdate: {
+            /** @description Server-assigned identifier (UUID). At most 36 characters. */
+            id?: string;
+            /** @description The course it belongs to. At most 36 characters. */
+            courseId?: string;
+            /** @description 1 to 120 characters. */
+            title?: string;
+            /**
+             * Format: int32
+             * @description 1-based position within the course.
+             */
+            position?: number;
+            /** @description Markdown text. Member of oneof `content`; excludes video, quiz, codeExercise. */
+            article?: components["schemas"]["Article"];
+            /** @description A video. Member of oneof `content`; excludes article, quiz, codeExercise. */
+            video?: components["schemas"]["Video"];
+            /** @description A graded quiz. Member of oneof `content`; excludes article, video, codeExercise. */
+            quiz?: components["schemas"]["Quiz"];
+            /** @description A coding exercise. Member of oneof `content`; excludes article, video, quiz. */
+            codeExercise?: components["schemas"]["CodeExercise"];
+        } & ({
+            article: components["schemas"]["Article"];
+            video?: never;
+            quiz?: never;
+            codeExercise?: never;
+        } | {
+            article?: never;
+            video: components["schemas"]["Video"];
+            quiz?: never;
+            codeExercise?: never;
+        } | {
+            article?: never;
+            video?: never;
+            quiz: components["schemas"]["Quiz"];
+            codeExercise?: never;
+        } | {
+            article?: never;
+            video?: never;
+            quiz?: never;
+            codeExercise: components["schemas"]["CodeExercise"];
+        } | {
+            article?: never;
+            video?: never;
+            quiz?: never;
+            codeExercise?: never;
+        });
+        Link: {
+            description?: string;
+            url?: string;
+        };
         /** @description Response of ListAuditEvents. */
-        "learnflow.v1.ListAuditEventsResponse": {
+        ListAuditEventsResponse: {
             /** @description The page of events. */
-            auditEvents?: components["schemas"]["learnflow.v1.AuditEvent"][];
+            auditEvents?: components["schemas"]["AuditEvent"][];
             /** @description Empty on the last page. */
             nextPageToken?: string;
         };
         /** @description Response of ListAuthoredCourses. */
-        "learnflow.v1.ListAuthoredCoursesResponse": {
+        ListAuthoredCoursesResponse: {
             /** @description The page of courses, newest first. */
-            courses?: components["schemas"]["learnflow.v1.Course"][];
+            courses?: components["schemas"]["Course"][];
             /** @description Empty on the last page. */
             nextPageToken?: string;
         };
         /** @description Response of ListComments. */
-        "learnflow.v1.ListCommentsResponse": {
+        ListCommentsResponse: {
             /** @description The page of comments. */
-            comments?: components["schemas"]["learnflow.v1.Comment"][];
+            comments?: components["schemas"]["Comment"][];
             /** @description Empty on the last page. */
             nextPageToken?: string;
         };
         /** @description Response of ListCourseEnrollments. */
-        "learnflow.v1.ListCourseEnrollmentsResponse": {
+        ListCourseEnrollmentsResponse: {
             /** @description The page of learners. */
-            enrollments?: components["schemas"]["learnflow.v1.RosterEntry"][];
+            enrollments?: components["schemas"]["RosterEntry"][];
             /** @description Empty on the last page. */
             nextPageToken?: string;
         };
         /** @description Response of ListCourses. */
-        "learnflow.v1.ListCoursesResponse": {
+        ListCoursesResponse: {
             /** @description The page of courses. */
-            courses?: components["schemas"]["learnflow.v1.Course"][];
+            courses?: components["schemas"]["Course"][];
             /** @description Empty on the last page. */
             nextPageToken?: string;
             /**
@@ -1108,30 +1438,49 @@ export interface components {
             totalSize?: number;
         };
         /** @description Response of ListMyEnrollments. */
-        "learnflow.v1.ListMyEnrollmentsResponse": {
+        ListMyEnrollmentsResponse: {
             /** @description Courses with progress, most recent activity first. */
-            enrollments?: components["schemas"]["learnflow.v1.CourseProgress"][];
+            enrollments?: components["schemas"]["CourseProgress"][];
             /** @description Empty on the last page. */
             nextPageToken?: string;
         };
         /** @description Response of ListUsers. */
-        "learnflow.v1.ListUsersResponse": {
+        ListUsersResponse: {
             /** @description Users ordered by email. */
-            users?: components["schemas"]["learnflow.v1.User"][];
+            users?: components["schemas"]["User"][];
             /** @description Token of the next page; empty on the last page. */
             nextPageToken?: string;
         };
+        /** @description The error message in the user's language. */
+        LocalizedMessage: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            "@type": "type.googleapis.com/google.rpc.LocalizedMessage";
+            locale?: string;
+            message?: string;
+        };
+        /** @description Which preconditions failed (the resource's state forbids the call). */
+        PreconditionFailure: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            "@type": "type.googleapis.com/google.rpc.PreconditionFailure";
+            violations?: components["schemas"]["GoogleRpcPreconditionFailureViolation"][];
+        };
         /** @description Response of PublishCourse. */
-        "learnflow.v1.PublishCourseResponse": {
+        PublishCourseResponse: {
             /** @description The course after the change. */
-            course?: components["schemas"]["learnflow.v1.Course"];
+            course?: components["schemas"]["Course"];
             /** @description Event position of the write. */
             consistencyToken?: string;
         };
         /** @description A quiz; graded on the server. */
-        "learnflow.v1.Quiz": {
+        Quiz: {
             /** @description 1 to 50 questions. */
-            questions?: components["schemas"]["learnflow.v1.QuizQuestion"][];
+            questions?: components["schemas"]["QuizQuestion"][];
             /**
              * Format: int32
              * @description Percentage (1..100) needed to pass; 70 when unset.
@@ -1144,14 +1493,14 @@ export interface components {
             maxAttempts?: number;
         };
         /** @description One answer of a quiz attempt. */
-        "learnflow.v1.QuizAnswer": {
+        QuizAnswer: {
             /** @description The question. At most 64 characters. */
             questionId: string;
             /** @description Chosen choice indexes. At most 10 items. */
             choiceIndexes?: number[];
         };
         /** @description One multiple-choice question. */
-        "learnflow.v1.QuizQuestion": {
+        QuizQuestion: {
             /** @description Stable identifier within the quiz; assigned when empty. At most 64 characters. */
             id?: string;
             /** @description The question text. At most 2,000 characters. */
@@ -1164,18 +1513,27 @@ export interface components {
              */
             correctChoiceIndexes?: number[];
         };
+        /** @description Which quota was exceeded. */
+        QuotaFailure: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            "@type": "type.googleapis.com/google.rpc.QuotaFailure";
+            violations?: components["schemas"]["GoogleRpcQuotaFailureViolation"][];
+        };
         /** @description Request of RefreshSession. */
-        "learnflow.v1.RefreshSessionRequest": {
+        RefreshSessionRequest: {
             /**
              * @description The refresh token from the last CreateSession or RefreshSession; required unless
              *     `refresh_token_delivery` is COOKIE. At most 128 characters.
              */
             refreshToken?: string;
             /** @description COOKIE: take the refresh token from the session cookie and answer with a new cookie. */
-            refreshTokenDelivery?: components["schemas"]["learnflow.v1.RefreshTokenDelivery"];
+            refreshTokenDelivery?: components["schemas"]["RefreshTokenDelivery"];
         };
         /** @description Response of RefreshSession. */
-        "learnflow.v1.RefreshSessionResponse": {
+        RefreshSessionResponse: {
             /** @description Short-lived JWT for `Authorization: Bearer`. */
             accessToken?: string;
             /** @description The replacement refresh token. */
@@ -1199,37 +1557,55 @@ export interface components {
          *     (an HTTP gateway forwards both); the response's `refresh_token` field stays empty.
          * @enum {string}
          */
-        "learnflow.v1.RefreshTokenDelivery": "REFRESH_TOKEN_DELIVERY_UNSPECIFIED" | "REFRESH_TOKEN_DELIVERY_BODY" | "REFRESH_TOKEN_DELIVERY_COOKIE";
-        /** @description Request of RegisterUser. */
-        "learnflow.v1.RegisterUserRequest": {
-            /** @description Login email. At most 254 characters. */
-            email: string;
-            /** @description 8 to 72 bytes of UTF-8. At most 1,024 characters. */
-            password: string;
-            /** @description 1 to 80 characters. */
-            displayName: string;
-            /**
-             * @description Optional idempotency key: a retry with the same key returns the first result.
-             *     At most 128 characters.
-             */
-            requestId?: string;
-        };
+        RefreshTokenDelivery: "REFRESH_TOKEN_DELIVERY_UNSPECIFIED" | "REFRESH_TOKEN_DELIVERY_BODY" | "REFRESH_TOKEN_DELIVERY_COOKIE";
         /** @description Response of RegisterUser. */
-        "learnflow.v1.RegisterUserResponse": {
+        RegisterUserResponse: {
             /** @description The new account. */
-            user?: components["schemas"]["learnflow.v1.User"];
+            user?: components["schemas"]["User"];
             /** @description Pass as `x-consistency-token` to read this write back immediately. */
             consistencyToken?: string;
         };
+        /** @description The request the server saw, to quote when reporting a problem. */
+        RequestInfo: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            "@type": "type.googleapis.com/google.rpc.RequestInfo";
+            requestId?: string;
+            servingData?: string;
+        };
+        /** @description The resource the error is about. */
+        ResourceInfo: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            "@type": "type.googleapis.com/google.rpc.ResourceInfo";
+            resourceType?: string;
+            resourceName?: string;
+            owner?: string;
+            description?: string;
+        };
         /** @description Response of RestoreCourse. */
-        "learnflow.v1.RestoreCourseResponse": {
+        RestoreCourseResponse: {
             /** @description The course after the change. */
-            course?: components["schemas"]["learnflow.v1.Course"];
+            course?: components["schemas"]["Course"];
             /** @description Event position of the write. */
             consistencyToken?: string;
         };
+        /** @description When to retry: wait at least `retryDelay` (also sent as `Retry-After`). */
+        RetryInfo: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            "@type": "type.googleapis.com/google.rpc.RetryInfo";
+            /** @description Duration in seconds with an `s` suffix, e.g. `1.5s`. */
+            retryDelay?: string;
+        };
         /** @description Request of RevokeSession. */
-        "learnflow.v1.RevokeSessionRequest": {
+        RevokeSessionRequest: {
             /**
              * @description The refresh token whose family to revoke; required unless `all_sessions` is set.
              *     At most 128 characters.
@@ -1241,10 +1617,10 @@ export interface components {
              */
             allSessions?: boolean;
             /** @description COOKIE: take the refresh token from the session cookie, and clear the cookie. */
-            refreshTokenDelivery?: components["schemas"]["learnflow.v1.RefreshTokenDelivery"];
+            refreshTokenDelivery?: components["schemas"]["RefreshTokenDelivery"];
         };
         /** @description Response of RevokeSession. */
-        "learnflow.v1.RevokeSessionResponse": {
+        RevokeSessionResponse: {
             /** @description Event position of the revocation. */
             consistencyToken?: string;
         };
@@ -1256,15 +1632,15 @@ export interface components {
          *     - `ROLE_ADMIN`: Administers the platform.
          * @enum {string}
          */
-        "learnflow.v1.Role": "ROLE_UNSPECIFIED" | "ROLE_STUDENT" | "ROLE_INSTRUCTOR" | "ROLE_ADMIN";
+        Role: "ROLE_UNSPECIFIED" | "ROLE_STUDENT" | "ROLE_INSTRUCTOR" | "ROLE_ADMIN";
         /** @description One learner of a course's roster. */
-        "learnflow.v1.RosterEntry": {
+        RosterEntry: {
             /** @description The learner. */
             userId?: string;
             /** @description The learner's display name. */
             displayName?: string;
             /** @description Enrollment state. */
-            state?: components["schemas"]["learnflow.v1.EnrollmentState"];
+            state?: components["schemas"]["EnrollmentState"];
             /**
              * Format: date-time
              * @description When the learner (last) enrolled.
@@ -1296,56 +1672,67 @@ export interface components {
             completeTime?: string;
         };
         /** @description Response of SetUserDisabled. */
-        "learnflow.v1.SetUserDisabledResponse": {
+        SetUserDisabledResponse: {
             /** @description The user after the change. */
-            user?: components["schemas"]["learnflow.v1.User"];
+            user?: components["schemas"]["User"];
             /** @description Event position of the change. */
             consistencyToken?: string;
         };
         /** @description Response of SetUserRole. */
-        "learnflow.v1.SetUserRoleResponse": {
+        SetUserRoleResponse: {
             /** @description The user after the change. */
-            user?: components["schemas"]["learnflow.v1.User"];
+            user?: components["schemas"]["User"];
             /** @description Event position of the change. */
             consistencyToken?: string;
         };
+        /** @description The error model (google.rpc.Status): a gRPC status code, a message for the developer and typed details, told apart by their `@type`. */
+        Status: {
+            /**
+             * Format: int32
+             * @description The gRPC status code (e.g. 3 for INVALID_ARGUMENT).
+             */
+            code: number;
+            /** @description What went wrong, in English. */
+            message: string;
+            details: (components["schemas"]["ErrorInfo"] | components["schemas"]["RetryInfo"] | components["schemas"]["DebugInfo"] | components["schemas"]["QuotaFailure"] | components["schemas"]["PreconditionFailure"] | components["schemas"]["BadRequest"] | components["schemas"]["RequestInfo"] | components["schemas"]["ResourceInfo"] | components["schemas"]["Help"] | components["schemas"]["LocalizedMessage"])[];
+        };
         /** @description Response of UnpublishCourse. */
-        "learnflow.v1.UnpublishCourseResponse": {
+        UnpublishCourseResponse: {
             /** @description The course after the change. */
-            course?: components["schemas"]["learnflow.v1.Course"];
+            course?: components["schemas"]["Course"];
             /** @description Event position of the write. */
             consistencyToken?: string;
         };
         /** @description Response of UpdateComment. */
-        "learnflow.v1.UpdateCommentResponse": {
+        UpdateCommentResponse: {
             /** @description The edited comment. */
-            comment?: components["schemas"]["learnflow.v1.Comment"];
+            comment?: components["schemas"]["Comment"];
             /** @description Event position of the write. */
             consistencyToken?: string;
         };
         /** @description Response of UpdateCourse. */
-        "learnflow.v1.UpdateCourseResponse": {
+        UpdateCourseResponse: {
             /** @description The updated course. */
-            course?: components["schemas"]["learnflow.v1.Course"];
+            course?: components["schemas"]["Course"];
             /** @description Event position of the write. */
             consistencyToken?: string;
         };
         /** @description Response of UpdateCurrentUser. */
-        "learnflow.v1.UpdateCurrentUserResponse": {
+        UpdateCurrentUserResponse: {
             /** @description The profile after the change. */
-            user?: components["schemas"]["learnflow.v1.User"];
+            user?: components["schemas"]["User"];
             /** @description Event position of the change. */
             consistencyToken?: string;
         };
         /** @description Response of UpdateLesson. */
-        "learnflow.v1.UpdateLessonResponse": {
+        UpdateLessonResponse: {
             /** @description The updated lesson. */
-            lesson?: components["schemas"]["learnflow.v1.Lesson"];
+            lesson?: components["schemas"]["Lesson"];
             /** @description Event position of the write. */
             consistencyToken?: string;
         };
         /** @description A LearnFlow account. */
-        "learnflow.v1.User": {
+        User: {
             /** @description Server-assigned identifier (UUID). At most 36 characters. */
             readonly id?: string;
             /**
@@ -1356,7 +1743,7 @@ export interface components {
             /** @description Name shown to other users: 1 to 80 characters. */
             displayName?: string;
             /** @description Platform role. */
-            readonly role?: components["schemas"]["learnflow.v1.Role"];
+            readonly role?: components["schemas"]["Role"];
             /** @description Whether the account is disabled. */
             readonly disabled?: boolean;
             /**
@@ -1369,8 +1756,26 @@ export interface components {
             /** @description Picture shown beside the name: an https URL of at most 2,048 characters, or empty. */
             avatarUrl?: string;
         };
+        /**
+         * @description A LearnFlow account.
+         *
+         *     The writable fields of `User` for a partial update: none is required; output-only fields are left out.
+         */
+        UserUpdate: {
+            /**
+             * @description Login email, stored lower-cased. Not changed by UpdateCurrentUser.
+             *     At most 254 characters.
+             */
+            email?: string;
+            /** @description Name shown to other users: 1 to 80 characters. */
+            displayName?: string;
+            /** @description A few words about the user, shown on their profile: at most 1,000 characters. */
+            bio?: string;
+            /** @description Picture shown beside the name: an https URL of at most 2,048 characters, or empty. */
+            avatarUrl?: string;
+        };
         /** @description Video content. */
-        "learnflow.v1.Video": {
+        Video: {
             /** @description An https URL. At most 2,048 characters. */
             url: string;
             /**
@@ -1380,34 +1785,128 @@ export interface components {
             durationSeconds?: number;
         };
         /** @description One message of WatchCourseProgress. */
-        "learnflow.v1.WatchCourseProgressResponse": {
+        WatchCourseProgressResponse: {
             /** @description The progress after a change. */
-            progress?: components["schemas"]["learnflow.v1.CourseProgress"];
+            progress?: components["schemas"]["CourseProgress"];
         };
         /** @description Response of WithdrawEnrollment. */
-        "learnflow.v1.WithdrawEnrollmentResponse": {
+        WithdrawEnrollmentResponse: {
             /** @description The enrollment after the change. */
-            enrollment?: components["schemas"]["learnflow.v1.Enrollment"];
+            enrollment?: components["schemas"]["Enrollment"];
             /** @description Event position of the write. */
             consistencyToken?: string;
         };
     };
     responses: {
-        /** @description Error, as a google.rpc.Status */
+        /** @description The request is invalid, or the resource's state forbids it: `BadRequest` details name each field by its JSON path, `PreconditionFailure` details the state (gRPC `INVALID_ARGUMENT`, `FAILED_PRECONDITION`, `OUT_OF_RANGE`). */
+        BadRequest: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["Status"];
+            };
+        };
+        /** @description No valid bearer token where one is needed, or an invalid one was sent (gRPC `UNAUTHENTICATED`). */
+        Unauthenticated: {
+            headers: {
+                /** @description `Bearer`: send an access token. */
+                "WWW-Authenticate"?: string;
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["Status"];
+            };
+        };
+        /** @description The caller may not do this: an `ErrorInfo` detail says why (for a role refusal, `allowedRoles` lists the roles that may) (gRPC `PERMISSION_DENIED`). */
+        PermissionDenied: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["Status"];
+            };
+        };
+        /** @description The resource does not exist or the caller may not see it (gRPC `NOT_FOUND`). */
+        NotFound: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["Status"];
+            };
+        };
+        /** @description The resource already exists, or a concurrent change got there first (retry after reading it again) (gRPC `ALREADY_EXISTS`, `ABORTED`). */
+        Conflict: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["Status"];
+            };
+        };
+        /** @description The request body is too large. */
+        PayloadTooLarge: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["Status"];
+            };
+        };
+        /** @description A rate limit or quota is spent: retry after `Retry-After` seconds (also in the `RetryInfo` detail) (gRPC `RESOURCE_EXHAUSTED`). */
+        TooManyRequests: {
+            headers: {
+                "Retry-After": components["headers"]["RetryAfter"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["Status"];
+            };
+        };
+        /** @description The backend is unavailable for now: retry after `Retry-After` seconds when given (gRPC `UNAVAILABLE`). */
+        Unavailable: {
+            headers: {
+                "Retry-After": components["headers"]["RetryAfter"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["Status"];
+            };
+        };
+        /** @description The call's deadline passed (gRPC `DEADLINE_EXCEEDED`). */
+        GatewayTimeout: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["Status"];
+            };
+        };
+        /** @description Any other error, as a `Status`. */
         Error: {
             headers: {
                 [name: string]: unknown;
             };
             content: {
-                "application/json": components["schemas"]["google.rpc.Status"];
+                "application/json": components["schemas"]["Status"];
             };
         };
     };
-    parameters: never;
+    parameters: {
+        /** @description The token a write answered with (its `X-Consistency-Token` response header): the read waits until it reflects that write (read your writes). */
+        ConsistencyToken: string;
+        /** @description Makes a retried write safe: the same key within the retention window returns the first outcome instead of writing twice. It fills the request's `request_id` field (AIP-155), whose JSON form is an alias: send one or the other, or the same value in both. */
+        IdempotencyKey: string;
+    };
     requestBodies: never;
     headers: {
         /** @description The backend's `x-consistency-token` response metadata, when it sends one: send it back as the `X-Consistency-Token` request header so a later read waits until it reflects this write. */
         ConsistencyToken: string;
+        /** @description Seconds to wait before retrying. */
+        RetryAfter: number;
+        /** @description `true` when the request used a deprecated form (RFC 9745); the operation's description says which. */
+        Deprecation: string;
     };
     pathItems: never;
 }
@@ -1425,7 +1924,10 @@ export interface operations {
                 /** @description Only events with this action. At most 100 characters. */
                 action?: string;
             };
-            header?: never;
+            header?: {
+                /** @description The token a write answered with (its `X-Consistency-Token` response header): the read waits until it reflects that write (read your writes). */
+                "X-Consistency-Token"?: components["parameters"]["ConsistencyToken"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -1438,9 +1940,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["learnflow.v1.ListAuditEventsResponse"];
+                    "application/json": components["schemas"]["ListAuditEventsResponse"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["PermissionDenied"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["GatewayTimeout"];
             default: components["responses"]["Error"];
         };
     };
@@ -1459,7 +1967,7 @@ export interface operations {
                 /** @description Only courses with this tag. At most 30 characters. */
                 tag?: string;
                 /** @description Only courses of this level. */
-                level?: components["schemas"]["learnflow.v1.CourseLevel"];
+                level?: components["schemas"]["CourseLevel"];
                 /**
                  * @description Only courses with every one of these tags (together with `tag`).
                  *     At most 10 items of at most 30 characters.
@@ -1471,7 +1979,10 @@ export interface operations {
                  */
                 orderBy?: string;
             };
-            header?: never;
+            header?: {
+                /** @description The token a write answered with (its `X-Consistency-Token` response header): the read waits until it reflects that write (read your writes). */
+                "X-Consistency-Token"?: components["parameters"]["ConsistencyToken"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -1484,22 +1995,35 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["learnflow.v1.ListCoursesResponse"];
+                    "application/json": components["schemas"]["ListCoursesResponse"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["GatewayTimeout"];
             default: components["responses"]["Error"];
         };
     };
     CourseService_CreateCourse: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Makes a retried write safe: the same key within the retention window returns the first outcome instead of writing twice. It fills the request's `request_id` field (AIP-155), whose JSON form is an alias: send one or the other, or the same value in both. */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
             path?: never;
             cookie?: never;
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["learnflow.v1.CreateCourseRequest"];
+                "application/json": {
+                    /** @description The course to create; output-only fields are ignored. */
+                    course: components["schemas"]["Course"];
+                    /** @description Optional idempotency key. At most 128 characters. An alias of the `Idempotency-Key` header, the documented place for it over HTTP; send one or the other (the same value in both is accepted). */
+                    requestId?: string;
+                };
             };
         };
         responses: {
@@ -1510,9 +2034,17 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["learnflow.v1.CreateCourseResponse"];
+                    "application/json": components["schemas"]["CreateCourseResponse"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["PermissionDenied"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["GatewayTimeout"];
             default: components["responses"]["Error"];
         };
     };
@@ -1524,9 +2056,12 @@ export interface operations {
                 /** @description From a previous response's `next_page_token`. At most 512 characters. */
                 pageToken?: string;
                 /** @description Only courses in this state; every state when unset. */
-                state?: components["schemas"]["learnflow.v1.CourseState"];
+                state?: components["schemas"]["CourseState"];
             };
-            header?: never;
+            header?: {
+                /** @description The token a write answered with (its `X-Consistency-Token` response header): the read waits until it reflects that write (read your writes). */
+                "X-Consistency-Token"?: components["parameters"]["ConsistencyToken"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -1539,16 +2074,25 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["learnflow.v1.ListAuthoredCoursesResponse"];
+                    "application/json": components["schemas"]["ListAuthoredCoursesResponse"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["PermissionDenied"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["GatewayTimeout"];
             default: components["responses"]["Error"];
         };
     };
     CatalogService_GetCourse: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description The token a write answered with (its `X-Consistency-Token` response header): the read waits until it reflects that write (read your writes). */
+                "X-Consistency-Token"?: components["parameters"]["ConsistencyToken"];
+            };
             path: {
                 course_id: string;
             };
@@ -1563,19 +2107,28 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["learnflow.v1.GetCourseResponse"];
+                    "application/json": components["schemas"]["GetCourseResponse"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["GatewayTimeout"];
             default: components["responses"]["Error"];
         };
     };
     CourseService_DeleteCourse: {
         parameters: {
             query?: {
-                /** @description Optional idempotency key. At most 128 characters. */
+                /** @description Optional idempotency key. At most 128 characters. An alias of the `Idempotency-Key` header, the documented place for it over HTTP; send one or the other (the same value in both is accepted). */
                 requestId?: string;
             };
-            header?: never;
+            header?: {
+                /** @description Makes a retried write safe: the same key within the retention window returns the first outcome instead of writing twice. It fills the request's `request_id` field (AIP-155), whose JSON form is an alias: send one or the other, or the same value in both. */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
             path: {
                 course_id: string;
             };
@@ -1590,9 +2143,17 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["learnflow.v1.DeleteCourseResponse"];
+                    "application/json": components["schemas"]["DeleteCourseResponse"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["PermissionDenied"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["GatewayTimeout"];
             default: components["responses"]["Error"];
         };
     };
@@ -1604,10 +2165,13 @@ export interface operations {
                  *     enrollment_close_time. At most 20 paths of at most 64 characters.
                  */
                 updateMask?: string;
-                /** @description Optional idempotency key. At most 128 characters. */
+                /** @description Optional idempotency key. At most 128 characters. An alias of the `Idempotency-Key` header, the documented place for it over HTTP; send one or the other (the same value in both is accepted). */
                 requestId?: string;
             };
-            header?: never;
+            header?: {
+                /** @description Makes a retried write safe: the same key within the retention window returns the first outcome instead of writing twice. It fills the request's `request_id` field (AIP-155), whose JSON form is an alias: send one or the other, or the same value in both. */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
             path: {
                 /** @description Binds the request field `course.id`. */
                 course_id: string;
@@ -1616,7 +2180,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["learnflow.v1.Course"];
+                "application/json": components["schemas"]["CourseUpdate"];
             };
         };
         responses: {
@@ -1627,16 +2191,28 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["learnflow.v1.UpdateCourseResponse"];
+                    "application/json": components["schemas"]["UpdateCourseResponse"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["PermissionDenied"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["GatewayTimeout"];
             default: components["responses"]["Error"];
         };
     };
     CatalogService_GetCourseBySlug: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description The token a write answered with (its `X-Consistency-Token` response header): the read waits until it reflects that write (read your writes). */
+                "X-Consistency-Token"?: components["parameters"]["ConsistencyToken"];
+            };
             path: {
                 slug: string;
             };
@@ -1651,16 +2227,25 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["learnflow.v1.GetCourseBySlugResponse"];
+                    "application/json": components["schemas"]["GetCourseBySlugResponse"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["GatewayTimeout"];
             default: components["responses"]["Error"];
         };
     };
     CatalogService_GetLesson: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description The token a write answered with (its `X-Consistency-Token` response header): the read waits until it reflects that write (read your writes). */
+                "X-Consistency-Token"?: components["parameters"]["ConsistencyToken"];
+            };
             path: {
                 course_id: string;
                 lesson_id: string;
@@ -1676,19 +2261,29 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["learnflow.v1.GetLessonResponse"];
+                    "application/json": components["schemas"]["GetLessonResponse"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["PermissionDenied"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["GatewayTimeout"];
             default: components["responses"]["Error"];
         };
     };
     CourseService_DeleteLesson: {
         parameters: {
             query?: {
-                /** @description Optional idempotency key. At most 128 characters. */
+                /** @description Optional idempotency key. At most 128 characters. An alias of the `Idempotency-Key` header, the documented place for it over HTTP; send one or the other (the same value in both is accepted). */
                 requestId?: string;
             };
-            header?: never;
+            header?: {
+                /** @description Makes a retried write safe: the same key within the retention window returns the first outcome instead of writing twice. It fills the request's `request_id` field (AIP-155), whose JSON form is an alias: send one or the other, or the same value in both. */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
             path: {
                 course_id: string;
                 lesson_id: string;
@@ -1704,9 +2299,17 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["learnflow.v1.DeleteLessonResponse"];
+                    "application/json": components["schemas"]["DeleteLessonResponse"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["PermissionDenied"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["GatewayTimeout"];
             default: components["responses"]["Error"];
         };
     };
@@ -1718,10 +2321,13 @@ export interface operations {
                  *     At most 20 paths of at most 64 characters.
                  */
                 updateMask?: string;
-                /** @description Optional idempotency key. At most 128 characters. */
+                /** @description Optional idempotency key. At most 128 characters. An alias of the `Idempotency-Key` header, the documented place for it over HTTP; send one or the other (the same value in both is accepted). */
                 requestId?: string;
             };
-            header?: never;
+            header?: {
+                /** @description Makes a retried write safe: the same key within the retention window returns the first outcome instead of writing twice. It fills the request's `request_id` field (AIP-155), whose JSON form is an alias: send one or the other, or the same value in both. */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
             path: {
                 /** @description Binds the request field `lesson.course_id`. */
                 course_id: string;
@@ -1732,7 +2338,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["learnflow.v1.Lesson"];
+                "application/json": components["schemas"]["LessonUpdate"];
             };
         };
         responses: {
@@ -1743,16 +2349,28 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["learnflow.v1.UpdateLessonResponse"];
+                    "application/json": components["schemas"]["UpdateLessonResponse"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["PermissionDenied"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["GatewayTimeout"];
             default: components["responses"]["Error"];
         };
     };
     CertificateService_GetCertificate: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description The token a write answered with (its `X-Consistency-Token` response header): the read waits until it reflects that write (read your writes). */
+                "X-Consistency-Token"?: components["parameters"]["ConsistencyToken"];
+            };
             path: {
                 certificate_id: string;
             };
@@ -1767,9 +2385,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["learnflow.v1.GetCertificateResponse"];
+                    "application/json": components["schemas"]["GetCertificateResponse"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["GatewayTimeout"];
             default: components["responses"]["Error"];
         };
     };
@@ -1781,7 +2405,10 @@ export interface operations {
                 /** @description From a previous response. At most 512 characters. */
                 pageToken?: string;
             };
-            header?: never;
+            header?: {
+                /** @description The token a write answered with (its `X-Consistency-Token` response header): the read waits until it reflects that write (read your writes). */
+                "X-Consistency-Token"?: components["parameters"]["ConsistencyToken"];
+            };
             path: {
                 course_id: string;
                 lesson_id: string;
@@ -1797,16 +2424,26 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["learnflow.v1.ListCommentsResponse"];
+                    "application/json": components["schemas"]["ListCommentsResponse"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["PermissionDenied"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["GatewayTimeout"];
             default: components["responses"]["Error"];
         };
     };
     DiscussionService_CreateComment: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Makes a retried write safe: the same key within the retention window returns the first outcome instead of writing twice. It fills the request's `request_id` field (AIP-155), whose JSON form is an alias: send one or the other, or the same value in both. */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
             path: {
                 course_id: string;
                 lesson_id: string;
@@ -1820,7 +2457,7 @@ export interface operations {
                     body: string;
                     /** @description The comment replied to, if any. At most 36 characters. */
                     parentId?: string;
-                    /** @description Optional idempotency key. At most 128 characters. */
+                    /** @description Optional idempotency key. At most 128 characters. An alias of the `Idempotency-Key` header, the documented place for it over HTTP; send one or the other (the same value in both is accepted). */
                     requestId?: string;
                 };
             };
@@ -1833,16 +2470,28 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["learnflow.v1.CreateCommentResponse"];
+                    "application/json": components["schemas"]["CreateCommentResponse"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["PermissionDenied"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["GatewayTimeout"];
             default: components["responses"]["Error"];
         };
     };
     CourseService_PublishCourse: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Makes a retried write safe: the same key within the retention window returns the first outcome instead of writing twice. It fills the request's `request_id` field (AIP-155), whose JSON form is an alias: send one or the other, or the same value in both. */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
             path: {
                 course_id: string;
             };
@@ -1851,7 +2500,7 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": {
-                    /** @description Optional idempotency key. At most 128 characters. */
+                    /** @description Optional idempotency key. At most 128 characters. An alias of the `Idempotency-Key` header, the documented place for it over HTTP; send one or the other (the same value in both is accepted). */
                     requestId?: string;
                 };
             };
@@ -1864,16 +2513,28 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["learnflow.v1.PublishCourseResponse"];
+                    "application/json": components["schemas"]["PublishCourseResponse"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["PermissionDenied"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["GatewayTimeout"];
             default: components["responses"]["Error"];
         };
     };
     CourseService_ArchiveCourse: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Makes a retried write safe: the same key within the retention window returns the first outcome instead of writing twice. It fills the request's `request_id` field (AIP-155), whose JSON form is an alias: send one or the other, or the same value in both. */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
             path: {
                 course_id: string;
             };
@@ -1882,7 +2543,7 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": {
-                    /** @description Optional idempotency key. At most 128 characters. */
+                    /** @description Optional idempotency key. At most 128 characters. An alias of the `Idempotency-Key` header, the documented place for it over HTTP; send one or the other (the same value in both is accepted). */
                     requestId?: string;
                 };
             };
@@ -1895,16 +2556,28 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["learnflow.v1.ArchiveCourseResponse"];
+                    "application/json": components["schemas"]["ArchiveCourseResponse"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["PermissionDenied"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["GatewayTimeout"];
             default: components["responses"]["Error"];
         };
     };
     CourseService_UnpublishCourse: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Makes a retried write safe: the same key within the retention window returns the first outcome instead of writing twice. It fills the request's `request_id` field (AIP-155), whose JSON form is an alias: send one or the other, or the same value in both. */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
             path: {
                 course_id: string;
             };
@@ -1913,7 +2586,7 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": {
-                    /** @description Optional idempotency key. At most 128 characters. */
+                    /** @description Optional idempotency key. At most 128 characters. An alias of the `Idempotency-Key` header, the documented place for it over HTTP; send one or the other (the same value in both is accepted). */
                     requestId?: string;
                 };
             };
@@ -1926,16 +2599,28 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["learnflow.v1.UnpublishCourseResponse"];
+                    "application/json": components["schemas"]["UnpublishCourseResponse"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["PermissionDenied"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["GatewayTimeout"];
             default: components["responses"]["Error"];
         };
     };
     CourseService_RestoreCourse: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Makes a retried write safe: the same key within the retention window returns the first outcome instead of writing twice. It fills the request's `request_id` field (AIP-155), whose JSON form is an alias: send one or the other, or the same value in both. */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
             path: {
                 course_id: string;
             };
@@ -1944,7 +2629,7 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": {
-                    /** @description Optional idempotency key. At most 128 characters. */
+                    /** @description Optional idempotency key. At most 128 characters. An alias of the `Idempotency-Key` header, the documented place for it over HTTP; send one or the other (the same value in both is accepted). */
                     requestId?: string;
                 };
             };
@@ -1957,16 +2642,28 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["learnflow.v1.RestoreCourseResponse"];
+                    "application/json": components["schemas"]["RestoreCourseResponse"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["PermissionDenied"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["GatewayTimeout"];
             default: components["responses"]["Error"];
         };
     };
     CourseService_CreateLesson: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Makes a retried write safe: the same key within the retention window returns the first outcome instead of writing twice. It fills the request's `request_id` field (AIP-155), whose JSON form is an alias: send one or the other, or the same value in both. */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
             path: {
                 course_id: string;
             };
@@ -1976,8 +2673,8 @@ export interface operations {
             content: {
                 "application/json": {
                     /** @description The lesson; `position` 0 appends. */
-                    lesson: components["schemas"]["learnflow.v1.Lesson"];
-                    /** @description Optional idempotency key. At most 128 characters. */
+                    lesson: components["schemas"]["Lesson"];
+                    /** @description Optional idempotency key. At most 128 characters. An alias of the `Idempotency-Key` header, the documented place for it over HTTP; send one or the other (the same value in both is accepted). */
                     requestId?: string;
                 };
             };
@@ -1990,19 +2687,31 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["learnflow.v1.CreateLessonResponse"];
+                    "application/json": components["schemas"]["CreateLessonResponse"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["PermissionDenied"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["GatewayTimeout"];
             default: components["responses"]["Error"];
         };
     };
     DiscussionService_DeleteComment: {
         parameters: {
             query?: {
-                /** @description Optional idempotency key. At most 128 characters. */
+                /** @description Optional idempotency key. At most 128 characters. An alias of the `Idempotency-Key` header, the documented place for it over HTTP; send one or the other (the same value in both is accepted). */
                 requestId?: string;
             };
-            header?: never;
+            header?: {
+                /** @description Makes a retried write safe: the same key within the retention window returns the first outcome instead of writing twice. It fills the request's `request_id` field (AIP-155), whose JSON form is an alias: send one or the other, or the same value in both. */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
             path: {
                 course_id: string;
                 lesson_id: string;
@@ -2019,16 +2728,30 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["learnflow.v1.DeleteCommentResponse"];
+                    "application/json": components["schemas"]["DeleteCommentResponse"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["PermissionDenied"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["GatewayTimeout"];
             default: components["responses"]["Error"];
         };
     };
     DiscussionService_UpdateComment: {
         parameters: {
-            query?: never;
-            header?: never;
+            query?: {
+                /** @description Only "body" is updatable; optional. At most 20 paths of at most 64 characters. */
+                updateMask?: string;
+            };
+            header?: {
+                /** @description Makes a retried write safe: the same key within the retention window returns the first outcome instead of writing twice. It fills the request's `request_id` field (AIP-155), whose JSON form is an alias: send one or the other, or the same value in both. */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
             path: {
                 course_id: string;
                 lesson_id: string;
@@ -2041,9 +2764,63 @@ export interface operations {
                 "application/json": {
                     /** @description The new body. At most 10,000 characters. */
                     body: string;
-                    /** @description Only "body" is updatable; optional. At most 20 paths of at most 64 characters. */
+                    /**
+                     * @deprecated
+                     * @description Only "body" is updatable; optional. At most 20 paths of at most 64 characters. Deprecated here: send `updateMask` as a query parameter (AIP-134). The body form still works for one release and is answered with a `Deprecation` header.
+                     */
                     updateMask?: string;
-                    /** @description Optional idempotency key. At most 128 characters. */
+                    /** @description Optional idempotency key. At most 128 characters. An alias of the `Idempotency-Key` header, the documented place for it over HTTP; send one or the other (the same value in both is accepted). */
+                    requestId?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Consistency-Token": components["headers"]["ConsistencyToken"];
+                    Deprecation: components["headers"]["Deprecation"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UpdateCommentResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["PermissionDenied"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["GatewayTimeout"];
+            default: components["responses"]["Error"];
+        };
+    };
+    IdentityService_RegisterUser: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes a retried write safe: the same key within the retention window returns the first outcome instead of writing twice. It fills the request's `request_id` field (AIP-155), whose JSON form is an alias: send one or the other, or the same value in both. */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description Login email. At most 254 characters. */
+                    email: string;
+                    /** @description 8 to 72 bytes of UTF-8. At most 1,024 characters. */
+                    password: string;
+                    /** @description 1 to 80 characters. */
+                    displayName: string;
+                    /**
+                     * @description Optional idempotency key: a retry with the same key returns the first result.
+                     *     At most 128 characters. An alias of the `Idempotency-Key` header, the documented place for it over HTTP; send one or the other (the same value in both is accepted).
+                     */
                     requestId?: string;
                 };
             };
@@ -2056,35 +2833,16 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["learnflow.v1.UpdateCommentResponse"];
+                    "application/json": components["schemas"]["RegisterUserResponse"];
                 };
             };
-            default: components["responses"]["Error"];
-        };
-    };
-    IdentityService_RegisterUser: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["learnflow.v1.RegisterUserRequest"];
-            };
-        };
-        responses: {
-            /** @description OK */
-            200: {
-                headers: {
-                    "X-Consistency-Token": components["headers"]["ConsistencyToken"];
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["learnflow.v1.RegisterUserResponse"];
-                };
-            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["GatewayTimeout"];
             default: components["responses"]["Error"];
         };
     };
@@ -2097,7 +2855,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["learnflow.v1.CreateSessionRequest"];
+                "application/json": components["schemas"]["CreateSessionRequest"];
             };
         };
         responses: {
@@ -2108,9 +2866,16 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["learnflow.v1.CreateSessionResponse"];
+                    "application/json": components["schemas"]["CreateSessionResponse"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["GatewayTimeout"];
             default: components["responses"]["Error"];
         };
     };
@@ -2123,7 +2888,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["learnflow.v1.RefreshSessionRequest"];
+                "application/json": components["schemas"]["RefreshSessionRequest"];
             };
         };
         responses: {
@@ -2134,9 +2899,16 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["learnflow.v1.RefreshSessionResponse"];
+                    "application/json": components["schemas"]["RefreshSessionResponse"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["GatewayTimeout"];
             default: components["responses"]["Error"];
         };
     };
@@ -2149,7 +2921,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["learnflow.v1.RevokeSessionRequest"];
+                "application/json": components["schemas"]["RevokeSessionRequest"];
             };
         };
         responses: {
@@ -2160,16 +2932,27 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["learnflow.v1.RevokeSessionResponse"];
+                    "application/json": components["schemas"]["RevokeSessionResponse"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["PermissionDenied"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["GatewayTimeout"];
             default: components["responses"]["Error"];
         };
     };
     IdentityService_SetUserRole: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Makes a retried write safe: the same key within the retention window returns the first outcome instead of writing twice. It fills the request's `request_id` field (AIP-155), whose JSON form is an alias: send one or the other, or the same value in both. */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
             path: {
                 user_id: string;
             };
@@ -2179,8 +2962,8 @@ export interface operations {
             content: {
                 "application/json": {
                     /** @description The new role. */
-                    role: components["schemas"]["learnflow.v1.Role"];
-                    /** @description Optional idempotency key. At most 128 characters. */
+                    role: components["schemas"]["Role"];
+                    /** @description Optional idempotency key. At most 128 characters. An alias of the `Idempotency-Key` header, the documented place for it over HTTP; send one or the other (the same value in both is accepted). */
                     requestId?: string;
                 };
             };
@@ -2193,16 +2976,28 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["learnflow.v1.SetUserRoleResponse"];
+                    "application/json": components["schemas"]["SetUserRoleResponse"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["PermissionDenied"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["GatewayTimeout"];
             default: components["responses"]["Error"];
         };
     };
     IdentityService_SetUserDisabled: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Makes a retried write safe: the same key within the retention window returns the first outcome instead of writing twice. It fills the request's `request_id` field (AIP-155), whose JSON form is an alias: send one or the other, or the same value in both. */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
             path: {
                 user_id: string;
             };
@@ -2213,7 +3008,7 @@ export interface operations {
                 "application/json": {
                     /** @description True to disable, false to re-enable. */
                     disabled?: boolean;
-                    /** @description Optional idempotency key. At most 128 characters. */
+                    /** @description Optional idempotency key. At most 128 characters. An alias of the `Idempotency-Key` header, the documented place for it over HTTP; send one or the other (the same value in both is accepted). */
                     requestId?: string;
                 };
             };
@@ -2226,16 +3021,28 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["learnflow.v1.SetUserDisabledResponse"];
+                    "application/json": components["schemas"]["SetUserDisabledResponse"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["PermissionDenied"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["GatewayTimeout"];
             default: components["responses"]["Error"];
         };
     };
     ProfileService_GetCurrentUser: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description The token a write answered with (its `X-Consistency-Token` response header): the read waits until it reflects that write (read your writes). */
+                "X-Consistency-Token"?: components["parameters"]["ConsistencyToken"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -2248,9 +3055,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["learnflow.v1.GetCurrentUserResponse"];
+                    "application/json": components["schemas"]["GetCurrentUserResponse"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["PermissionDenied"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["GatewayTimeout"];
             default: components["responses"]["Error"];
         };
     };
@@ -2262,16 +3075,19 @@ export interface operations {
                  *     at most 64 characters.
                  */
                 updateMask?: string;
-                /** @description Optional idempotency key. At most 128 characters. */
+                /** @description Optional idempotency key. At most 128 characters. An alias of the `Idempotency-Key` header, the documented place for it over HTTP; send one or the other (the same value in both is accepted). */
                 requestId?: string;
             };
-            header?: never;
+            header?: {
+                /** @description Makes a retried write safe: the same key within the retention window returns the first outcome instead of writing twice. It fills the request's `request_id` field (AIP-155), whose JSON form is an alias: send one or the other, or the same value in both. */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
             path?: never;
             cookie?: never;
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["learnflow.v1.User"];
+                "application/json": components["schemas"]["UserUpdate"];
             };
         };
         responses: {
@@ -2282,9 +3098,17 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["learnflow.v1.UpdateCurrentUserResponse"];
+                    "application/json": components["schemas"]["UpdateCurrentUserResponse"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["PermissionDenied"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["GatewayTimeout"];
             default: components["responses"]["Error"];
         };
     };
@@ -2297,7 +3121,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["learnflow.v1.ChangePasswordRequest"];
+                "application/json": components["schemas"]["ChangePasswordRequest"];
             };
         };
         responses: {
@@ -2308,16 +3132,27 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["learnflow.v1.ChangePasswordResponse"];
+                    "application/json": components["schemas"]["ChangePasswordResponse"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["PermissionDenied"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["GatewayTimeout"];
             default: components["responses"]["Error"];
         };
     };
     IdentityService_GetSigningKeys: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description The token a write answered with (its `X-Consistency-Token` response header): the read waits until it reflects that write (read your writes). */
+                "X-Consistency-Token"?: components["parameters"]["ConsistencyToken"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -2330,9 +3165,14 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["learnflow.v1.GetSigningKeysResponse"];
+                    "application/json": components["schemas"]["GetSigningKeysResponse"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["GatewayTimeout"];
             default: components["responses"]["Error"];
         };
     };
@@ -2349,7 +3189,10 @@ export interface operations {
                  */
                 orderBy?: string;
             };
-            header?: never;
+            header?: {
+                /** @description The token a write answered with (its `X-Consistency-Token` response header): the read waits until it reflects that write (read your writes). */
+                "X-Consistency-Token"?: components["parameters"]["ConsistencyToken"];
+            };
             path: {
                 course_id: string;
             };
@@ -2364,16 +3207,26 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["learnflow.v1.ListCourseEnrollmentsResponse"];
+                    "application/json": components["schemas"]["ListCourseEnrollmentsResponse"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["PermissionDenied"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["GatewayTimeout"];
             default: components["responses"]["Error"];
         };
     };
     LearningService_EnrollInCourse: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Makes a retried write safe: the same key within the retention window returns the first outcome instead of writing twice. It fills the request's `request_id` field (AIP-155), whose JSON form is an alias: send one or the other, or the same value in both. */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
             path: {
                 course_id: string;
             };
@@ -2382,7 +3235,7 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": {
-                    /** @description Optional idempotency key. At most 128 characters. */
+                    /** @description Optional idempotency key. At most 128 characters. An alias of the `Idempotency-Key` header, the documented place for it over HTTP; send one or the other (the same value in both is accepted). */
                     requestId?: string;
                 };
             };
@@ -2395,16 +3248,28 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["learnflow.v1.EnrollInCourseResponse"];
+                    "application/json": components["schemas"]["EnrollInCourseResponse"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["PermissionDenied"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["GatewayTimeout"];
             default: components["responses"]["Error"];
         };
     };
     LearningService_WithdrawEnrollment: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Makes a retried write safe: the same key within the retention window returns the first outcome instead of writing twice. It fills the request's `request_id` field (AIP-155), whose JSON form is an alias: send one or the other, or the same value in both. */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
             path: {
                 course_id: string;
             };
@@ -2413,7 +3278,7 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": {
-                    /** @description Optional idempotency key. At most 128 characters. */
+                    /** @description Optional idempotency key. At most 128 characters. An alias of the `Idempotency-Key` header, the documented place for it over HTTP; send one or the other (the same value in both is accepted). */
                     requestId?: string;
                 };
             };
@@ -2426,16 +3291,28 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["learnflow.v1.WithdrawEnrollmentResponse"];
+                    "application/json": components["schemas"]["WithdrawEnrollmentResponse"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["PermissionDenied"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["GatewayTimeout"];
             default: components["responses"]["Error"];
         };
     };
     LearningService_CompleteLesson: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Makes a retried write safe: the same key within the retention window returns the first outcome instead of writing twice. It fills the request's `request_id` field (AIP-155), whose JSON form is an alias: send one or the other, or the same value in both. */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
             path: {
                 course_id: string;
                 lesson_id: string;
@@ -2445,7 +3322,7 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": {
-                    /** @description Optional idempotency key. At most 128 characters. */
+                    /** @description Optional idempotency key. At most 128 characters. An alias of the `Idempotency-Key` header, the documented place for it over HTTP; send one or the other (the same value in both is accepted). */
                     requestId?: string;
                 };
             };
@@ -2458,16 +3335,28 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["learnflow.v1.CompleteLessonResponse"];
+                    "application/json": components["schemas"]["CompleteLessonResponse"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["PermissionDenied"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["GatewayTimeout"];
             default: components["responses"]["Error"];
         };
     };
     LearningService_CreateQuizAttempt: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Makes a retried write safe: the same key within the retention window returns the first outcome instead of writing twice. It fills the request's `request_id` field (AIP-155), whose JSON form is an alias: send one or the other, or the same value in both. */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
             path: {
                 course_id: string;
                 lesson_id: string;
@@ -2478,8 +3367,8 @@ export interface operations {
             content: {
                 "application/json": {
                     /** @description One answer per question. At most 50 items. */
-                    answers?: components["schemas"]["learnflow.v1.QuizAnswer"][];
-                    /** @description Optional idempotency key. At most 128 characters. */
+                    answers?: components["schemas"]["QuizAnswer"][];
+                    /** @description Optional idempotency key. At most 128 characters. An alias of the `Idempotency-Key` header, the documented place for it over HTTP; send one or the other (the same value in both is accepted). */
                     requestId?: string;
                 };
             };
@@ -2492,9 +3381,18 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["learnflow.v1.CreateQuizAttemptResponse"];
+                    "application/json": components["schemas"]["CreateQuizAttemptResponse"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["PermissionDenied"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["GatewayTimeout"];
             default: components["responses"]["Error"];
         };
     };
@@ -2511,11 +3409,14 @@ export interface operations {
                  */
                 q?: string;
                 /** @description Only users with this role; unset: every role. */
-                role?: components["schemas"]["learnflow.v1.Role"];
+                role?: components["schemas"]["Role"];
                 /** @description Only disabled (true) or only enabled (false) accounts; unset: both. */
                 disabled?: boolean;
             };
-            header?: never;
+            header?: {
+                /** @description The token a write answered with (its `X-Consistency-Token` response header): the read waits until it reflects that write (read your writes). */
+                "X-Consistency-Token"?: components["parameters"]["ConsistencyToken"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -2528,16 +3429,25 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["learnflow.v1.ListUsersResponse"];
+                    "application/json": components["schemas"]["ListUsersResponse"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["PermissionDenied"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["GatewayTimeout"];
             default: components["responses"]["Error"];
         };
     };
     ProfileService_GetUser: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description The token a write answered with (its `X-Consistency-Token` response header): the read waits until it reflects that write (read your writes). */
+                "X-Consistency-Token"?: components["parameters"]["ConsistencyToken"];
+            };
             path: {
                 user_id: string;
             };
@@ -2552,9 +3462,16 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["learnflow.v1.GetUserResponse"];
+                    "application/json": components["schemas"]["GetUserResponse"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["PermissionDenied"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["GatewayTimeout"];
             default: components["responses"]["Error"];
         };
     };
@@ -2566,7 +3483,10 @@ export interface operations {
                 /** @description From a previous response. At most 512 characters. */
                 pageToken?: string;
             };
-            header?: never;
+            header?: {
+                /** @description The token a write answered with (its `X-Consistency-Token` response header): the read waits until it reflects that write (read your writes). */
+                "X-Consistency-Token"?: components["parameters"]["ConsistencyToken"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -2579,16 +3499,25 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["learnflow.v1.ListMyEnrollmentsResponse"];
+                    "application/json": components["schemas"]["ListMyEnrollmentsResponse"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["PermissionDenied"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["GatewayTimeout"];
             default: components["responses"]["Error"];
         };
     };
     ProgressService_GetCourseProgress: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description The token a write answered with (its `X-Consistency-Token` response header): the read waits until it reflects that write (read your writes). */
+                "X-Consistency-Token"?: components["parameters"]["ConsistencyToken"];
+            };
             path: {
                 course_id: string;
             };
@@ -2603,16 +3532,26 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["learnflow.v1.GetCourseProgressResponse"];
+                    "application/json": components["schemas"]["GetCourseProgressResponse"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["PermissionDenied"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["GatewayTimeout"];
             default: components["responses"]["Error"];
         };
     };
     ProgressService_WatchCourseProgress: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description The token a write answered with (its `X-Consistency-Token` response header): the read waits until it reflects that write (read your writes). */
+                "X-Consistency-Token"?: components["parameters"]["ConsistencyToken"];
+            };
             path: {
                 course_id: string;
             };
@@ -2627,10 +3566,17 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/x-ndjson": components["schemas"]["learnflow.v1.WatchCourseProgressResponse"];
-                    "text/event-stream": components["schemas"]["learnflow.v1.WatchCourseProgressResponse"];
+                    "application/x-ndjson": components["schemas"]["WatchCourseProgressResponse"];
+                    "text/event-stream": components["schemas"]["WatchCourseProgressResponse"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["PermissionDenied"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["GatewayTimeout"];
             default: components["responses"]["Error"];
         };
     };
