@@ -88,8 +88,12 @@ web-api-check: bootstrap
 	    echo "web/src/api/schema.d.ts is stale: run 'make web-api' and commit" >&2; rm -rf "$$tmp"; exit 1; fi; \
 	  rm -rf "$$tmp"
 
-# Types, unit tests, and the initial-JS budget (200 KB gzipped) of a fresh build.
+# Types, unit tests, and the initial-JS budget (200 KB gzipped) of a fresh build; and the
+# contract's own TypeScript check (tests/gateway/contract_check: real calls that must type-check
+# against the generated client, and calls it must refuse).
 web-check: web-api-check
+	$(WEB_NPM) openapi-typescript src/api/openapi.json -o ../tests/gateway/contract_check/schema.ts >/dev/null
+	$(WEB_NPM) tsc -p ../tests/gateway/contract_check/tsconfig.json
 	$(WEB_NPM) tsc --noEmit
 	$(WEB_NPM) vitest run
 	$(WEB_NPM) vite build --logLevel warn
