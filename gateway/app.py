@@ -52,6 +52,7 @@ CORS_EXPOSE_HEADERS = (
     "Retry-After",
     "WWW-Authenticate",
     "Grpc-Metadata-X-Consistency-Token",
+    "Deprecation",
 )
 
 

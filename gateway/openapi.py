@@ -12,11 +12,20 @@ strings `maxLength` (characters), bytes `maxLength` of their base64 form, repeat
 string values), and a FieldMask field, a comma-separated string, the `maxLength` that
 `max_items` paths of `max_length` characters allow. The gateway only documents them; the
 backend enforces its own limits.
+
+Access rules are recognised the same way, by shape (see `_AUDIENCE`): they give each operation
+its `security` (`[]` when public, the bearer scheme otherwise) and `x-required-roles`.
+
+For client generators: component names have no dots (the short name, or PascalCase of the full
+name on a clash); a PATCH body is `<Resource>Update`, the resource with nothing required and no
+output-only fields; a oneof is a `oneOf` of "this member, the others absent" alternatives;
+`google.rpc.Status` details are a `oneOf` of the standard detail types discriminated by
+`@type`; each operation lists the error statuses it can answer (the map of gateway.errors)
+as shared `components.responses`.
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
 import re
 from collections.abc import Sequence
@@ -31,10 +40,12 @@ from google.protobuf.descriptor import (
 )
 from google.protobuf.message import Message
 from google.protobuf.message_factory import GetMessageClass
+from google.rpc import error_details_pb2
 
 from gateway.descriptors import Schema
+from gateway.errors import HTTP_STATUS
 from gateway.routing import Route, Router, SegmentKind, resolve_field_path
-from gateway.transcode import WELL_KNOWN_JSON
+from gateway.transcode import WELL_KNOWN_JSON, body_star_update_mask
 
 if TYPE_CHECKING:
     from gateway.proxy import Gateway
@@ -42,7 +53,13 @@ if TYPE_CHECKING:
 log = logging.getLogger("gateway.openapi")
 
 REF = "#/components/schemas/"
+RESPONSES = "#/components/responses/"
 CONSISTENCY_HEADER = "#/components/headers/ConsistencyToken"
+RETRY_AFTER_HEADER = "#/components/headers/RetryAfter"
+CONSISTENCY_PARAM = "#/components/parameters/ConsistencyToken"
+IDEMPOTENCY_PARAM = "#/components/parameters/IdempotencyKey"
+DEPRECATION_HEADER = "#/components/headers/Deprecation"
+TYPE_URL_PREFIX = "type.googleapis.com/"
 STATUS_SCHEMA = "google.rpc.Status"
 ANY_SCHEMA = "google.protobuf.Any"
 BEARER = "bearerAuth"
@@ -50,6 +67,35 @@ BEARER = "bearerAuth"
 _HANDLED_OPTIONS = frozenset({"google.api.http"})
 _FIELD_BEHAVIOR = "google.api.field_behavior"
 _FIELD_MASK = "google.protobuf.FieldMask"
+# AIP-134: a PATCH's update mask. With `body: "*"` the gateway also takes it as a query
+# parameter, the form the document gives (see gateway.transcode).
+UPDATE_MASK = "update_mask"
+# Key suffix of the component that types a PATCH body: the resource with nothing required.
+_UPDATE_SUFFIX = "#update"
+# A custom MethodOptions extension whose message has a field named `audience` and/or a
+# repeated field named `roles` is read as the method's access rule (the way size limits are
+# recognised): an `audience` whose value (enum value name or string) ends in `PUBLIC` needs no
+# token; any other audience, or non-empty `roles`, needs a bearer token; `roles` (enum value
+# names or strings) are the roles that may call.
+_AUDIENCE = "audience"
+_ROLES = "roles"
+
+# The standard error details (google/rpc/error_details.proto) a Status may carry, typed in the
+# document; described here because the runtime's copy of that file has no comments.
+_DETAILS: dict[str, str] = {
+    "ErrorInfo": "Why the call failed: a machine-readable `reason` within a `domain`, with "
+    "`metadata` (e.g. the roles that may call, the rate-limit budget).",
+    "RetryInfo": "When to retry: wait at least `retryDelay` (also sent as `Retry-After`).",
+    "DebugInfo": "Debugging information from the server.",
+    "QuotaFailure": "Which quota was exceeded.",
+    "PreconditionFailure": "Which preconditions failed (the resource's state forbids the call).",
+    "BadRequest": "Which fields of the request are invalid: `field` is the JSON (lowerCamel) "
+    "path the client sent.",
+    "RequestInfo": "The request the server saw, to quote when reporting a problem.",
+    "ResourceInfo": "The resource the error is about.",
+    "Help": "Links to documentation about the error.",
+    "LocalizedMessage": "The error message in the user's language.",
+}
 # Field names that make a FieldOptions extension a size limit (see the module docstring).
 _LIMIT_FIELDS = ("max_length", "max_items")
 
@@ -171,8 +217,9 @@ def _file_comments(file: descriptor_pb2.FileDescriptorProto) -> dict[str, str]:
 
 
 class _Builder:
-    def __init__(self, schema: Schema) -> None:
+    def __init__(self, schema: Schema, *, idempotency_field: str = "request_id") -> None:
         self.schema = schema
+        self.idempotency_name = idempotency_field
         self.pool = schema.pool
         self.comments = _comments(schema)
         self.components: dict[str, Any] = {}
@@ -325,9 +372,96 @@ class _Builder:
             self.components[message.full_name] = self.message_schema(message)
         return {"$ref": REF + message.full_name}
 
+    def update_ref(self, message: Descriptor) -> dict[str, Any]:
+        """A PATCH body: the resource with nothing required and no output-only fields, so a
+        partial update (`{"position": 1}`) is valid; the update mask says what changes."""
+        if message.full_name in _WKT_SCHEMAS:
+            return dict(_WKT_SCHEMAS[message.full_name])
+        key = message.full_name + _UPDATE_SUFFIX
+        if key not in self.components:
+            self.components[key] = {}
+            output_only = frozenset(
+                f.name for f in message.fields if "OUTPUT_ONLY" in self.field_behaviors(f)
+            )
+            schema = self.message_schema(message, exclude=output_only, partial=True)
+            schema["description"] = "\n\n".join(
+                filter(
+                    None,
+                    [
+                        schema.get("description"),
+                        f"The writable fields of `{message.name}` for a partial update: none "
+                        "is required; output-only fields are left out.",
+                    ],
+                )
+            )
+            self.components[key] = schema
+        return {"$ref": REF + key}
+
+    def detail_schemas(self) -> list[tuple[str, str]]:
+        """Adds the standard error details; returns their (type URL, component key)."""
+        out: list[tuple[str, str]] = []
+        for name, description in _DETAILS.items():
+            descriptor = error_details_pb2.DESCRIPTOR.message_types_by_name.get(name)
+            if descriptor is None:
+                continue  # an older runtime without this detail type
+            url = TYPE_URL_PREFIX + descriptor.full_name
+            schema = self.message_schema(descriptor)
+            schema["properties"] = {
+                "@type": {"type": "string", "const": url},
+                **schema["properties"],
+            }
+            schema["required"] = ["@type", *schema.get("required", [])]
+            schema["description"] = description
+            self.components[descriptor.full_name] = schema
+            out.append((url, descriptor.full_name))
+        return out
+
+    def access_rule(self, method: MethodDescriptor) -> tuple[bool | None, list[str]]:
+        """(public?, roles) from an access-rule option (see `_AUDIENCE`); None: no rule."""
+        if not method.has_options:
+            return None, []
+        try:
+            options_type = self.pool.FindMessageTypeByName("google.protobuf.MethodOptions")
+        except KeyError:
+            return None, []
+        options: Any = None
+        for ext in self.pool.FindAllExtensions(options_type):
+            rule_type = ext.message_type
+            if ext.is_repeated or rule_type is None:
+                continue
+            audience = rule_type.fields_by_name.get(_AUDIENCE)
+            roles = rule_type.fields_by_name.get(_ROLES)
+            if audience is not None and audience.is_repeated:
+                audience = None
+            if roles is not None and not roles.is_repeated:
+                roles = None
+            if audience is None and roles is None:
+                continue
+            if options is None:
+                options = GetMessageClass(options_type).FromString(
+                    method.GetOptions().SerializeToString()
+                )
+            if not options.HasExtension(ext):
+                continue
+            rule = options.Extensions[ext]
+            names = [_value_name(roles, v) for v in getattr(rule, roles.name)] if roles else []
+            if audience is not None:
+                said = _value_name(audience, getattr(rule, audience.name)).upper()
+                if said.endswith("PUBLIC") and not names:
+                    return True, []
+                if (said.endswith("UNSPECIFIED") or not said) and not names:
+                    return None, []  # declared nothing: as if there were no rule
+            return False, names
+        return None, []
+
     def message_schema(
-        self, message: Descriptor, *, exclude: frozenset[str] = frozenset()
+        self,
+        message: Descriptor,
+        *,
+        exclude: frozenset[str] = frozenset(),
+        partial: bool = False,
     ) -> dict[str, Any]:
+        """The message's JSON object; `partial`: nothing required (a PATCH body)."""
         properties: dict[str, Any] = {}
         required: list[str] = []
         for field in message.fields:
@@ -339,7 +473,11 @@ class _Builder:
                 prop["readOnly"] = True
             if "INPUT_ONLY" in behaviors:
                 prop["writeOnly"] = True
-            if "REQUIRED" in behaviors:
+            if "IMMUTABLE" in behaviors:
+                prop["x-immutable"] = True
+                note = "Immutable: set when the resource is created, never changed after."
+                prop["description"] = " ".join(filter(None, [prop.get("description"), note]))
+            if "REQUIRED" in behaviors and not partial:
                 required.append(field.json_name)
             oneof = field.containing_oneof
             if oneof is not None and not _synthetic(oneof):
@@ -361,16 +499,14 @@ class _Builder:
             for o in message.oneofs
             if not _synthetic(o)
         }
+        oneofs = {name: members for name, members in oneofs.items() if members}
         if oneofs:
             schema["x-oneofs"] = oneofs
-            # At most one member of each oneof: no pair may appear together.
-            pairs = [
-                {"not": {"required": list(pair)}}
-                for members in oneofs.values()
-                for pair in itertools.combinations(members, 2)
-            ]
-            if pairs:
-                schema["allOf"] = pairs
+            choices = [_oneof_choice(members, properties) for members in oneofs.values()]
+            if len(choices) == 1:
+                schema["oneOf"] = choices[0]
+            else:
+                schema["allOf"] = [{"oneOf": choice} for choice in choices]
         return schema
 
     def value_schema(self, field: FieldDescriptor) -> dict[str, Any]:
@@ -416,7 +552,7 @@ class _Builder:
                 "name": name,
                 "in": "path",
                 "required": True,
-                "schema": self.value_schema(fields[-1]),
+                "schema": self._path_schema(fields[-1]),
             }
             notes = []
             if name != var.name:
@@ -432,10 +568,38 @@ class _Builder:
                 param["description"] = " ".join(notes)
             params.append(param)
         if route.body == "*":
+            mask = _body_star_mask(route)
+            if mask is not None:
+                # AIP-134: the mask is a query parameter, even where the body is the request.
+                param = {
+                    "name": mask.json_name,
+                    "in": "query",
+                    "schema": self.field_schema(mask),
+                }
+                if "description" in param["schema"]:
+                    param["description"] = param["schema"].pop("description")
+                params.append(param)
             return params
         skip = {route.body} if route.body else set()
         params.extend(self._query_params(request, (), (), bound, skip, depth=0))
+        idempotency = self.idempotency_field(route)
+        for param in params:
+            if idempotency is not None and param["name"] == idempotency.json_name:
+                param["description"] = _alias_note(param.get("description"))
         return params
+
+    def _path_schema(self, field: FieldDescriptor) -> dict[str, Any]:
+        schema = self.value_schema(field)
+        if not field.is_repeated:
+            self._apply_limits(field, schema)  # path segments have the field's limits too
+        return schema
+
+    def idempotency_field(self, route: Route) -> FieldDescriptor | None:
+        """The request's idempotency field, which the `Idempotency-Key` header also fills."""
+        field = route.method.input_type.fields_by_name.get(self.idempotency_name)
+        if field is None or field.type != _T.TYPE_STRING or field.is_repeated:
+            return None
+        return field
 
     def _query_params(
         self,
@@ -491,16 +655,45 @@ class _Builder:
             top_bound = frozenset(
                 v.field_path[0] for v in route.template.variables if len(v.field_path) == 1
             )
-            schema = (
-                self.message_schema(request, exclude=top_bound)
-                if top_bound
-                else self.message_ref(request)
-            )
+            mask = _body_star_mask(route)
+            idempotency = self.idempotency_field(route)
+            if top_bound or mask is not None or idempotency is not None:
+                schema = self.message_schema(request, exclude=top_bound)
+                props = schema["properties"]
+                if mask is not None:
+                    props[mask.json_name]["deprecated"] = True
+                    props[mask.json_name]["description"] = " ".join(
+                        filter(
+                            None,
+                            [
+                                props[mask.json_name].get("description"),
+                                f"Deprecated here: send `{mask.json_name}` as a query "
+                                "parameter (AIP-134). The body form still works for one "
+                                "release and is answered with a `Deprecation` header.",
+                            ],
+                        )
+                    )
+                if idempotency is not None:
+                    prop = props[idempotency.json_name]
+                    prop["description"] = _alias_note(prop.get("description"))
+            else:
+                schema = self.message_ref(request)
             # An empty body is an empty request message, but a POST documents `{}` as the body.
             required = route.http_method == "POST"
         else:
             field = request.fields_by_name[route.body]
-            schema = self.field_schema(field)
+            if (
+                route.http_method == "PATCH"
+                and field.message_type is not None
+                and not field.is_repeated
+                and not field.message_type.GetOptions().map_entry
+            ):
+                schema = self.update_ref(field.message_type)
+                description = self.comments.get(f"{request.full_name}.{field.name}")
+                if description:
+                    schema["description"] = description
+            else:
+                schema = self.field_schema(field)
             required = route.http_method == "POST" or "REQUIRED" in self.field_behaviors(field)
         return {"required": required, "content": {"application/json": {"schema": schema}}}
 
@@ -539,14 +732,47 @@ class _Builder:
         else:
             content = {"application/json": {"schema": schema}}
             description = "OK"
-        op["responses"] = {
-            "200": {
-                "description": description,
-                "headers": {"X-Consistency-Token": {"$ref": CONSISTENCY_HEADER}},
-                "content": content,
-            },
-            "default": {"$ref": "#/components/responses/Error"},
+        public, roles = self.access_rule(method)
+        ok_headers: dict[str, Any] = {"X-Consistency-Token": {"$ref": CONSISTENCY_HEADER}}
+        if route.body == "*" and _body_star_mask(route) is not None:
+            ok_headers["Deprecation"] = {"$ref": DEPRECATION_HEADER}
+            note = (
+                f"`{_body_star_mask_name(route)}` belongs in the query (AIP-134); in the body it "
+                "is deprecated, still accepted for one release, and answered with a "
+                "`Deprecation: true` header."
+            )
+            op["description"] = "\n\n".join(filter(None, [op.get("description", comment), note]))
+        responses: dict[str, Any] = {
+            "200": {"description": description, "headers": ok_headers, "content": content},
         }
+        for status, name in _ERROR_RESPONSES:
+            if _applies(status, route, public):
+                responses[str(status)] = {"$ref": RESPONSES + name}
+        responses["default"] = {"$ref": RESPONSES + "Error"}
+        op["responses"] = responses
+        if public is True:
+            op["security"] = []
+        elif public is False:
+            op["security"] = [{BEARER: []}]
+            if roles:
+                op["x-required-roles"] = roles
+                who = " or ".join(f"`{r}`" for r in roles)
+                note = (
+                    f"Requires a bearer token of a caller with role {who}; others get 403 "
+                    "with an `ErrorInfo` whose `allowedRoles` metadata lists these roles."
+                )
+            else:
+                note = "Requires a bearer token."
+            op["description"] = "\n\n".join(filter(None, [op.get("description", comment), note]))
+        else:
+            op["security"] = [{BEARER: []}, {}]  # no access rule: a token when it needs one
+        header_params: list[dict[str, Any]] = []
+        if route.http_method == "GET":
+            header_params.append({"$ref": CONSISTENCY_PARAM})
+        if self.idempotency_field(route) is not None:
+            header_params.append({"$ref": IDEMPOTENCY_PARAM})
+        if header_params:
+            op["parameters"] = [*op.get("parameters", []), *header_params]
         if method.GetOptions().deprecated:
             op["deprecated"] = True
         op["x-grpc-method"] = route.grpc_path
@@ -594,6 +820,151 @@ def _max_length(field: FieldDescriptor, schema: dict[str, Any], max_length: int)
     schema["maxLength"] = 4 * -(-max_length // 3) if binary else max_length
 
 
+def _oneof_choice(members: Sequence[str], properties: dict[str, Any]) -> list[dict[str, Any]]:
+    """One alternative per member (that member set, the others absent) and one with none set.
+
+    The members also stay in `properties` (so `additionalProperties: false` admits them); the
+    alternatives are what make a generated client a union (`{article: Article; video?: never}
+    | ...`) rather than an intersection with `unknown`, and make "at most one" checkable.
+    """
+    absent: dict[str, Any] = {m: False for m in members}
+    out: list[dict[str, Any]] = []
+    for member in members:
+        prop = {k: v for k, v in properties[member].items() if k != "description"}
+        out.append(
+            {
+                "type": "object",
+                "title": member,
+                "properties": {**absent, member: prop},
+                "required": [member],
+            }
+        )
+    out.append({"type": "object", "title": "none", "properties": absent})
+    return out
+
+
+def _body_star_mask(route: Route) -> FieldDescriptor | None:
+    """A `body: "*"` PATCH's update mask, which the gateway also takes from the query."""
+    return body_star_update_mask(route)
+
+
+def _body_star_mask_name(route: Route) -> str:
+    field = _body_star_mask(route)
+    return field.json_name if field is not None else ""
+
+
+def _alias_note(description: str | None) -> str:
+    note = (
+        "An alias of the `Idempotency-Key` header, the documented place for it over HTTP; "
+        "send one or the other (the same value in both is accepted)."
+    )
+    return " ".join(filter(None, [description, note]))
+
+
+# Shared error responses: (HTTP status, component name), and when an operation lists them.
+_ERROR_RESPONSES = (
+    (400, "BadRequest"),
+    (401, "Unauthenticated"),
+    (403, "PermissionDenied"),
+    (404, "NotFound"),
+    (409, "Conflict"),
+    (413, "PayloadTooLarge"),
+    (429, "TooManyRequests"),
+    (503, "Unavailable"),
+    (504, "GatewayTimeout"),
+)
+
+
+def _applies(status: int, route: Route, public: bool | None) -> bool:
+    if status == 403:
+        return public is not True  # a role or ownership refusal needs a caller
+    if status == 404:
+        return bool(route.template.variables)  # the path names a resource
+    if status == 409:
+        return route.http_method != "GET"  # ALREADY_EXISTS / ABORTED come from writes
+    if status == 413:
+        return bool(route.body)
+    # 400 (input), 401 (a bad token is refused even where none is needed), 429 (budgets),
+    # 503 and 504 (the backend) can answer any call.
+    return True
+
+
+def _codes_for(status: int) -> str:
+    """The gRPC codes the gateway answers with this HTTP status (gateway.errors)."""
+    return ", ".join(
+        f"`{code.name}`" for code, http in HTTP_STATUS.items() if http == status and http != 200
+    )
+
+
+def _error_response(description: str, status: int, headers: dict[str, Any] | None = None) -> Any:
+    codes = _codes_for(status)
+    response: dict[str, Any] = {
+        "description": f"{description} (gRPC {codes})." if codes else description + ".",
+        "content": {"application/json": {"schema": {"$ref": REF + STATUS_SCHEMA}}},
+    }
+    if headers:
+        response["headers"] = headers
+    return response
+
+
+def _responses_components() -> dict[str, Any]:
+    retry = {"Retry-After": {"$ref": RETRY_AFTER_HEADER}}
+    return {
+        "BadRequest": _error_response(
+            "The request is invalid, or the resource's state forbids it: `BadRequest` details "
+            "name each field by its JSON path, `PreconditionFailure` details the state",
+            400,
+        ),
+        "Unauthenticated": _error_response(
+            "No valid bearer token where one is needed, or an invalid one was sent",
+            401,
+            {
+                "WWW-Authenticate": {
+                    "description": "`Bearer`: send an access token.",
+                    "schema": {"type": "string"},
+                }
+            },
+        ),
+        "PermissionDenied": _error_response(
+            "The caller may not do this: an `ErrorInfo` detail says why (for a role refusal, "
+            "`allowedRoles` lists the roles that may)",
+            403,
+        ),
+        "NotFound": _error_response(
+            "The resource does not exist or the caller may not see it", 404
+        ),
+        "Conflict": _error_response(
+            "The resource already exists, or a concurrent change got there first (retry "
+            "after reading it again)",
+            409,
+        ),
+        "PayloadTooLarge": _error_response("The request body is too large", 413),
+        "TooManyRequests": _error_response(
+            "A rate limit or quota is spent: retry after `Retry-After` seconds (also in the "
+            "`RetryInfo` detail)",
+            429,
+            retry,
+        ),
+        "Unavailable": _error_response(
+            "The backend is unavailable for now: retry after `Retry-After` seconds when given",
+            503,
+            retry,
+        ),
+        "GatewayTimeout": _error_response("The call's deadline passed", 504),
+        "Error": {
+            "description": "Any other error, as a `Status`.",
+            "content": {"application/json": {"schema": {"$ref": REF + STATUS_SCHEMA}}},
+        },
+    }
+
+
+def _value_name(field: FieldDescriptor, value: Any) -> str:
+    if field.enum_type is not None:
+        enum_value = field.enum_type.values_by_number.get(value)
+        return enum_value.name if enum_value is not None else str(value)
+    return str(value)
+
+
 def _synthetic(oneof: Any) -> bool:
     # proto3 `optional` fields live in a one-member synthetic oneof; not a real choice.
     return bool(getattr(oneof, "is_synthetic", False))
@@ -608,24 +979,106 @@ def _static_components() -> dict[str, Any]:
             "additionalProperties": True,
             "description": "A message of the type named by `@type`, in its JSON form.",
         },
-        STATUS_SCHEMA: {
-            "type": "object",
-            "description": "The error model: a gRPC status code, message and details.",
-            "properties": {
-                "code": {"type": "integer", "format": "int32"},
-                "message": {"type": "string"},
-                "details": {"type": "array", "items": {"$ref": REF + ANY_SCHEMA}},
-            },
-            "required": ["code", "message", "details"],
-        },
     }
 
 
+def _status_schema(details: Sequence[tuple[str, str]]) -> dict[str, Any]:
+    items: dict[str, Any] = {
+        "oneOf": [{"$ref": REF + key} for _, key in details],
+        "discriminator": {
+            "propertyName": "@type",
+            "mapping": {url: REF + key for url, key in details},
+        },
+    }
+    return {
+        "type": "object",
+        "description": (
+            "The error model (google.rpc.Status): a gRPC status code, a message for the "
+            "developer and typed details, told apart by their `@type`."
+        ),
+        "properties": {
+            "code": {
+                "type": "integer",
+                "format": "int32",
+                "description": "The gRPC status code (e.g. 3 for INVALID_ARGUMENT).",
+            },
+            "message": {"type": "string", "description": "What went wrong, in English."},
+            "details": {"type": "array", "items": items},
+        },
+        "required": ["code", "message", "details"],
+    }
+
+
+_NAME_PART = re.compile(r"[^A-Za-z0-9]+")
+
+
+def _pascal(full_name: str) -> str:
+    """`google.rpc.Status` -> `GoogleRpcStatus`; `a.v1.Lesson_Kind` -> `AV1LessonKind`."""
+    return "".join(p[:1].upper() + p[1:] for p in _NAME_PART.split(full_name) if p)
+
+
+def _component_names(keys: Sequence[str]) -> dict[str, str]:
+    """Component keys (full proto names, `#update` for PATCH bodies) -> names without dots.
+
+    The short name (`Course`, `Status`, `CourseUpdate`) where no other component wants it; on
+    a clash, PascalCase of the full name (`GoogleRpcStatus`) for every claimant.
+    """
+
+    def short(key: str) -> str:
+        full, _, suffix = key.partition("#")
+        return full.rsplit(".", 1)[-1] + ("Update" if suffix else "")
+
+    def long(key: str) -> str:
+        full, _, suffix = key.partition("#")
+        return _pascal(full) + ("Update" if suffix else "")
+
+    claims: dict[str, list[str]] = {}
+    for key in keys:
+        claims.setdefault(short(key), []).append(key)
+    names = {key: name for name, owners in claims.items() if len(owners) == 1 for key in owners}
+    taken = set(names.values())
+    for key in sorted(k for k in keys if k not in names):
+        name = long(key)
+        while name in taken:  # never seen in practice; keeps names unique regardless
+            name += "_"
+        names[key] = name
+        taken.add(name)
+    return names
+
+
+def _rename_refs(node: Any, names: dict[str, str]) -> Any:
+    if isinstance(node, dict):
+        out: dict[str, Any] = {}
+        for key, value in node.items():
+            if key == "$ref" and isinstance(value, str) and value.startswith(REF):
+                out[key] = REF + names.get(value[len(REF) :], value[len(REF) :])
+            elif key == "discriminator" and isinstance(value, dict):
+                out[key] = {
+                    **value,
+                    "mapping": {
+                        k: REF + names.get(v[len(REF) :], v[len(REF) :])
+                        for k, v in value.get("mapping", {}).items()
+                    },
+                }
+            else:
+                out[key] = _rename_refs(value, names)
+        return out
+    if isinstance(node, list):
+        return [_rename_refs(item, names) for item in node]
+    return node
+
+
 def build_document(
-    schema: Schema, router: Router, *, title: str = "API", version: str | None = None
+    schema: Schema,
+    router: Router,
+    *,
+    title: str = "API",
+    version: str | None = None,
+    idempotency_field: str = "request_id",
 ) -> dict[str, Any]:
-    builder = _Builder(schema)
+    builder = _Builder(schema, idempotency_field=idempotency_field)
     builder.components.update(_static_components())
+    builder.components[STATUS_SCHEMA] = _status_schema(builder.detail_schemas())
     order = {
         method.full_name: (i, j)
         for i, service in enumerate(schema.services)
@@ -663,18 +1116,38 @@ def build_document(
         if service.full_name in builder.comments:
             tag["description"] = builder.comments[service.full_name]
         tags.append(tag)
-    return {
+    component_names = _component_names(list(builder.components))
+    document: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {"title": title, "version": version or schema.fingerprint[:12]},
         "tags": tags,
         "paths": {p: item for p, item in paths.items() if item},
         "components": {
-            "schemas": dict(sorted(builder.components.items())),
-            "responses": {
-                "Error": {
-                    "description": "Error, as a google.rpc.Status",
-                    "content": {"application/json": {"schema": {"$ref": REF + STATUS_SCHEMA}}},
-                }
+            "schemas": {component_names[key]: value for key, value in builder.components.items()},
+            "responses": _responses_components(),
+            "parameters": {
+                "ConsistencyToken": {
+                    "name": "X-Consistency-Token",
+                    "in": "header",
+                    "description": (
+                        "The token a write answered with (its `X-Consistency-Token` response "
+                        "header): the read waits until it reflects that write (read your "
+                        "writes)."
+                    ),
+                    # Its format is the backend's business: the backend refuses a bad one.
+                    "schema": {"type": "string"},
+                },
+                "IdempotencyKey": {
+                    "name": "Idempotency-Key",
+                    "in": "header",
+                    "description": (
+                        f"Makes a retried write safe: the same key within the retention "
+                        f"window returns the first outcome instead of writing twice. It fills "
+                        f"the request's `{idempotency_field}` field (AIP-155), whose JSON "
+                        f"form is an alias: send one or the other, or the same value in both."
+                    ),
+                    "schema": {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,128}$"},
+                },
             },
             "headers": {
                 "ConsistencyToken": {
@@ -684,13 +1157,27 @@ def build_document(
                         "later read waits until it reflects this write."
                     ),
                     "schema": {"type": "string"},
-                }
+                },
+                "RetryAfter": {
+                    "description": "Seconds to wait before retrying.",
+                    "schema": {"type": "integer", "minimum": 0},
+                },
+                "Deprecation": {
+                    "description": (
+                        "`true` when the request used a deprecated form (RFC 9745); the "
+                        "operation's description says which."
+                    ),
+                    "schema": {"type": "string"},
+                },
             },
             "securitySchemes": {BEARER: {"type": "http", "scheme": "bearer"}},
         },
-        # A bearer token when the operation needs one; anonymous access otherwise.
+        # Each operation says its own; this is for tools that read only the top level.
         "security": [{BEARER: []}, {}],
     }
+    document["components"]["schemas"] = dict(sorted(document["components"]["schemas"].items()))
+    renamed: dict[str, Any] = _rename_refs(document, component_names)
+    return renamed
 
 
 class OpenApiCache:
@@ -707,6 +1194,11 @@ class OpenApiCache:
         if registry is None:
             return None
         if self._document is None or registry.schema.fingerprint != self._fingerprint:
-            self._document = build_document(registry.schema, registry.router, title=self._title)
+            self._document = build_document(
+                registry.schema,
+                registry.router,
+                title=self._title,
+                idempotency_field=self._gateway.settings.idempotency_field,
+            )
             self._fingerprint = registry.schema.fingerprint
         return self._document

@@ -38,7 +38,13 @@ from gateway.routing import Match, MethodNotAllowed, Route, Router
 from gateway.settings import Settings
 from gateway.static import StaticSite
 from gateway.tickets import TICKET_PARAM, StreamTickets
-from gateway.transcode import BodyInput, TranscodeError, build_request, response_to_json
+from gateway.transcode import (
+    BodyInput,
+    TranscodeError,
+    build_request,
+    response_to_json,
+    uses_deprecated_body_mask,
+)
 
 log = logging.getLogger("gateway.proxy")
 
@@ -366,6 +372,8 @@ class Dispatcher:
         key = request.headers.get("idempotency-key")
         if key is not None:
             apply_idempotency_key(message, key, settings.idempotency_field)
+        # RFC 9745: the request used a form kept for one release only (see the OpenAPI).
+        deprecation = [("Deprecation", "true")] if uses_deprecated_body_mask(route, body) else []
         output_class = GetMessageClass(route.method.output_type)
         if route.method.server_streaming:
             return await self._stream(request, route, registry, message, deadline_s, metadata)
@@ -382,14 +390,18 @@ class Dispatcher:
         except grpc.aio.AioRpcError as exc:
             return error_response(
                 errors.from_rpc_error(exc, registry.schema.pool, route.method.input_type),
-                response_headers(
-                    pairs(exc.initial_metadata()),
-                    pairs(exc.trailing_metadata()),
-                    as_headers=settings.metadata_headers,
-                ),
+                [
+                    *response_headers(
+                        pairs(exc.initial_metadata()),
+                        pairs(exc.trailing_metadata()),
+                        as_headers=settings.metadata_headers,
+                    ),
+                    *deprecation,
+                ],
             )
         response = JSONResponse(response_to_json(route, reply, registry.schema.pool))
-        for key, value in response_headers(initial, trailing, as_headers=settings.metadata_headers):
+        answer_headers = response_headers(initial, trailing, as_headers=settings.metadata_headers)
+        for key, value in [*answer_headers, *deprecation]:
             response.headers.append(key, value)
         if request.method == "GET":
             return conditional(request, response, initial, trailing)

@@ -262,7 +262,20 @@ def build_request(
     grouped: dict[str, list[str]] = {}
     for name, value in query:
         grouped.setdefault(name, []).append(value)
+    mask_field = body_star_update_mask(route)
     for name, values in grouped.items():
+        if mask_field is not None and name in (mask_field.name, mask_field.json_name):
+            # AIP-134 puts the update mask in the query, whatever the body binding.
+            if isinstance(body_value, dict) and (
+                mask_field.name in body_value or mask_field.json_name in body_value
+            ):
+                raise TranscodeError(
+                    f'"{mask_field.json_name}" is both in the query and in the body',
+                    field=mask_field.json_name,
+                    description="send it once, as a query parameter",
+                )
+            _assign(params, [mask_field], values, name)
+            continue
         if route.body == "*":
             raise TranscodeError(
                 f'unknown query parameter "{name}"',
@@ -290,6 +303,25 @@ def build_request(
     if route.http_method == "PATCH" and route.body not in ("", "*"):
         _infer_update_mask(route, message, body_value)
     return message
+
+
+def body_star_update_mask(route: Route) -> FieldDescriptor | None:
+    """The update mask of a `body: "*"` PATCH, the one query parameter such a route takes."""
+    if route.body != "*" or route.http_method != "PATCH":
+        return None
+    field = route.method.input_type.fields_by_name.get("update_mask")
+    if field is None or field.message_type is None or field.message_type.full_name != FIELD_MASK:
+        return None
+    return field
+
+
+def uses_deprecated_body_mask(route: Route, body: BodyInput | None) -> bool:
+    """Whether the request sent a `body: "*"` PATCH's update mask in the body, the form before
+    the query parameter (answered with a `Deprecation` header for one release)."""
+    field = body_star_update_mask(route)
+    if field is None or body is None or not isinstance(body.value, dict):
+        return False
+    return field.name in body.value or field.json_name in body.value
 
 
 def _check(run: Callable[[], None]) -> None:

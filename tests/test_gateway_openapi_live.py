@@ -1,18 +1,26 @@
 """The live contract through the gateway: reflection serves the contract's comments (from
-learnflow/v1/contract.binpb), so /openapi.json has summaries and descriptions."""
+learnflow/v1/contract.binpb), so /openapi.json has summaries and descriptions; the document is
+the one scripts/openapi_document.py writes, and it types what the gateway really answers."""
 
 from __future__ import annotations
 
+import importlib.util
+import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from google.protobuf import descriptor_pb2
+from openapi_schema_validator import OAS31Validator
 from openapi_spec_validator import validate
 
 from learnflow.server import Backend, commented_files
-from tests.gateway_support import RunningServer, running_gateway
+from tests.gateway_support import HttpUser, RunningServer, register_over_http, running_gateway
+from tests.support import Caller
+
+SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "openapi_document.py"
 
 
 @pytest.fixture(scope="module")
@@ -67,3 +75,154 @@ def test_messages_and_fields_carry_their_comments(spec: dict[str, Any]) -> None:
         if isinstance(prop, dict)
     ]
     assert sum(1 for p in fields if p.get("description")) > len(fields) // 2
+
+
+def _offline_document() -> dict[str, Any]:
+    spec = importlib.util.spec_from_file_location("openapi_document", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    document: dict[str, Any] = module.document()
+    return document
+
+
+def test_the_script_writes_the_document_the_gateway_serves(spec: dict[str, Any]) -> None:
+    # What a client generator gets without running anything is what the gateway serves.
+    offline = _offline_document()
+    validate(offline)
+    assert offline["paths"] == spec["paths"]
+    assert offline["components"] == spec["components"]
+    assert offline["info"]["version"] == spec["info"]["version"]  # the same contract files
+
+
+def _valid(instance: Any, name: str, spec: dict[str, Any]) -> bool:
+    schema = {"$ref": f"#/components/schemas/{name}", "components": spec["components"]}
+    return bool(OAS31Validator(schema).is_valid(instance))
+
+
+def test_every_request_string_and_list_has_its_limit(spec: dict[str, Any]) -> None:
+    """The server refuses to start while a request field lacks `(learnflow.v1.limits)`: the
+    document must carry each of them, through references, unions and PATCH bodies."""
+    schemas = spec["components"]["schemas"]
+    missing: list[str] = []
+    seen: set[str] = set()
+
+    def walk(schema: Any, where: str) -> None:
+        if not isinstance(schema, dict) or schema.get("readOnly"):
+            return
+        if "$ref" in schema:
+            name = schema["$ref"].rsplit("/", 1)[-1]
+            if name not in seen:
+                seen.add(name)
+                walk(schemas[name], name)
+            return
+        bounded = "maxLength" in schema or "enum" in schema or "format" in schema
+        if schema.get("type") == "string" and not bounded:
+            missing.append(where)
+        if schema.get("type") == "array":
+            if "maxItems" not in schema:
+                missing.append(where)
+            walk(schema["items"], where + "[]")
+        for name, prop in schema.get("properties", {}).items():
+            walk(prop, f"{where}.{name}")
+        for choice in schema.get("oneOf", []):
+            walk(choice, where)
+
+    for path, item in spec["paths"].items():
+        for verb, op in item.items():
+            for param in op.get("parameters", []):
+                if "$ref" not in param:
+                    walk(param["schema"], f"{verb} {path} {param['name']}")
+            body = op.get("requestBody")
+            if body:
+                walk(body["content"]["application/json"]["schema"], f"{verb} {path} body")
+    assert {"LessonUpdate", "CourseUpdate", "Quiz", "QuizQuestion"} <= seen
+    assert not missing, missing
+
+
+def test_access_rules_errors_and_unions_are_documented(spec: dict[str, Any]) -> None:
+    paths = spec["paths"]
+    create = paths["/v1/courses"]["post"]
+    assert create["security"] == [{"bearerAuth": []}]
+    assert create["x-required-roles"] == ["ROLE_INSTRUCTOR", "ROLE_ADMIN"]
+    assert {"401", "403", "429"} <= set(create["responses"])
+    catalog = paths["/v1/courses"]["get"]
+    assert catalog["security"] == []
+    assert "403" not in catalog["responses"]
+    me = paths["/v1/users/me"]["get"]
+    assert me["security"] == [{"bearerAuth": []}] and "x-required-roles" not in me
+    lesson_patch = paths["/v1/courses/{course_id}/lessons/{lesson_id}"]["patch"]
+    body = lesson_patch["requestBody"]["content"]["application/json"]["schema"]
+    assert body["$ref"] == "#/components/schemas/LessonUpdate"
+    assert _valid({"position": 1}, "LessonUpdate", spec)
+    assert not _valid({"position": 1}, "Lesson", spec)  # a lesson needs a title
+    article = {"title": "t", "article": {"markdown": "# x"}}
+    assert _valid(article, "Lesson", spec)
+    assert not _valid({**article, "video": {"url": "https://v.example/x"}}, "Lesson", spec)
+    assert all("." not in name for name in spec["components"]["schemas"])
+
+
+async def test_comment_patch_takes_the_mask_in_the_query_and_the_old_body_form_is_deprecated(
+    gateway: RunningServer, spec: dict[str, Any], instructor: Caller
+) -> None:
+    async with httpx.AsyncClient(base_url=gateway.url, timeout=30) as http:
+        staff = {"Authorization": f"Bearer {instructor.access_token}"}
+        created = await http.post(
+            "/v1/courses", json={"course": {"title": "Comments, live"}}, headers=staff
+        )
+        assert created.status_code == 200, created.text
+        course_id = created.json()["course"]["id"]
+        lesson = await http.post(
+            f"/v1/courses/{course_id}/lessons",
+            json={"lesson": {"title": "One", "article": {"markdown": "# 1"}}},
+            headers=staff,
+        )
+        assert lesson.status_code == 200, lesson.text
+        lesson_id = lesson.json()["lesson"]["id"]
+        published = await http.post(f"/v1/courses/{course_id}:publish", json={}, headers=staff)
+        assert published.status_code == 200, published.text
+        student: HttpUser = await register_over_http(http, name="Commenter")
+        enrolled = await http.post(
+            f"/v1/courses/{course_id}/enrollments", json={}, headers=student.headers()
+        )
+        assert enrolled.status_code == 200, enrolled.text
+        comments = f"/v1/courses/{course_id}/lessons/{lesson_id}/comments"
+        posted = await http.post(
+            comments,
+            json={"body": "first"},
+            headers={**student.headers(), "Idempotency-Key": uuid.uuid4().hex},
+        )
+        assert posted.status_code == 200, posted.text
+        comment_id = posted.json()["comment"]["id"]
+
+        query = await http.patch(
+            f"{comments}/{comment_id}",
+            params={"updateMask": "body"},
+            json={"body": "second"},
+            headers=student.headers(),
+        )
+        assert query.status_code == 200, query.text
+        assert query.json()["comment"]["body"] == "second"
+        assert "deprecation" not in query.headers
+        assert _valid(query.json(), "UpdateCommentResponse", spec)
+        old = await http.patch(
+            f"{comments}/{comment_id}",
+            json={"body": "third", "updateMask": "body"},
+            headers=student.headers(),
+        )
+        assert old.status_code == 200, old.text
+        assert old.json()["comment"]["body"] == "third"
+        assert old.headers["deprecation"] == "true"
+
+        # A role refusal validates against the Status schema and names who may call.
+        denied = await http.post(
+            "/v1/courses", json={"course": {"title": "Not mine"}}, headers=student.headers()
+        )
+        assert denied.status_code == 403
+        assert _valid(denied.json(), "Status", spec)
+        infos = [
+            d
+            for d in denied.json()["details"]
+            if d["@type"] == "type.googleapis.com/google.rpc.ErrorInfo"
+        ]
+        assert infos[0]["metadata"]["allowedRoles"] == "ROLE_INSTRUCTOR,ROLE_ADMIN"

@@ -235,6 +235,29 @@ async def test_a_student_cannot_create_a_course_and_nothing_is_written(
     await _only_the_refusal_was_written(postgres_url, before)
 
 
+async def test_a_role_refusal_names_the_roles_that_may_call(
+    channel: grpc.aio.Channel, caller: Caller
+) -> None:
+    # The client learns from the refusal itself whom to ask, in the enum names the JSON of
+    # `User.role` uses; the contract's rule is the only source.
+    rule = RULES["/learnflow.v1.CourseService/CreateCourse"]
+    assert rule.roles == {"instructor", "admin"}
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await courses_pb2_grpc.CourseServiceStub(channel).CreateCourse(
+            courses_pb2.CreateCourseRequest(course=courses_pb2.Course(title="Sneaky course")),
+            metadata=caller.metadata(),
+        )
+    assert raised.value.code() is grpc.StatusCode.PERMISSION_DENIED
+    infos = []
+    for detail in rich_status(raised.value).details:
+        info = error_details_pb2.ErrorInfo()
+        if detail.Unpack(info) and info.domain == ERROR_DOMAIN:
+            infos.append(info)
+    assert [i.reason for i in infos] == [REASON_ROLE_NOT_ALLOWED]
+    assert infos[0].metadata["allowedRoles"] == "ROLE_INSTRUCTOR,ROLE_ADMIN"
+    assert infos[0].metadata["method"] == "/learnflow.v1.CourseService/CreateCourse"
+
+
 # --------------------------------------------------------- NOT_FOUND where a refusal would leak
 
 

@@ -8,12 +8,14 @@ PERMISSION_DENIED for someone else's comment). The ErrorInfo `reason` in domain
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from google.protobuf import any_pb2
 from google.rpc import error_details_pb2
 
 from learnflow.errors import PermissionDenied, ResourceExhausted, Unauthenticated
+from learnflow.v1 import access_pb2
+from learnflow.vocabulary import ROLES
 
 ERROR_DOMAIN = "access.learnflow.v1"
 
@@ -48,12 +50,24 @@ class AccessUnauthenticated(Unauthenticated):
 
 
 class RoleNotAllowed(PermissionDenied):
-    def __init__(self, message: str, method: str) -> None:
+    """The ErrorInfo's `allowedRoles` metadata lists, comma-separated and in the contract's
+    enum names (`ROLE_INSTRUCTOR,ROLE_ADMIN`, as the JSON of `User.role` spells them), the
+    roles that may call: the client can tell the user what they lack without a second source
+    of access rules."""
+
+    def __init__(self, message: str, method: str, allowed_roles: Iterable[str] = ()) -> None:
         super().__init__(message)
         self.method = method
+        # In the contract's order (student, instructor, admin), whatever order the rule has.
+        self.allowed_roles = sorted(set(allowed_roles), key=lambda r: ROLES.get(r, 0))
 
     def details(self) -> list[any_pb2.Any]:
-        return [error_info(REASON_ROLE_NOT_ALLOWED, {"method": self.method})]
+        metadata = {"method": self.method}
+        if self.allowed_roles:
+            metadata["allowedRoles"] = ",".join(
+                access_pb2.Role.Name(ROLES[r]) for r in self.allowed_roles if r in ROLES
+            )
+        return [error_info(REASON_ROLE_NOT_ALLOWED, metadata)]
 
 
 class RateLimited(ResourceExhausted):

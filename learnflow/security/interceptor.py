@@ -257,7 +257,7 @@ class ApiInterceptor(AsyncServerInterceptor):
         )
         set_call(call)  # a refusal below is audited with the caller it refused
         if rule.roles and (principal is None or principal.role not in rule.roles):
-            raise RoleNotAllowed("your role may not call this method", call.method)
+            raise RoleNotAllowed("your role may not call this method", call.method, rule.roles)
         subject = f"user:{principal.user_id}" if principal else f"addr:{call.client_address}"
         await self.rate_limiter.hit(rule.rate_class, subject)
         return call

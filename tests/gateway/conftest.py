@@ -122,6 +122,13 @@ class ThingHandlers:
     async def publish_thing(self, request: Any, context: Context) -> Any:
         return self.pb2.Thing(id=request.thing_id, display_name=request.reason, tags=["published"])
 
+    async def rename_thing(self, request: Any, context: Context) -> Any:
+        thing = self.pb2.Thing(
+            id=request.thing_id, display_name=request.display_name, text=request.request_id
+        )
+        thing.mask.CopyFrom(request.update_mask)
+        return thing
+
     async def get_thing_inner(self, request: Any, context: Context) -> Any:
         return self.pb2.Thing(
             id=request.thing_id, inner=self.pb2.Inner(note=f"inner of {request.thing_id}", level=3)
@@ -207,6 +214,7 @@ def thing_service_handler(pb2: Any) -> grpc.GenericRpcHandler[Any, Any]:
             "ReplaceThing": _unary(h.replace_thing, pb2.ReplaceThingRequest, pb2.Thing),
             "DeleteThing": _unary(h.delete_thing, pb2.DeleteThingRequest, empty),
             "PublishThing": _unary(h.publish_thing, pb2.PublishThingRequest, pb2.Thing),
+            "RenameThing": _unary(h.rename_thing, pb2.RenameThingRequest, pb2.Thing),
             "GetThingInner": _unary(h.get_thing_inner, pb2.GetThingRequest, pb2.Thing),
             "GetResource": _unary(h.get_resource, pb2.GetResourceRequest, pb2.Resource),
             "GetBook": _unary(h.get_book, pb2.GetBookRequest, pb2.Resource),

@@ -31,7 +31,9 @@ def schemas(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 def param(operation: dict[str, Any], name: str) -> dict[str, Any]:
-    matches: list[dict[str, Any]] = [p for p in operation["parameters"] if p["name"] == name]
+    matches: list[dict[str, Any]] = [
+        p for p in operation["parameters"] if "$ref" not in p and p["name"] == name
+    ]
     assert len(matches) == 1, name
     return matches[0]
 
@@ -75,7 +77,7 @@ def test_parameters_have_types(doc: dict[str, Any]) -> None:
         "format": "int64",
         "pattern": "^-?[0-9]+$",
     }
-    assert param(echo, "color")["schema"] == {"$ref": "#/components/schemas/gwtest.v1.Color"}
+    assert param(echo, "color")["schema"] == {"$ref": "#/components/schemas/Color"}
     assert param(echo, "when")["schema"]["format"] == "date-time"
     assert param(echo, "limit")["schema"]["type"] == "integer"
     assert param(echo, "inner.level")["schema"]["format"] == "int32"
@@ -87,11 +89,16 @@ def test_parameters_have_types(doc: dict[str, Any]) -> None:
         "maxItems": 20,
     }
     assert tags["explode"] is True
-    names = {p["name"] for p in echo["parameters"]}
+    names = {p["name"] for p in echo["parameters"] if "$ref" not in p}
     # Maps, Struct and messages have no query form.
     assert not names & {"labels", "extra", "inner"}
     get_thing = doc["paths"]["/v1/shelves/{shelf}/things/{thing_id}"]["get"]
-    assert [p["in"] for p in get_thing["parameters"]] == ["path", "path", "query"]
+    assert [p.get("in") or p["$ref"] for p in get_thing["parameters"]] == [
+        "path",
+        "path",
+        "query",
+        "#/components/parameters/ConsistencyToken",  # a read may wait for a write
+    ]
     # body "*": no query parameters, the body schema leaves out the path-bound field.
     replace = doc["paths"]["/v1/things/{thing_id}"]["put"]
     assert [p["name"] for p in replace["parameters"]] == ["thing_id"]
@@ -100,7 +107,7 @@ def test_parameters_have_types(doc: dict[str, Any]) -> None:
 
 
 def test_message_schemas_follow_proto3_json(doc: dict[str, Any]) -> None:
-    thing = schemas(doc)["gwtest.v1.Thing"]
+    thing = schemas(doc)["Thing"]
     props = thing["properties"]
     assert thing["additionalProperties"] is False
     assert thing["required"] == ["displayName"]
@@ -114,12 +121,12 @@ def test_message_schemas_follow_proto3_json(doc: dict[str, Any]) -> None:
     assert props["enabled"] == {"type": "boolean"}
     assert props["extra"] == {"type": "object", "additionalProperties": True}
     assert props["labels"] == {"type": "object", "additionalProperties": {"type": "string"}}
-    assert props["palette"]["items"] == {"$ref": "#/components/schemas/gwtest.v1.Color"}
+    assert props["palette"]["items"] == {"$ref": "#/components/schemas/Color"}
     assert props["blob"]["contentEncoding"] == "base64"
     assert thing["x-oneofs"] == {"choice": ["text", "number"]}
-    assert thing["allOf"] == [{"not": {"required": ["text", "number"]}}]
+    assert [choice["title"] for choice in thing["oneOf"]] == ["text", "number", "none"]
     assert "oneof `choice`" in props["text"]["description"]
-    assert schemas(doc)["gwtest.v1.Color"] == {
+    assert schemas(doc)["Color"] == {
         "type": "string",
         "enum": ["COLOR_UNSPECIFIED", "COLOR_RED", "COLOR_BLUE"],
     }
@@ -130,12 +137,12 @@ def test_operations_responses_security_and_extensions(doc: dict[str, Any]) -> No
         "type": "http",
         "scheme": "bearer",
     }
-    status = schemas(doc)["google.rpc.Status"]
+    status = schemas(doc)["Status"]
     assert set(status["properties"]) == {"code", "message", "details"}
     create = doc["paths"]["/v1/shelves/{shelf}/things"]["post"]
     assert create["responses"]["default"] == {"$ref": "#/components/responses/Error"}
     error = doc["components"]["responses"]["Error"]["content"]["application/json"]["schema"]
-    assert error == {"$ref": "#/components/schemas/google.rpc.Status"}
+    assert error == {"$ref": "#/components/schemas/Status"}
     assert create["requestBody"]["required"] is True  # `thing` is REQUIRED
     assert create["x-gwtest.v1.policy"] == {
         "audience": "authenticated",
@@ -145,7 +152,7 @@ def test_operations_responses_security_and_extensions(doc: dict[str, Any]) -> No
     assert "x-gwtest.v1.policy" not in doc["paths"]["/v1/echo"]["get"]
     inner = doc["paths"]["/v1/things/{thing_id}/inner"]["get"]
     assert inner["responses"]["200"]["content"]["application/json"]["schema"] == {
-        "$ref": "#/components/schemas/gwtest.v1.Inner"
+        "$ref": "#/components/schemas/Inner"
     }
     stream = doc["paths"]["/v1/things:stream"]["get"]["responses"]["200"]["content"]
     assert set(stream) == {"application/x-ndjson", "text/event-stream"}
@@ -159,11 +166,11 @@ async def test_real_responses_match_their_schemas(
         validate(instance, schema, cls=OAS31Validator)
 
     thing = (await client.get("/v1/things/t1")).json()
-    check(thing, "gwtest.v1.Thing")
+    check(thing, "Thing")
     echo = (await client.get("/v1/echo?when=2024-01-02T03:04:05Z&ttl=2s&limit=3&text=x")).json()
-    check(echo, "gwtest.v1.EchoResponse")
+    check(echo, "EchoResponse")
     error = (await client.post("/v1/fail", json={"code": 3, "badField": "f"})).json()
-    check(error, "google.rpc.Status")
+    check(error, "Status")
 
 
 def test_comments_from_source_info(descriptor_set: Path) -> None:
@@ -175,10 +182,10 @@ def test_comments_from_source_info(descriptor_set: Path) -> None:
     assert doc["info"] == {"title": "Test", "version": "1"}
     create = doc["paths"]["/v1/shelves/{shelf}/things"]["post"]
     assert create["summary"] == "Creates a thing on a shelf."
-    thing = doc["components"]["schemas"]["gwtest.v1.Thing"]
+    thing = doc["components"]["schemas"]["Thing"]
     assert thing["description"] == "The resource of the tests."
     assert thing["properties"]["displayName"]["description"] == "Human readable name."
-    assert "- `COLOR_RED`: Red." in doc["components"]["schemas"]["gwtest.v1.Color"]["description"]
+    assert "- `COLOR_RED`: Red." in doc["components"]["schemas"]["Color"]["description"]
     validate_only = param(create, "validateOnly")
     assert validate_only["description"] == "Asks the server to validate only."
 
@@ -186,7 +193,7 @@ def test_comments_from_source_info(descriptor_set: Path) -> None:
 def test_size_limit_options_become_max_length_and_max_items(doc: dict[str, Any]) -> None:
     # `gwtest.v1.bounds` is a field option the gateway has never heard of: its `max_length` /
     # `max_items` fields are what make it a size limit.
-    props = schemas(doc)["gwtest.v1.Thing"]["properties"]
+    props = schemas(doc)["Thing"]["properties"]
     assert props["displayName"]["maxLength"] == 200
     assert props["tags"]["maxItems"] == 20
     assert props["tags"]["items"] == {"type": "string", "maxLength": 50}
@@ -194,7 +201,7 @@ def test_size_limit_options_become_max_length_and_max_items(doc: dict[str, Any])
     assert props["mask"]["maxLength"] == 3 * 17 - 1  # three paths of 16, two commas
     # Fields without the option stay unbounded.
     assert "maxLength" not in props["id"] and "maxItems" not in props["palette"]
-    assert "maxLength" not in schemas(doc)["gwtest.v1.Inner"]["properties"]["note"]
+    assert "maxLength" not in schemas(doc)["Inner"]["properties"]["note"]
 
 
 async def test_post_bodies_are_required_and_the_consistency_header_is_described_once(
@@ -212,3 +219,217 @@ async def test_post_bodies_are_required_and_the_consistency_header_is_described_
             if isinstance(op, dict) and "responses" in op:
                 ref = op["responses"]["200"]["headers"]["X-Consistency-Token"]
                 assert ref == {"$ref": "#/components/headers/ConsistencyToken"}
+
+
+def _valid(instance: Any, name: str, doc: dict[str, Any]) -> bool:
+    schema = {"$ref": f"#/components/schemas/{name}", "components": doc["components"]}
+    return bool(OAS31Validator(schema).is_valid(instance))
+
+
+def _refs(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        found = [node["$ref"]] if isinstance(node.get("$ref"), str) else []
+        return found + [r for value in node.values() for r in _refs(value)]
+    if isinstance(node, list):
+        return [r for item in node for r in _refs(item)]
+    return []
+
+
+def test_schema_names_are_short_and_dotless(doc: dict[str, Any]) -> None:
+    names = set(schemas(doc))
+    assert all(re.fullmatch(r"[A-Za-z0-9_]+", name) for name in names), sorted(names)
+    # Short names where unique...
+    assert {"Thing", "Color", "Inner", "Status", "BadRequest", "FieldViolation"} <= names
+    assert {"ErrorInfo", "RetryInfo", "ThingUpdate", "Any"} <= names
+    # ...PascalCase of the full name for both sides of a clash (two `Violation`s).
+    assert "Violation" not in names
+    assert {"GoogleRpcQuotaFailureViolation", "GoogleRpcPreconditionFailureViolation"} <= names
+    # Every reference resolves, discriminator mappings included.
+    refs = _refs(doc) + [
+        ref
+        for schema in schemas(doc).values()
+        for ref in schema.get("properties", {})
+        .get("details", {})
+        .get("items", {})
+        .get("discriminator", {})
+        .get("mapping", {})
+        .values()
+    ]
+    for ref in refs:
+        kind, name = ref.removeprefix("#/components/").split("/")
+        assert name in doc["components"][kind], ref
+
+
+def test_clashing_names_take_the_pascal_case_full_name() -> None:
+    from gateway.openapi import _component_names
+
+    names = _component_names(
+        ["google.rpc.Status", "a.v1.Status", "a.v1.Course", "a.v1.Course#update", "b.Thing_x"]
+    )
+    assert names == {
+        "google.rpc.Status": "GoogleRpcStatus",
+        "a.v1.Status": "AV1Status",
+        "a.v1.Course": "Course",
+        "a.v1.Course#update": "CourseUpdate",
+        "b.Thing_x": "Thing_x",
+    }
+
+
+async def test_status_details_are_a_discriminated_union(
+    client: httpx.AsyncClient, doc: dict[str, Any]
+) -> None:
+    items = schemas(doc)["Status"]["properties"]["details"]["items"]
+    mapping = items["discriminator"]["mapping"]
+    assert items["discriminator"]["propertyName"] == "@type"
+    assert mapping["type.googleapis.com/google.rpc.BadRequest"] == "#/components/schemas/BadRequest"
+    assert {"ErrorInfo", "RetryInfo", "PreconditionFailure", "ResourceInfo"} <= {
+        ref.rsplit("/", 1)[-1] for ref in mapping.values()
+    }
+    assert sorted(mapping.values()) == sorted(ref["$ref"] for ref in items["oneOf"])
+    for url, ref in mapping.items():
+        detail = schemas(doc)[ref.rsplit("/", 1)[-1]]
+        assert detail["properties"]["@type"] == {"type": "string", "const": url}
+        assert detail["required"][0] == "@type"
+    violation = schemas(doc)["BadRequest"]["properties"]["fieldViolations"]["items"]
+    assert violation == {"$ref": "#/components/schemas/FieldViolation"}
+    # Real answers validate, and a detail of the wrong shape does not.
+    error = await client.post(
+        "/v1/fail", json={"code": 8, "badField": "displayName", "retryDelay": "2s"}
+    )
+    body = error.json()
+    assert {d["@type"].rsplit(".", 1)[-1] for d in body["details"]} == {"BadRequest", "RetryInfo"}
+    assert _valid(body, "Status", doc)
+    body["details"][0]["fieldViolations"] = "not a list"
+    assert not _valid(body, "Status", doc)
+
+
+def test_each_operation_lists_the_errors_it_can_return(doc: dict[str, Any]) -> None:
+    paths = doc["paths"]
+    create = paths["/v1/shelves/{shelf}/things"]["post"]["responses"]
+    assert set(create) == {
+        "200",
+        "400",
+        "401",
+        "403",
+        "404",
+        "409",
+        "413",
+        "429",
+        "503",
+        "504",
+        "default",
+    }
+    assert create["429"] == {"$ref": "#/components/responses/TooManyRequests"}
+    featured = paths["/v1/things/featured"]["get"]["responses"]
+    # No path parameter: nothing to be missing; a read: no conflict; no body.
+    assert not {"404", "409", "413"} & set(featured)
+    rename = paths["/v1/things/{thing_id}:rename"]["patch"]["responses"]
+    assert "403" not in rename  # public
+    responses = doc["components"]["responses"]
+    retry = {"$ref": "#/components/headers/RetryAfter"}
+    assert responses["TooManyRequests"]["headers"]["Retry-After"] == retry
+    assert responses["Unavailable"]["headers"]["Retry-After"] == retry
+    assert "WWW-Authenticate" in responses["Unauthenticated"]["headers"]
+    # The descriptions say which gRPC codes the gateway maps to each status (gateway.errors).
+    assert "`FAILED_PRECONDITION`" in responses["BadRequest"]["description"]
+    assert "`ABORTED`" in responses["Conflict"]["description"]
+    assert "`RESOURCE_EXHAUSTED`" in responses["TooManyRequests"]["description"]
+    for response in responses.values():
+        schema = response["content"]["application/json"]["schema"]
+        assert schema == {"$ref": "#/components/schemas/Status"}
+
+
+def test_security_follows_the_access_rule_options(doc: dict[str, Any]) -> None:
+    paths = doc["paths"]
+    create = paths["/v1/shelves/{shelf}/things"]["post"]
+    assert create["security"] == [{"bearerAuth": []}]
+    assert create["x-required-roles"] == ["ROLE_WRITER"]
+    assert "`ROLE_WRITER`" in create["description"]
+    rename = paths["/v1/things/{thing_id}:rename"]["patch"]
+    assert rename["security"] == []
+    assert "x-required-roles" not in rename
+    # No rule at all: a token when the backend wants one.
+    assert paths["/v1/things/featured"]["get"]["security"] == [{"bearerAuth": []}, {}]
+
+
+def test_patch_bodies_accept_partial_updates(doc: dict[str, Any]) -> None:
+    patch = doc["paths"]["/v1/things/{thing_id}"]["patch"]
+    body = patch["requestBody"]["content"]["application/json"]["schema"]
+    assert body == {"$ref": "#/components/schemas/ThingUpdate"}
+    update = schemas(doc)["ThingUpdate"]
+    assert "required" not in update
+    assert "id" not in update["properties"]  # output only
+    assert _valid({"tags": ["a"]}, "ThingUpdate", doc)
+    assert not _valid({"tags": ["a"]}, "Thing", doc)  # displayName is required there
+    assert not _valid({"tags": ["a"], "bogus": 1}, "ThingUpdate", doc)
+
+
+def test_oneofs_are_one_of(doc: dict[str, Any]) -> None:
+    thing = schemas(doc)["Thing"]
+    text = thing["oneOf"][0]
+    assert text["properties"] == {"text": {"type": "string"}, "number": False}
+    assert text["required"] == ["text"]
+    assert _valid({"displayName": "x", "text": "a"}, "Thing", doc)
+    assert _valid({"displayName": "x", "number": 2}, "Thing", doc)
+    assert _valid({"displayName": "x"}, "Thing", doc)
+    assert not _valid({"displayName": "x", "text": "a", "number": 2}, "Thing", doc)
+
+
+def test_immutable_and_output_only_fields_are_marked(doc: dict[str, Any]) -> None:
+    props = schemas(doc)["Thing"]["properties"]
+    assert props["color"]["x-immutable"] is True
+    assert "Immutable" in props["color"]["description"]
+    assert props["id"]["readOnly"] is True
+
+
+def test_headers_are_described_once_and_referenced(doc: dict[str, Any]) -> None:
+    components = doc["components"]
+    assert components["parameters"]["IdempotencyKey"]["in"] == "header"
+    assert components["parameters"]["ConsistencyToken"]["name"] == "X-Consistency-Token"
+    rename = doc["paths"]["/v1/things/{thing_id}:rename"]["patch"]
+    assert {"$ref": "#/components/parameters/IdempotencyKey"} in rename["parameters"]
+    body = rename["requestBody"]["content"]["application/json"]["schema"]
+    assert "Idempotency-Key" in body["properties"]["requestId"]["description"]
+    # Reads may wait for a write; writes without an idempotency field take no key.
+    create = doc["paths"]["/v1/shelves/{shelf}/things"]["post"]
+    assert {"$ref": "#/components/parameters/IdempotencyKey"} not in create.get("parameters", [])
+    get = doc["paths"]["/v1/things/{thing_id}"]["get"]
+    assert {"$ref": "#/components/parameters/ConsistencyToken"} in get["parameters"]
+
+
+async def test_update_mask_is_a_query_parameter_even_with_a_whole_request_body(
+    client: httpx.AsyncClient, doc: dict[str, Any]
+) -> None:
+    rename = doc["paths"]["/v1/things/{thing_id}:rename"]["patch"]
+    assert param(rename, "updateMask")["in"] == "query"
+    body = rename["requestBody"]["content"]["application/json"]["schema"]
+    assert body["properties"]["updateMask"]["deprecated"] is True
+    assert rename["responses"]["200"]["headers"]["Deprecation"] == {
+        "$ref": "#/components/headers/Deprecation"
+    }
+    assert "deprecated" in rename["description"]
+
+    query = await client.patch(
+        "/v1/things/t1:rename?updateMask=displayName",
+        json={"displayName": "new"},
+        headers={"Idempotency-Key": "k-1"},
+    )
+    assert query.status_code == 200, query.text
+    assert query.json()["mask"] == "displayName"
+    assert query.json()["text"] == "k-1"  # the header filled requestId
+    assert "deprecation" not in query.headers
+    old = await client.patch(
+        "/v1/things/t1:rename", json={"displayName": "new", "updateMask": "displayName"}
+    )
+    assert old.status_code == 200, old.text
+    assert old.json()["mask"] == "displayName"
+    assert old.headers["deprecation"] == "true"
+    both = await client.patch(
+        "/v1/things/t1:rename?updateMask=displayName",
+        json={"displayName": "new", "updateMask": "displayName"},
+    )
+    assert both.status_code == 400
+    violation = both.json()["details"][0]["fieldViolations"][0]
+    assert violation["field"] == "updateMask"
+    other = await client.patch("/v1/things/t1:rename?displayName=x", json={})
+    assert other.status_code == 400  # the mask is the only query parameter such a route takes

@@ -1,0 +1,45 @@
+/**
+ * The ONE module that names the API's types. Everything else imports from here, so a change
+ * in how the gateway names its schemas (e.g. `learnflow.v1.Course` → `Course`) is a change in
+ * this file only. Types come from operations (`paths`), not from schema names, wherever an
+ * operation carries them.
+ */
+import type { paths } from './schema';
+
+type Json<T> = T extends { content: { 'application/json': infer B } } ? B : never;
+
+/** The JSON body of an operation's 200 response. */
+export type ResponseOf<P extends keyof paths, M extends keyof paths[P]> = paths[P][M] extends {
+  responses: { 200: infer R };
+}
+  ? Json<R>
+  : never;
+
+/** The JSON request body of an operation. */
+export type BodyOf<P extends keyof paths, M extends keyof paths[P]> = paths[P][M] extends {
+  requestBody?: infer B;
+}
+  ? Json<NonNullable<B>>
+  : never;
+
+/** The query parameters of an operation. */
+export type QueryOf<P extends keyof paths, M extends keyof paths[P]> = paths[P][M] extends {
+  parameters: { query?: infer Q };
+}
+  ? NonNullable<Q>
+  : never;
+
+type Item<T> = T extends readonly (infer I)[] ? I : never;
+
+export type CurrentUserResponse = ResponseOf<'/v1/users/me', 'get'>;
+export type User = NonNullable<CurrentUserResponse['user']>;
+export type Role = NonNullable<User['role']>;
+
+export type ListCoursesQuery = QueryOf<'/v1/courses', 'get'>;
+export type ListCoursesResponse = ResponseOf<'/v1/courses', 'get'>;
+export type Course = Item<NonNullable<ListCoursesResponse['courses']>>;
+export type CourseLevel = NonNullable<Course['level']>;
+export type CourseOrder = 'publish_time desc' | 'title' | 'enrollment_count desc';
+
+export type RegisterBody = BodyOf<'/v1/users:register', 'post'>;
+export type LoginBody = BodyOf<'/v1/sessions', 'post'>;

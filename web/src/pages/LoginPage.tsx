@@ -1,0 +1,54 @@
+import { useState, type FormEvent } from 'react';
+import { Link, useNavigate, useSearchParams } from 'react-router';
+import { ApiError } from '../api';
+import { useAuth } from '../auth/AuthContext';
+import { safeNext } from '../routes/guards';
+import { Alert, Button, Field, PageTitle } from '../components/ui';
+
+export default function LoginPage() {
+  const { login } = useAuth();
+  const navigate = useNavigate();
+  const [params] = useSearchParams();
+  const [error, setError] = useState<ApiError | null>(null);
+  const [busy, setBusy] = useState(false);
+
+  async function submit(event: FormEvent<HTMLFormElement>) {
+    event.preventDefault();
+    const form = new FormData(event.currentTarget);
+    setBusy(true);
+    setError(null);
+    try {
+      await login(String(form.get('email')), String(form.get('password')));
+      navigate(safeNext(params.get('next')), { replace: true });
+    } catch (e) {
+      setError(e instanceof ApiError ? e : new ApiError('UNKNOWN', String(e), 0));
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  return (
+    <div className="mx-auto max-w-sm">
+      <PageTitle>Log in</PageTitle>
+      <form onSubmit={submit} className="flex flex-col gap-4" noValidate>
+        {error && (
+          <Alert>
+            {error.code === 'UNAUTHENTICATED' ? 'Wrong email or password.' : error.message}
+            {error.retryAfter !== null && ` Try again in ${error.retryAfter} s.`}
+          </Alert>
+        )}
+        <Field label="Email" name="email" type="email" autoComplete="email" required error={error?.field('email')} />
+        <Field label="Password" name="password" type="password" autoComplete="current-password" required error={error?.field('password')} />
+        <Button type="submit" disabled={busy}>
+          {busy ? 'Logging in…' : 'Log in'}
+        </Button>
+      </form>
+      <p className="mt-6 text-sm">
+        New here?{' '}
+        <Link to="/register" className="font-medium text-brand-600 underline dark:text-brand-50">
+          Create an account
+        </Link>
+      </p>
+    </div>
+  );
+}
