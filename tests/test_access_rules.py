@@ -109,6 +109,17 @@ def test_loaded_rules_match_the_proto_options() -> None:
     assert rules["/learnflow.v1.ProfileService/GetCurrentUser"].roles == frozenset()
 
 
+def test_account_recovery_is_public_and_in_the_auth_budget() -> None:
+    """A locked-out user has no token: resets and verification links work without one, on
+    the login's small per-client budget; re-sending a verification mail needs a session."""
+    rules = load_rules()
+    for name in ("CreatePasswordReset", "ConfirmPasswordReset", "ConfirmEmailVerification"):
+        rule = rules[f"/learnflow.v1.IdentityService/{name}"]
+        assert (rule.public, rule.roles, rule.rate_class) == (True, frozenset(), "auth"), name
+    resend = rules["/learnflow.v1.IdentityService/SendVerificationEmail"]
+    assert (resend.public, resend.roles, resend.rate_class) == (False, frozenset(), "auth")
+
+
 # -------------------------------------------------------------- load_rules refuses bad rules
 
 
