@@ -12,6 +12,9 @@ const CatalogPage = lazy(() => import('../pages/CatalogPage'));
 const LoginPage = lazy(() => import('../pages/LoginPage'));
 const RegisterPage = lazy(() => import('../pages/RegisterPage'));
 const NotFoundPage = lazy(() => import('../pages/NotFoundPage'));
+const ForgotPasswordPage = lazy(() => import('../pages/account/ForgotPasswordPage'));
+const ResetPasswordPage = lazy(() => import('../pages/account/ResetPasswordPage'));
+const VerifyEmailPage = lazy(() => import('../pages/account/VerifyEmailPage'));
 const Placeholder = lazy(() => import('../pages/PlaceholderPage'));
 
 const soon = (title: string): ReactNode => <Placeholder title={title} />;
@@ -26,6 +29,10 @@ export const routes: RouteObject[] = [
       { index: true, element: <Navigate to="/courses" replace /> },
       { path: 'login', element: <LoginPage /> },
       { path: 'register', element: <RegisterPage /> },
+      // Account recovery: the paths the server's mails link to (LEARNFLOW_PUBLIC_URL + …).
+      { path: 'forgot-password', element: <ForgotPasswordPage /> },
+      { path: 'reset-password', element: <ResetPasswordPage /> },
+      { path: 'verify-email', element: <VerifyEmailPage /> },
       { path: 'courses', element: <CatalogPage /> },
       // Phase 2: learner
       { path: 'courses/:slug', element: soon('Course') },
