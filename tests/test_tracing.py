@@ -12,7 +12,6 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import grpc
 import httpx
