@@ -39,6 +39,8 @@ from gateway.tracing import Tracing, finish, log_ids
 access_log = logging.getLogger("gateway.access")
 
 READY_TIMEOUT_S = 2.0
+# Probes and scrapes, every few seconds from every prober: no traces of their own.
+UNTRACED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 CORS_ALLOW_HEADERS = (
     "Authorization",
     "Content-Type",
@@ -75,7 +77,7 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if self.tracing is None:
+        if self.tracing is None or scope["path"] in UNTRACED_PATHS:
             await self._handle(scope, receive, send, None)
             return
         span = self.tracing.start(scope)

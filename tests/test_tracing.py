@@ -155,6 +155,12 @@ async def test_a_request_through_the_gateway_is_one_trace_down_to_the_databases(
     for span in mongo:
         assert span.kind is SpanKind.CLIENT
         assert span.context.trace_id == http_span.context.trace_id
+    # One tree: every span of the request's trace hangs from the gateway's.
+    in_trace = [s for s in finished if s.context.trace_id == http_span.context.trace_id]
+    ids = {s.context.span_id for s in in_trace}
+    assert all(
+        s.parent is not None and s.parent.span_id in ids for s in in_trace if s is not http_span
+    )
     reads = [s for s in mongo if (s.attributes or {}).get("db.operation.name") == "find"]
     assert reads and all("db.collection.name" in (s.attributes or {}) for s in reads)
     for span in mongo:  # a command's name and collection only: no filter, no document
@@ -327,3 +333,15 @@ async def test_the_gateway_ignores_an_untrusted_callers_trace_context(
     assert f"{http_span.context.trace_id:032x}" != "c" * 32
     # Neither header reached the backend: its span is the gateway's child.
     assert rpc.parent is not None and rpc.parent.span_id == http_span.context.span_id
+
+
+async def test_probes_and_scrapes_make_no_traces(
+    traced: Traced, spans: InMemorySpanExporter
+) -> None:
+    async with httpx.AsyncClient(base_url=traced.gateway.url, timeout=30) as http:
+        for path in ("/healthz", "/readyz", "/metrics"):
+            answer = await http.get(path)
+            assert answer.status_code == 200, (path, answer.text)
+        reloaded = await traced.gateway.app.state.gateway.loader.reload()  # reflection
+    assert reloaded is False
+    assert spans.get_finished_spans() == ()

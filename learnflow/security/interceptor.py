@@ -195,7 +195,7 @@ class ApiInterceptor(AsyncServerInterceptor):
         span: Span | None = None
         span_token: object = None
         tracer = tracing.tracer()
-        if tracer is not None:
+        if tracer is not None and not method_name.startswith(_UNTRACED):
             span = _rpc_span(tracer, method_name, metadata, call.request_id)
             span_token = otel_context.attach(trace.set_span_in_context(span))
         watching = False
@@ -426,6 +426,10 @@ class ApiInterceptor(AsyncServerInterceptor):
             extra["error"] = error
         log.info("rpc", extra=extra)
 
+
+# Probes and reflection (health checks every few seconds, the gateway's contract reloads):
+# no traces of their own.
+_UNTRACED = ("/grpc.health.", "/grpc.reflection.")
 
 # Server-side failures, per the RPC semantic conventions; the rest are the caller's doing and
 # leave the span's status unset.
