@@ -19,7 +19,7 @@ import psycopg
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import SpanKind, StatusCode
 
 from gateway import tracing as gateway_tracing
 from gateway.app import create_app
@@ -345,3 +345,22 @@ async def test_probes_and_scrapes_make_no_traces(
         reloaded = await traced.gateway.app.state.gateway.loader.reload()  # reflection
     assert reloaded is False
     assert spans.get_finished_spans() == ()
+
+
+async def test_a_server_stream_keeps_its_span_until_it_ends(
+    traced: Traced, spans: InMemorySpanExporter
+) -> None:
+    # Refused inside the stream (not enrolled): the span handed from the interceptor to the
+    # stream guard ends there, with the stream's code, under the gateway's span.
+    path = f"/v1/users/me/courses/{uuid.uuid4()}/progress:watch"
+    auth = {"Authorization": f"Bearer {traced.instructor.access_token}"}
+    async with httpx.AsyncClient(base_url=traced.gateway.url, timeout=30) as http:
+        refused = await http.get(path, headers={**auth, "Accept": "text/event-stream"})
+    assert refused.status_code == 404, refused.text
+    finished = spans.get_finished_spans()
+    http_span = _named(finished, "GET /v1/users/me/courses/{course_id}/progress:watch")
+    rpc = _named(finished, "learnflow.v1.ProgressService/WatchCourseProgress")
+    assert rpc.parent is not None and rpc.parent.span_id == http_span.context.span_id
+    assert (rpc.attributes or {})["rpc.grpc.status_code"] == grpc.StatusCode.NOT_FOUND.value[0]
+    assert rpc.status.status_code is StatusCode.UNSET  # NOT_FOUND is the caller's error
+    assert (http_span.attributes or {})["http.response.status_code"] == 404
