@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from gateway.app import create_app
     from gateway.settings import Settings, SettingsError
-    from gateway.tracing import configure
+    from gateway.tracing import TraceIds, configure
 
     # Access lines are already JSON documents: print them bare.
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -47,6 +47,11 @@ def main(argv: list[str] | None = None) -> None:
         app = create_app(settings, tracing)
     except SettingsError as exc:
         raise SystemExit(f"gateway: {exc}") from None
+    if tracing is not None:
+        # Plain lines (errors) written inside a request's span end with its ids.
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(TraceIds())
+            handler.setFormatter(logging.Formatter("%(message)s%(trace_ids)s"))
     uvicorn.run(
         app,
         host=settings.host,

@@ -14,6 +14,7 @@ When off nothing here is installed and the request path only checks `Tracing | N
 from __future__ import annotations
 
 import ipaddress
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -136,6 +137,16 @@ def log_ids() -> dict[str, str]:
     if not context.is_valid:
         return {}
     return {"trace_id": f"{context.trace_id:032x}", "span_id": f"{context.span_id:016x}"}
+
+
+class TraceIds(logging.Filter):
+    """Adds ` trace_id=... span_id=...` (as `record.trace_ids`) to a plain log line written
+    inside a span; the access log's JSON lines carry the ids as fields instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        ids = log_ids() if record.name != "gateway.access" else {}
+        record.trace_ids = "".join(f" {key}={value}" for key, value in ids.items())
+        return True
 
 
 def configure(

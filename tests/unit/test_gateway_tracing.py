@@ -74,3 +74,28 @@ def test_trace_context_metadata_from_a_client_is_dropped() -> None:
     keys = [key for key, _ in metadata]
     assert "traceparent" not in keys and "tracestate" not in keys
     assert ("a", "b") in metadata
+
+
+def test_plain_gateway_log_lines_end_with_the_ids_of_the_current_span() -> None:
+    import io
+    import logging
+
+    from gateway.tracing import TraceIds
+
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.addFilter(TraceIds())
+    handler.setFormatter(logging.Formatter("%(message)s%(trace_ids)s"))
+    log = logging.getLogger("gateway.proxy.test")
+    log.addHandler(handler)
+    log.propagate = False
+    try:
+        log.warning("outside")
+        with TracerProvider().get_tracer("test").start_as_current_span("request") as span:
+            log.warning("inside")
+            ids = span.get_span_context()
+    finally:
+        log.removeHandler(handler)
+    outside, inside = out.getvalue().splitlines()
+    assert outside == "outside"
+    assert inside == f"inside trace_id={ids.trace_id:032x} span_id={ids.span_id:016x}"
