@@ -38,6 +38,7 @@ from gateway.routing import Match, MethodNotAllowed, Route, Router
 from gateway.settings import Settings
 from gateway.static import StaticSite
 from gateway.tickets import TICKET_PARAM, StreamTickets
+from gateway.tracing import Tracing, inject
 from gateway.transcode import (
     BodyInput,
     TranscodeError,
@@ -69,8 +70,9 @@ class Registry:
 class Gateway:
     """Owns the backend channel, the descriptor loader and the current Registry."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, tracing: Tracing | None = None) -> None:
         self.settings = settings
+        self.tracing = tracing
         self._channel: grpc.aio.Channel | None = None
         self._call_channels: list[grpc.aio.Channel] = []
         self.tickets = StreamTickets()
@@ -364,6 +366,9 @@ class Dispatcher:
             settings.trusted_proxies,
             settings.forward_cookies,
         )
+        if self.gateway.tracing is not None:
+            # The request's span is the parent of the backend's (counted in the budget below).
+            inject(metadata)
         budget = settings.max_header_bytes - GRPC_HEADERS_RESERVE
         if metadata_size(metadata) > budget:
             raise HeadersTooLarge(f"headers forwarded to the backend exceed {budget} bytes")

@@ -24,7 +24,7 @@ from grpc_reflection.v1alpha import reflection
 from grpc_reflection.v1alpha._async import ReflectionServicer
 from grpc_reflection.v1alpha.reflection_pb2_grpc import add_ServerReflectionServicer_to_server
 
-from learnflow import metrics
+from learnflow import metrics, tracing
 from learnflow.commands.courses import CourseCommands
 from learnflow.commands.discussion import DiscussionCommands
 from learnflow.commands.identity import IdentityCommands
@@ -401,6 +401,11 @@ async def serve(settings: Settings, reuse_port: bool = False) -> None:
         except OSError as exc:
             raise SystemExit(f"cannot serve metrics on {settings.metrics_listen}: {exc}") from None
         log.info("metrics listening", extra={"listen": settings.metrics_listen, "port": port})
+    if tracing.configure(settings) is not None:  # before build: it instruments the clients
+        log.info(
+            "tracing on",
+            extra={"exporter": settings.tracing, "sample_ratio": settings.trace_sample_ratio},
+        )
     backend = await build(settings, reuse_port=reuse_port)
     log.info("gRPC server listening", extra={"listen": settings.grpc_listen, "port": backend.port})
     stop = asyncio.Event()
@@ -410,4 +415,6 @@ async def serve(settings: Settings, reuse_port: bool = False) -> None:
     await stop.wait()
     log.info("shutting down: draining in-flight calls")
     await backend.close(grace_s=10.0)
+    # Export the spans still buffered (a thread flush; bounded by the exporter's timeout).
+    await asyncio.to_thread(tracing.shutdown)
     log.info("stopped")

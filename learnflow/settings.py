@@ -14,6 +14,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 PREFIX = "LEARNFLOW_"
 ENVIRONMENTS = ("development", "test", "production")
+TRACING_MODES = ("off", "otlp")
 NOT_RATES = frozenset({"rate_limit_storage", "rate_limit_key_prefix"})
 SMTP_SECURITY = ("none", "starttls", "tls")
 
@@ -163,6 +164,17 @@ class Settings:
     # and the directory its messages are kept in (default: `mail` in the state directory).
     mail_sink_listen: str = "127.0.0.1:8025"
     mail_dir: Path = REPO_ROOT / ".state" / "mail"
+    # OpenTelemetry tracing: `off` (nothing installed, no cost) or `otlp` (spans exported over
+    # OTLP/gRPC). The standard OTEL_* variables apply where the SDK reads them.
+    tracing: str = "off"
+    # The OTLP collector (e.g. `http://otel-collector:4317`); empty: OTEL_EXPORTER_OTLP_ENDPOINT,
+    # else `localhost:4317`.
+    otlp_endpoint: str = ""
+    # Share (0..1) of new traces recorded; a caller's sampled flag is followed (parent-based).
+    # OTEL_TRACES_SAMPLER, when set, replaces this.
+    trace_sample_ratio: float = 1.0
+    # `service.name` of the spans (OTEL_SERVICE_NAME, when set, wins).
+    trace_service_name: str = "learnflow-server"
 
     @property
     def is_production(self) -> bool:
@@ -203,6 +215,12 @@ class Settings:
             found.append(f"{PREFIX}MAIL_MAX_ATTEMPTS must be at least 1")
         if not self.public_url.startswith(("http://", "https://")):
             found.append(f"{PREFIX}PUBLIC_URL must be an http(s) URL, got {self.public_url!r}")
+        if self.tracing not in TRACING_MODES:
+            found.append(
+                f"{PREFIX}TRACING={self.tracing!r} is not one of {', '.join(TRACING_MODES)}"
+            )
+        if not 0.0 <= self.trace_sample_ratio <= 1.0:
+            found.append(f"{PREFIX}TRACE_SAMPLE_RATIO must be between 0 and 1")
         if self.is_production and self.bcrypt_rounds < 12:
             found.append(f"{PREFIX}BCRYPT_ROUNDS must be at least 12 in production")
         return found

@@ -200,6 +200,8 @@ events = Table(
     Column("schema_version", Integer, nullable=False),
     Column("payload", JSONB, nullable=False),
     Column("occurred_at", DateTime(timezone=True), nullable=False),
+    # W3C traceparent of the span that wrote the event, while tracing was on (migration 0007).
+    Column("trace_parent", Text),
 )
 
 idempotency_keys = Table(
