@@ -19,7 +19,7 @@ export function contentType(lesson: Lesson): 'article' | 'video' | 'quiz' | 'cod
 export function ArticleLesson({ markdown }: { markdown: string }) {
   return (
     <Suspense fallback={<Loading label="Loading the article…" />}>
-      <Markdown source={markdown} className="lesson-article" />
+      <Markdown source={markdown} className="lesson-article" headingOffset={1} />
     </Suspense>
   );
 }

@@ -67,8 +67,10 @@ function ProfileForm({ initial, email, onSaved }: { initial: Record<(typeof FIEL
   }
 
   const set = (name: (typeof FIELDS)[number]) => (e: { target: { value: string } }) => setValues((v) => ({ ...v, [name]: e.target.value }));
-  const fieldErrors = error ? FIELDS.some((f) => error.field(f)) : false;
-  const bioError = error?.field('bio');
+  // The request's body is its `user` field, so the server names the fields `user.avatarUrl`…
+  const fieldError = (f: (typeof FIELDS)[number]) => error?.field(`user.${f}`) ?? error?.field(f);
+  const fieldErrors = FIELDS.some((f) => fieldError(f));
+  const bioError = fieldError('bio');
   return (
     <form onSubmit={(e) => void submit(e)} noValidate className="flex flex-col gap-4" aria-labelledby="profile-heading">
       <h2 id="profile-heading" className="text-xl font-semibold">
@@ -84,7 +86,7 @@ function ProfileForm({ initial, email, onSaved }: { initial: Record<(typeof FIEL
           </span>
         )}
       </div>
-      <Field label="Display name" name="displayName" value={values.displayName} onChange={set('displayName')} required maxLength={80} autoComplete="name" error={error?.field('displayName')} />
+      <Field label="Display name" name="displayName" value={values.displayName} onChange={set('displayName')} required maxLength={80} autoComplete="name" error={fieldError('displayName')} />
       <div className="flex flex-col gap-1">
         <label htmlFor={bioId} className="text-sm font-medium">
           Bio
@@ -106,7 +108,7 @@ function ProfileForm({ initial, email, onSaved }: { initial: Record<(typeof FIEL
           </p>
         )}
       </div>
-      <Field label="Avatar URL" name="avatarUrl" type="url" inputMode="url" value={values.avatarUrl} onChange={set('avatarUrl')} maxLength={2048} placeholder="https://…" error={error?.field('avatarUrl')} />
+      <Field label="Avatar URL" name="avatarUrl" type="url" inputMode="url" value={values.avatarUrl} onChange={set('avatarUrl')} maxLength={2048} placeholder="https://…" error={fieldError('avatarUrl')} />
       {error && !fieldErrors && <Alert>{error.message}</Alert>}
       {error && fieldErrors && <p role="alert" className="text-sm text-red-700 dark:text-red-400">Please correct the fields marked above.</p>}
       {notice && <Status>{notice}</Status>}
