@@ -36,8 +36,8 @@ async function both(shotName: string) {
   await h.page.evaluate(() => document.documentElement.classList.remove('dark'));
 }
 
-async function lessonHeading(title: string) {
-  await h.page.getByRole('heading', { level: 1, name: title }).first().waitFor();
+async function lessonHeading(title: string, page: Page = h.page) {
+  await page.getByRole('heading', { level: 1, name: title }).first().waitFor();
 }
 
 async function api(path: string, init: RequestInit & { token?: string } = {}): Promise<Response> {
@@ -174,6 +174,29 @@ describe('learner journey', () => {
     page.once('dialog', (dialog) => void dialog.accept());
     await replies.getByRole('button', { name: 'Delete your comment' }).click();
     await expect.poll(() => comments.getByText('Replying to myself').count()).toBe(0);
+  });
+
+  it("lets the course's instructor delete the learner's comment (moderation)", async () => {
+    const other = await h.browser.newContext({ baseURL: BASE_URL });
+    const page = await other.newPage();
+    try {
+      await page.goto(`/login?next=${encodeURIComponent(lessonUrls[3] ?? '/')}`);
+      await page.getByLabel('Email').fill('instructor@learnflow.dev');
+      await page.getByLabel('Password').fill('teach-demo-pass');
+      await page.getByRole('button', { name: 'Log in' }).click();
+      await lessonHeading('Exercise: FizzBuzz', page);
+      await page.getByText('You are viewing this lesson as course staff.').waitFor();
+      const comments = page.getByRole('list', { name: 'Comments' });
+      await comments.getByText('(answered: yes)').waitFor();
+      // Staff may delete it, not edit it.
+      expect(await comments.getByRole('button', { name: 'Edit your comment' }).count()).toBe(0);
+      page.once('dialog', (dialog) => void dialog.accept());
+      await comments.getByRole('button', { name: `Delete ${name}'s comment` }).click();
+      await expect.poll(() => page.getByText('(answered: yes)').count()).toBe(0);
+      await check('lesson as staff', page);
+    } finally {
+      await other.close();
+    }
   });
 
   it('shows progress live: a lesson completed elsewhere reaches the progress page', async () => {

@@ -115,6 +115,24 @@ export function CodeExerciseLesson({ exercise }: { exercise: NonNullable<Lesson[
   );
 }
 
+/** Quiz text with its `code` spans shown as code (plain React text: nothing is parsed as HTML). */
+export function InlineCode({ text }: { text: string }) {
+  const parts = text.split(/`([^`]+)`/);
+  return (
+    <>
+      {parts.map((part, i) =>
+        i % 2 === 1 ? (
+          <code key={i} className="rounded bg-slate-100 px-1 font-mono text-[0.9em] dark:bg-slate-800">
+            {part}
+          </code>
+        ) : (
+          part
+        ),
+      )}
+    </>
+  );
+}
+
 interface QuizProps {
   courseId: string;
   lessonId: string;
@@ -178,7 +196,7 @@ export function QuizLesson({ courseId, lessonId, quiz, bestScore, passedBefore, 
         return (
           <fieldset key={q.id ?? qi} aria-describedby={isMissing ? `miss-${q.id}` : undefined} className="rounded-lg border border-slate-200 p-4 dark:border-slate-800">
             <legend className="px-1 font-medium">
-              {qi + 1}. {q.prompt}
+              {qi + 1}. <InlineCode text={q.prompt ?? ''} />
             </legend>
             <p className="mb-2 text-xs text-slate-600 dark:text-slate-400">Select all that apply.</p>
             <ul className="flex flex-col gap-2">
@@ -191,7 +209,9 @@ export function QuizLesson({ courseId, lessonId, quiz, bestScore, passedBefore, 
                       checked={chosen.includes(ci)}
                       onChange={() => setChoices((c) => toggleChoice(c, q.id ?? '', ci))}
                     />
-                    <span>{choice}</span>
+                    <span>
+                      <InlineCode text={choice} />
+                    </span>
                   </label>
                 </li>
               ))}

@@ -128,7 +128,10 @@ export default function LessonPage() {
           {completed ? ' · Completed' : ''}
         </p>
         <PageTitle>{title}</PageTitle>
-        {state === 'not-enrolled' && (
+        {state === 'not-enrolled' && moderator && (
+          <p className="mb-4 rounded-md border border-slate-300 px-4 py-3 text-sm dark:border-slate-700">You are viewing this lesson as course staff.</p>
+        )}
+        {state === 'not-enrolled' && !moderator && (
           <div className="mb-4">
             <Alert>
               You are not enrolled in this course.{' '}
@@ -168,10 +171,11 @@ export default function LessonPage() {
           )}
           <div className="flex flex-wrap items-center gap-3">
             {kind !== 'quiz' &&
+              state !== 'not-enrolled' &&
               (completed ? (
                 <p className="font-medium text-emerald-700 dark:text-emerald-400">✓ Completed</p>
               ) : (
-                <Button type="button" onClick={() => void complete()} disabled={busy || state === 'not-enrolled'}>
+                <Button type="button" onClick={() => void complete()} disabled={busy}>
                   {busy ? 'Saving…' : 'Mark complete'}
                 </Button>
               ))}
