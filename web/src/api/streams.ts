@@ -56,7 +56,7 @@ export function watchStream<T>(options: StreamOptions<T>): () => void {
     if (stopped) return;
     timer = setTimer(() => {
       timer = null;
-      void connect();
+      if (!stopped) void connect();
     }, backoffMs(attempt++));
   };
 

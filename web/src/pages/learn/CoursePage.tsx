@@ -4,7 +4,7 @@
  * enrolment shows at once: the service layer sends the write's consistency token with the
  * following read.
  */
-import { useRef, useState } from 'react';
+import { useEffect, useRef, useState } from 'react';
 import { Link, useLocation, useParams } from 'react-router';
 import { actionHeaders, api, ApiError, call, newActionKey } from '../../api';
 import { useAuth } from '../../auth/AuthContext';
@@ -33,6 +33,12 @@ export default function CoursePage() {
   const [busy, setBusy] = useState(false);
   const [justEnrolled, setJustEnrolled] = useState(false);
   const actionKey = useRef(newActionKey());
+  const startLink = useRef<HTMLAnchorElement>(null);
+
+  // The Enrol button is gone once enrolled: keep keyboard focus on what replaces it.
+  useEffect(() => {
+    if (justEnrolled && state === 'enrolled') startLink.current?.focus();
+  }, [justEnrolled, state]);
 
   if (error) return <><PageTitle>Course</PageTitle><Alert>{error.code === 'NOT_FOUND' ? 'No such course.' : error.message}</Alert></>;
   if (!course) return <Loading label="Loading the course…" />;
@@ -130,7 +136,7 @@ export default function CoursePage() {
               <p className="font-medium">{isComplete(progress) ? 'You completed this course.' : 'You are enrolled.'}</p>
               <ProgressBar percent={percentOf(progress)} label="Course progress" />
               {resume && (
-                <Link to={`/courses/${course.id}/lessons/${resume}`} className="inline-flex justify-center rounded-md bg-brand-600 px-4 py-2 font-medium text-white hover:bg-brand-700">
+                <Link ref={startLink} to={`/courses/${course.id}/lessons/${resume}`} className="inline-flex justify-center rounded-md bg-brand-600 px-4 py-2 font-medium text-white hover:bg-brand-700">
                   {isComplete(progress) ? 'Review the course' : started ? 'Resume' : 'Start the first lesson'}
                 </Link>
               )}

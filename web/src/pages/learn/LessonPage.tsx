@@ -26,6 +26,9 @@ export default function LessonPage() {
   const [busy, setBusy] = useState(false);
   const [notice, setNotice] = useState('');
   const actionKey = useRef(newActionKey());
+  // After "mark complete" the button is replaced: focus moves to the next lesson (or the note).
+  const nextLink = useRef<HTMLAnchorElement>(null);
+  const noticeRef = useRef<HTMLDivElement>(null);
 
   useEffect(() => {
     const abort = new AbortController();
@@ -55,6 +58,7 @@ export default function LessonPage() {
       actionKey.current = newActionKey();
       setNotice('Lesson marked complete.');
       await reload();
+      (nextLink.current ?? noticeRef.current)?.focus();
     } catch (e) {
       const err = asApiError(e);
       if (err.status >= 400 && err.status < 500) actionKey.current = newActionKey();
@@ -159,7 +163,9 @@ export default function LessonPage() {
         )}
 
         <div className="mt-8 flex flex-col gap-3">
-          {notice && <Status>{notice}</Status>}
+          <div ref={noticeRef} tabIndex={-1} className="outline-none">
+            {notice && <Status>{notice}</Status>}
+          </div>
           {completeError && <Alert>{completeError.message}</Alert>}
           {isComplete(progress) && progress?.certificateId && (
             <Status>
@@ -189,7 +195,7 @@ export default function LessonPage() {
               <span />
             )}
             {lesson.nextLessonId && (
-              <Link to={`/courses/${courseId}/lessons/${lesson.nextLessonId}`} className={secondaryButton} rel="next">
+              <Link ref={nextLink} to={`/courses/${courseId}/lessons/${lesson.nextLessonId}`} className={secondaryButton} rel="next">
                 Next lesson →
               </Link>
             )}
