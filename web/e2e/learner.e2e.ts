@@ -50,6 +50,9 @@ async function api(path: string, init: RequestInit & { token?: string } = {}): P
 describe('learner journey', () => {
   beforeAll(async () => {
     h = await open();
+    // Reduced motion: no page fade, so screenshots are taken of the settled page (and the
+    // app's reduced-motion path is the one exercised).
+    await h.page.emulateMedia({ reducedMotion: 'reduce' });
   });
   afterAll(async () => {
     await h?.browser.close();
@@ -238,6 +241,11 @@ describe('learner journey', () => {
     expect(await anon.getByTestId('learner-name').textContent()).toBe(name);
     expect(await anon.getByTestId('course-title').textContent()).toBe(COURSE);
     await check('certificate (anonymous)', anon);
+    // The course page, anonymously: an invitation to log in instead of the Enrol button.
+    await anon.goto(courseUrl);
+    await anon.getByRole('link', { name: 'Log in to enrol' }).waitFor();
+    expect(await anon.getByRole('button', { name: 'Enrol' }).count()).toBe(0);
+    await check('course (anonymous)', anon);
     await other.close();
     await go(page, certificateUrl);
     await page.getByTestId('learner-name').waitFor();
