@@ -67,8 +67,8 @@ function ProfileForm({ initial, email, onSaved }: { initial: Record<(typeof FIEL
   }
 
   const set = (name: (typeof FIELDS)[number]) => (e: { target: { value: string } }) => setValues((v) => ({ ...v, [name]: e.target.value }));
-  // The request's body is its `user` field, so the server names the fields `user.avatarUrl`…
-  const fieldError = (f: (typeof FIELDS)[number]) => error?.field(`user.${f}`) ?? error?.field(f);
+  // Field paths are relative to the body the page sent (the user), e.g. `avatarUrl`.
+  const fieldError = (f: (typeof FIELDS)[number]) => error?.field(f);
   const fieldErrors = FIELDS.some((f) => fieldError(f));
   const bioError = fieldError('bio');
   return (
