@@ -175,7 +175,7 @@ class ApiInterceptor(AsyncServerInterceptor):
         base: Any = super()  # grpc_interceptor ships no types
         handler: Any = await base.intercept_service(continuation, handler_call_details)
         if handler is None or handler.request_deserializer is None:
-            return cast(grpc.RpcMethodHandler[Any, Any], handler)
+            return cast("grpc.RpcMethodHandler[Any, Any]", handler)
         # RpcMethodHandler is a namedtuple.
         replaced: grpc.RpcMethodHandler[Any, Any] = handler._replace(
             request_deserializer=_tolerant(handler.request_deserializer)
