@@ -205,7 +205,7 @@ def watch_pool(pool: _Pool) -> None:
 
 # The labelled children of the per-call metrics, looked up once per label set: `labels()`
 # validates and locks on every call, and this runs on every RPC. Bounded like the label sets
-# themselves (the API's methods × status codes).
+# themselves (the API's methods times status codes).
 _REQUEST_COUNTERS: dict[tuple[str, str], Any] = {}
 _DURATION_HISTOGRAMS: dict[str, Any] = {}
 
