@@ -214,9 +214,7 @@ def rpc_finished(method: str, code: str, seconds: float | None) -> None:
     """One finished call; `seconds` for unary calls (None for streams)."""
     counter = _REQUEST_COUNTERS.get((method, code))
     if counter is None:
-        counter = _REQUEST_COUNTERS[(method, code)] = GRPC_REQUESTS.labels(
-            method=method, code=code
-        )
+        counter = _REQUEST_COUNTERS[(method, code)] = GRPC_REQUESTS.labels(method=method, code=code)
     counter.inc()
     if seconds is not None:
         histogram = _DURATION_HISTOGRAMS.get(method)
