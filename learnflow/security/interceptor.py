@@ -347,8 +347,12 @@ class ApiInterceptor(AsyncServerInterceptor):
             metrics.GRPC_IN_FLIGHT.dec()
             if stopping is not None and not stopping.done():
                 stopping.cancel()
-            if pending is not None and not pending.done():
-                pending.cancel()
+            if pending is not None:
+                # Retrieve its outcome even when it finished on its own meanwhile (the stream's
+                # end, StopAsyncIteration, racing a cancellation): else asyncio logs "Task
+                # exception was never retrieved".
+                if not pending.done():
+                    pending.cancel()
                 with contextlib.suppress(BaseException):
                     await pending
             with contextlib.suppress(Exception):
