@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from pathlib import Path
 
 import pytest
 
 from learnflow.errors import Unauthenticated
-from learnflow.security import tokens as tokens_module
 from learnflow.security.tokens import TokenService, load_keys
 
 
@@ -31,9 +31,9 @@ def test_a_remembered_token_expires_on_time(
     tokens = service(tmp_path, ttl_s=60, leeway_s=5)
     token = tokens.issue(uuid.uuid4(), "student", 0)
     claims = tokens.verify(token)
-    monkeypatch.setattr(tokens_module.time, "time", lambda: claims.expires_at + 4.9)
+    monkeypatch.setattr(time, "time", lambda: claims.expires_at + 4.9)
     assert tokens.verify(token) is claims  # within the leeway
-    monkeypatch.setattr(tokens_module.time, "time", lambda: claims.expires_at + 5.0)
+    monkeypatch.setattr(time, "time", lambda: claims.expires_at + 5.0)
     with pytest.raises(Unauthenticated, match="expired"):
         tokens.verify(token)
     assert token not in tokens._verified  # forgotten: from now on PyJWT judges it again
