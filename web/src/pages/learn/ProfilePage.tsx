@@ -25,11 +25,55 @@ export default function ProfilePage() {
         email={user.email ?? ''}
         onSaved={reload}
       />
+      {user.emailVerified === false && <VerifyEmailNotice />}
       <PasswordForm />
     </div>
   );
 }
 
+
+/** An unverified address: the account works, and the confirmation link can be mailed again
+ * (a limited number of times: the server's refusal says when to try again). */
+function VerifyEmailNotice() {
+  const [error, setError] = useState<ApiError | null>(null);
+  const [sent, setSent] = useState(false);
+  const [busy, setBusy] = useState(false);
+
+  async function send() {
+    setBusy(true);
+    setError(null);
+    try {
+      await call(api.POST('/v1/users/me:sendVerificationEmail', {}));
+      setSent(true);
+    } catch (e) {
+      setError(asApiError(e));
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  return (
+    <section aria-labelledby="verify-heading" className="mt-8 flex flex-col gap-3 rounded-md border border-amber-300 px-4 py-3 dark:border-amber-700">
+      <h2 id="verify-heading" className="text-lg font-semibold">
+        Confirm your email address
+      </h2>
+      <p className="text-sm">Your address is not confirmed yet: open the link we mailed you when you signed up.</p>
+      {sent ? (
+        <p role="status" className="text-sm">A new link is on its way.</p>
+      ) : (
+        <Button type="button" onClick={() => void send()} disabled={busy} className="self-start">
+          {busy ? 'Sending…' : 'Mail me a new link'}
+        </Button>
+      )}
+      {error && (
+        <Alert>
+          {error.message}
+          {error.retryAfter !== null && ` Try again in ${error.retryAfter} s.`}
+        </Alert>
+      )}
+    </section>
+  );
+}
 
 function ProfileForm({ initial, email, onSaved }: { initial: Record<(typeof FIELDS)[number], string>; email: string; onSaved: () => Promise<void> }) {
   const bioId = useId();
