@@ -19,8 +19,8 @@
 -- This file installs, in FerretDB's PostgreSQL database:
 -- * `learnflow_ferretdb_companions(index oid)`: for each key of a FerretDB btree index over
 --   a top-level field (`_jsonb -> 'field'`), a GIN jsonb_path_ops index on that expression,
---   named `<table>_<md5(field)[:8]>_lfgin` (FerretDB's own names end in `_idx`, so they never
---   collide); one per (table, field) whatever the number of indexes naming the field;
+--   named `<table>_<md5(table.field)[:12]>_lfgin` (FerretDB's own names end in `_idx`, so
+--   they never collide); one per (table, field) whatever the number of indexes naming it;
 -- * an event trigger that calls it after every CREATE INDEX, so the collections FerretDB
 --   creates later (test databases, rebuilds into a new generation) get theirs at creation;
 -- * a backfill over the indexes that already exist.
@@ -69,7 +69,9 @@ BEGIN
         field := substring(expression FROM '^\(*_jsonb -> ''((?:[^'']|'''')*)''::text\)*$');
         CONTINUE WHEN field IS NULL;
         field := replace(field, '''''', '''');
-        companion := left(table_name, 48) || '_' || left(md5(field), 8) || '_lfgin';
+        -- Unique per (table, field) even when two long collection names share a prefix.
+        companion := left(table_name, 40) || '_' || left(md5(table_name || '.' || field), 12)
+            || '_lfgin';
         IF to_regclass(format('%I.%I', schema_name, companion)) IS NULL THEN
             EXECUTE format(
                 'CREATE INDEX %I ON %I.%I USING gin ((_jsonb -> %L) jsonb_path_ops)',
@@ -91,7 +93,13 @@ BEGIN
         SELECT objid FROM pg_event_trigger_ddl_commands()
          WHERE command_tag = 'CREATE INDEX' AND object_type = 'index'
     LOOP
-        PERFORM public.learnflow_ferretdb_companions(created.objid);
+        -- A companion that cannot be made must never fail FerretDB's own statement (creating
+        -- a collection or an index): warn, and the look-ups merely stay scans.
+        BEGIN
+            PERFORM public.learnflow_ferretdb_companions(created.objid);
+        EXCEPTION WHEN OTHERS THEN
+            RAISE WARNING 'learnflow_ferretdb_companions: index %: %', created.objid, SQLERRM;
+        END;
     END LOOP;
 END
 $fn$;
