@@ -151,3 +151,24 @@ def test_tables_that_are_not_ferretdb_collections_are_left_alone(
     )
     assert gin_fields(conn, "lf", "plain") == set()
     assert gin_fields(conn, "lf", "nested_0a1b2c3d") == set()  # dotted paths: not pushed down
+
+
+def test_a_companion_that_cannot_be_made_never_fails_ferretdbs_own_statement(
+    conn: psycopg.Connection[Any],
+) -> None:
+    install(conn)
+    # Whatever goes wrong in the companion function (here: it always raises), FerretDB's
+    # collection or index creation must still succeed, only without a companion.
+    conn.execute(
+        "CREATE OR REPLACE FUNCTION public.learnflow_ferretdb_companions(idx oid)"
+        " RETURNS integer LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'broken'; END $$"
+    )
+    ferretdb_database(conn, "lf")
+    conn.execute("CREATE TABLE lf.courses_0a1b2c3d (_jsonb jsonb)")
+    conn.execute(
+        "CREATE UNIQUE INDEX courses_0a1b2c3d__id__67399184_idx"
+        " ON lf.courses_0a1b2c3d (((_jsonb->'_id')))"
+    )
+    created = "SELECT to_regclass('lf.courses_0a1b2c3d__id__67399184_idx') IS NOT NULL"
+    assert conn.execute(created).fetchone() == (True,)
+    assert gin_fields(conn, "lf", "courses_0a1b2c3d") == set()
