@@ -43,3 +43,21 @@ export type CourseOrder = 'publish_time desc' | 'title' | 'enrollment_count desc
 
 export type RegisterBody = BodyOf<'/v1/users:register', 'post'>;
 export type LoginBody = BodyOf<'/v1/sessions', 'post'>;
+
+// Instructor studio and admin screens.
+export type CourseState = NonNullable<Course['state']>;
+export type AuthoredCoursesQuery = QueryOf<'/v1/users/me/authoredCourses', 'get'>;
+export type CreateCourseBody = BodyOf<'/v1/courses', 'post'>;
+export type CourseUpdate = BodyOf<'/v1/courses/{course_id}', 'patch'>;
+export type CourseDetail = ResponseOf<'/v1/courses/{course_id}', 'get'>;
+export type LessonSummary = Item<NonNullable<CourseDetail['lessons']>>;
+export type Lesson = NonNullable<ResponseOf<'/v1/courses/{course_id}/lessons/{lesson_id}', 'get'>['lesson']>;
+export type LessonUpdate = BodyOf<'/v1/courses/{course_id}/lessons/{lesson_id}', 'patch'>;
+export type Quiz = NonNullable<Lesson['quiz']>;
+export type QuizQuestion = Item<NonNullable<Quiz['questions']>>;
+export type RosterQuery = QueryOf<'/v1/courses/{course_id}/enrollments', 'get'>;
+export type RosterEntry = Item<NonNullable<ResponseOf<'/v1/courses/{course_id}/enrollments', 'get'>['enrollments']>>;
+export type EnrollmentState = NonNullable<RosterEntry['state']>;
+export type ListUsersQuery = QueryOf<'/v1/users', 'get'>;
+export type AuditQuery = QueryOf<'/v1/auditEvents', 'get'>;
+export type AuditEvent = Item<NonNullable<ResponseOf<'/v1/auditEvents', 'get'>['auditEvents']>>;

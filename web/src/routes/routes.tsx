@@ -13,6 +13,12 @@ const LoginPage = lazy(() => import('../pages/LoginPage'));
 const RegisterPage = lazy(() => import('../pages/RegisterPage'));
 const NotFoundPage = lazy(() => import('../pages/NotFoundPage'));
 const Placeholder = lazy(() => import('../pages/PlaceholderPage'));
+const StudioPage = lazy(() => import('../pages/studio/StudioPage'));
+const CourseEditorPage = lazy(() => import('../pages/studio/CourseEditorPage'));
+const RosterPage = lazy(() => import('../pages/studio/RosterPage'));
+const UsersPage = lazy(() => import('../pages/admin/UsersPage'));
+const UserDetailPage = lazy(() => import('../pages/admin/UserDetailPage'));
+const AuditPage = lazy(() => import('../pages/admin/AuditPage'));
 
 const soon = (title: string): ReactNode => <Placeholder title={title} />;
 const guard = (roles: typeof LEARNERS, element: ReactNode) => (
@@ -37,12 +43,13 @@ export const routes: RouteObject[] = [
       { path: 'certificates/:certificateId', element: soon('Certificate') },
       { path: 'profile', element: guard(LEARNERS, soon('Profile')) },
       // Phase 2: instructor studio
-      { path: 'studio', element: guard(INSTRUCTORS, soon('My courses')) },
-      { path: 'studio/courses/:courseId', element: guard(INSTRUCTORS, soon('Course editor')) },
-      { path: 'studio/courses/:courseId/roster', element: guard(INSTRUCTORS, soon('Roster')) },
+      { path: 'studio', element: guard(INSTRUCTORS, <StudioPage />) },
+      { path: 'studio/courses/:courseId', element: guard(INSTRUCTORS, <CourseEditorPage />) },
+      { path: 'studio/courses/:courseId/roster', element: guard(INSTRUCTORS, <RosterPage />) },
       // Phase 2: admin
-      { path: 'admin/users', element: guard(ADMINS, soon('Users')) },
-      { path: 'admin/audit', element: guard(ADMINS, soon('Audit log')) },
+      { path: 'admin/users', element: guard(ADMINS, <UsersPage />) },
+      { path: 'admin/users/:userId', element: guard(ADMINS, <UserDetailPage />) },
+      { path: 'admin/audit', element: guard(ADMINS, <AuditPage />) },
       { path: '*', element: <NotFoundPage /> },
     ],
   },
