@@ -40,7 +40,7 @@ export function formatTime(iso: string | undefined | null): string {
 /** The error of a request: its message, and every field violation the form does not show. */
 export function ErrorSummary({ error, shown = [] }: { error: ApiError | null; shown?: string[] }) {
   if (!error) return null;
-  const others = Object.entries(error.fieldViolations).filter(([path]) => shown!.includes(path));
+  const others = Object.entries(error.fieldViolations).filter(([path]) => !shown.includes(path));
   const fields = Object.keys(error.fieldViolations).length;
   return (
     <div role="alert" className="rounded-md border border-red-300 bg-red-50 px-4 py-3 text-red-800 dark:border-red-800 dark:bg-red-950 dark:text-red-200">
@@ -176,7 +176,7 @@ export function useConfirm(): [ReactNode, (options: ConfirmOptions) => Promise<b
 
   useEffect(() => {
     const dialog = ref.current;
-    if (options && dialog && dialog!.open) dialog.showModal();
+    if (options && dialog && !dialog.open) dialog.showModal();
   }, [options]);
 
   const settle = useCallback((ok: boolean) => {

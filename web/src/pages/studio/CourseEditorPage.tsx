@@ -42,6 +42,16 @@ export default function CourseEditorPage() {
   const [busy, setBusy] = useState(false);
   const [editing, setEditing] = useState<{ lesson?: Lesson } | null>(null);
   const [dialog, confirm] = useConfirm();
+  const refocus = useRef('');
+
+  useEffect(() => {
+    if (busy || !refocus.current) return;
+    const button = document.getElementById(refocus.current);
+    refocus.current = '';
+    // At the top or bottom the same button is now disabled: the other one takes focus.
+    if (button && !(button as HTMLButtonElement).disabled) button.focus();
+    else button?.parentElement?.querySelector<HTMLButtonElement>('button:not(:disabled)')?.focus();
+  }, [busy, lessons]);
 
   const load = useCallback(
     async (signal?: AbortSignal) => {
@@ -117,8 +127,8 @@ export default function CourseEditorPage() {
         }),
       );
       setLessons(moved.lessons);
-      // Keep keyboard focus on the same button of the moved lesson.
-      requestAnimationFrame(() => document.getElementById(`move-${delta < 0 ? 'up' : 'down'}-${lesson.id}`)?.focus());
+      // Keep keyboard focus on the same button of the moved lesson (once re-enabled).
+      refocus.current = `move-${delta < 0 ? 'up' : 'down'}-${lesson.id}`;
     }, `“${lesson.title}” moved to position ${moved.position}.`);
   }
 
@@ -226,9 +236,11 @@ export default function CourseEditorPage() {
             {lessons.map((lesson, index) => (
               <li key={lesson.id} className="flex flex-wrap items-center gap-2 px-3 py-2">
                 <span className="w-6 text-sm text-slate-600 tabular-nums dark:text-slate-400">{index + 1}.</span>
-                <span className="min-w-0 flex-1 font-medium">
-                  {lesson.title}
-                  <span className="ml-2 text-xs font-normal text-slate-600 dark:text-slate-400">{KIND_NAMES[lesson.contentType ?? ''] ?? lesson.contentType}</span>
+                <span className="flex min-w-0 flex-1 flex-wrap items-baseline gap-x-2">
+                  <span className="font-medium" data-lesson-title>
+                    {lesson.title}
+                  </span>
+                  <span className="text-xs text-slate-600 dark:text-slate-400">{KIND_NAMES[lesson.contentType ?? ''] ?? lesson.contentType}</span>
                 </span>
                 <span className="flex flex-wrap gap-1">
                   <Button type="button" id={`move-up-${lesson.id}`} className={`${secondary} px-2! py-1! text-sm`} disabled={busy || archived || index === 0} onClick={() => void move(index, -1)} aria-label={`Move “${lesson.title}” up`}>

@@ -1,0 +1,56 @@
+/**
+ * Test setup through the public HTTP API (the gateway at E2E_BASE_URL), as a script would:
+ * accounts, roles, enrollments and progress that the browser journeys then look at.
+ */
+import type { Page } from 'playwright-core';
+import { BASE_URL } from './harness';
+
+export const DEMO_ADMIN = { email: 'admin@learnflow.dev', password: 'admin-demo-pass' };
+export const PASSWORD = 'correct horse battery staple 42';
+
+export function uniqueEmail(prefix: string): string {
+  return `${prefix}-${Date.now()}-${Math.floor(Math.random() * 1e6)}@example.com`;
+}
+
+/** A JSON request; throws with the body on a non-2xx answer. */
+export async function request<T = Record<string, unknown>>(method: string, path: string, body?: unknown, token?: string): Promise<T> {
+  const headers: Record<string, string> = { 'Content-Type': 'application/json' };
+  if (token) headers.Authorization = `Bearer ${token}`;
+  const response = await fetch(new URL(path, BASE_URL), {
+    method,
+    headers,
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  const text = await response.text();
+  if (!response.ok) throw new Error(`${method} ${path}: ${response.status} ${text}`);
+  return (text ? JSON.parse(text) : {}) as T;
+}
+
+export async function register(email: string, displayName: string): Promise<string> {
+  const data = await request<{ user: { id: string } }>('POST', '/v1/users:register', { email, password: PASSWORD, displayName });
+  return data.user.id;
+}
+
+export async function login(email: string, password = PASSWORD): Promise<string> {
+  const data = await request<{ accessToken: string }>('POST', '/v1/sessions', { email, password });
+  return data.accessToken;
+}
+
+/** Logs in through the app's login page. */
+export async function loginInBrowser(page: Page, email: string, password: string, next = '/courses'): Promise<void> {
+  await page.goto(`/login?next=${encodeURIComponent(next)}`);
+  await page.getByLabel('Email').fill(email);
+  await page.getByLabel('Password').fill(password);
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await page.waitForURL(`**${next}`);
+}
+
+/** Polls `check` (a read model catches up shortly after a write) until it is true. */
+export async function eventually(check: () => Promise<boolean>, what: string, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check()) return;
+    await new Promise((resolve) => setTimeout(resolve, 300));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
