@@ -87,8 +87,9 @@ export function TextArea({
   label,
   error,
   hint,
+  mono = false,
   ...props
-}: TextareaHTMLAttributes<HTMLTextAreaElement> & { label: string; error?: string | undefined; hint?: string }) {
+}: TextareaHTMLAttributes<HTMLTextAreaElement> & { label: string; error?: string | undefined; hint?: string; mono?: boolean }) {
   const id = useId();
   const describedBy = [error ? `${id}-error` : '', hint ? `${id}-hint` : ''].filter(Boolean).join(' ');
   return (
@@ -100,7 +101,7 @@ export function TextArea({
         id={id}
         aria-invalid={error ? true : undefined}
         aria-describedby={describedBy || undefined}
-        className={`${control} min-h-24 font-mono text-sm`}
+        className={`${control} min-h-24 ${mono ? 'font-mono text-sm' : ''}`}
         {...props}
       />
       {hint && (

@@ -149,7 +149,7 @@ export default function AuditPage() {
                     {formatTime(event.createTime)}
                   </th>
                   <td className={`${td} font-mono`}>{event.action}</td>
-                  <td className={`${td} break-all font-mono text-xs`}>
+                  <td className={`${td} whitespace-nowrap font-mono text-xs`}>
                     {event.resource?.startsWith('users/') ? (
                       <Link to={`/admin/users/${event.resource.slice('users/'.length)}`} className="underline">
                         {event.resource}
@@ -158,7 +158,7 @@ export default function AuditPage() {
                       event.resource
                     )}
                   </td>
-                  <td className={`${td} break-all font-mono text-xs`}>
+                  <td className={`${td} whitespace-nowrap font-mono text-xs`}>
                     {event.actorId ? (
                       <Link to={`/admin/audit?actor=${event.actorId}`} className="underline" aria-label={`Events by actor ${event.actorId}`}>
                         {event.actorId}
@@ -171,7 +171,7 @@ export default function AuditPage() {
                     <span className={event.outcome === 'success' ? '' : 'font-medium text-red-700 dark:text-red-400'}>{event.outcome}</span>
                   </td>
                   <td className={`${td} font-mono text-xs`}>{event.clientAddress}</td>
-                  <td className={`${td} break-all font-mono text-xs`}>{event.requestId}</td>
+                  <td className={`${td} whitespace-nowrap font-mono text-xs`}>{event.requestId}</td>
                 </tr>
               ))}
             </tbody>

@@ -117,7 +117,7 @@ export function LessonEditor({
               </Suspense>
             </section>
           ) : (
-            <TextArea label="Article (Markdown)" rows={10} value={draft.markdown} onChange={(e) => set({ markdown: e.target.value })} error={err('article.markdown')} />
+            <TextArea label="Article (Markdown)" mono rows={10} value={draft.markdown} onChange={(e) => set({ markdown: e.target.value })} error={err('article.markdown')} />
           )}
         </div>
       )}
@@ -134,8 +134,8 @@ export function LessonEditor({
       {draft.kind === 'codeExercise' && (
         <div className="flex flex-col gap-4">
           <Field label="Language" value={draft.language} onChange={(e) => set({ language: e.target.value })} error={err('codeExercise.language')} />
-          <TextArea label="Exercise prompt (Markdown)" rows={5} value={draft.prompt} onChange={(e) => set({ prompt: e.target.value })} error={err('codeExercise.prompt')} />
-          <TextArea label="Starter code" rows={6} spellCheck={false} value={draft.starterCode} onChange={(e) => set({ starterCode: e.target.value })} />
+          <TextArea label="Exercise prompt (Markdown)" mono rows={5} value={draft.prompt} onChange={(e) => set({ prompt: e.target.value })} error={err('codeExercise.prompt')} />
+          <TextArea label="Starter code" mono rows={6} spellCheck={false} value={draft.starterCode} onChange={(e) => set({ starterCode: e.target.value })} />
         </div>
       )}
 
