@@ -82,6 +82,26 @@ describe('instructor studio', () => {
     await page.getByText('Draft', { exact: true }).first().waitFor();
   });
 
+  it('edits the details: only the changed fields are sent, and read back', async () => {
+    const { page } = h;
+    const patches: string[] = [];
+    page.on('request', (r) => {
+      if (r.method() === 'PATCH' && r.url().includes(`/v1/courses/${courseId}?`)) patches.push(new URL(r.url()).searchParams.get('updateMask') ?? '');
+    });
+    await page.getByLabel('Tags (comma separated)').fill('E2E, testing');
+    await page.getByLabel('Level').selectOption('COURSE_LEVEL_BEGINNER');
+    await page.getByLabel('Capacity (0 = unlimited)').fill('30');
+    await page.getByLabel('Enrollment closes').fill('2031-06-30T18:00');
+    await page.getByRole('button', { name: 'Save details' }).click();
+    await page.getByRole('status').filter({ hasText: 'Details saved.' }).waitFor();
+    expect(patches).toEqual(['tags,level,capacity,enrollmentCloseTime']);
+    await page.reload();
+    await page.getByLabel('Tags (comma separated)').waitFor();
+    expect(await page.getByLabel('Tags (comma separated)').inputValue()).toBe('e2e, testing');
+    expect(await page.getByLabel('Capacity (0 = unlimited)').inputValue()).toBe('30');
+    expect(await page.getByLabel('Enrollment closes').inputValue()).toBe('2031-06-30T18:00');
+  });
+
   it('adds one lesson of each type', async () => {
     const { page } = h;
     await addLesson('Article', 'Reading', async () => {
@@ -167,25 +187,39 @@ describe('instructor studio', () => {
     const { page } = h;
     const learner = await login(learnerEmail);
     await request('POST', `/v1/courses/${courseId}/enrollments`, {}, learner);
-    const detail = await request<{ lessons: { id: string }[] }>('GET', `/v1/courses/${courseId}`, undefined, learner);
+    const detail = await request<{ lessons: { id: string; title: string }[] }>('GET', `/v1/courses/${courseId}`, undefined, learner);
     await request('POST', `/v1/courses/${courseId}/lessons/${detail.lessons[0]!.id}:complete`, {}, learner);
+    // The quiz, answered right: passing completes it and records a best score.
+    const quizId = detail.lessons.find((l) => l.title === 'Checking')!.id;
+    const quiz = await request<{ lesson: { quiz: { questions: { id: string }[] } } }>('GET', `/v1/courses/${courseId}/lessons/${quizId}`, undefined, learner);
+    const attempt = await request<{ score: number; passed: boolean }>(
+      'POST', `/v1/courses/${courseId}/lessons/${quizId}/quizAttempts`,
+      { answers: [{ questionId: quiz.lesson.quiz.questions[0]!.id, choiceIndexes: [1] }] }, learner,
+    ); // prettier-ignore
+    expect(attempt).toMatchObject({ score: 100, passed: true });
 
     await go(page, `/studio/courses/${courseId}/roster`);
     await page.getByRole('heading', { name: 'Roster', level: 1 }).waitFor();
     const row = page.getByRole('row').filter({ hasText: 'E2E Learner' });
     await eventually(async () => {
-      if ((await row.count()) > 0 && (await row.textContent())?.includes('25%')) return true;
+      if ((await row.count()) > 0 && (await row.textContent())?.includes('50%')) return true;
       await page.reload();
       await page.getByRole('heading', { name: 'Roster', level: 1 }).waitFor();
       return false;
-    }, 'the learner in the roster with 25%');
+    }, 'the learner in the roster with 50%');
     expect(await row.textContent()).toContain('Active');
+    expect(await row.textContent()).toContain('Checking: 100%');
     await page.getByRole('button', { name: /Progress/ }).click();
     await page.waitForURL(/sort=percent_complete/);
     expect(await page.getByRole('columnheader', { name: /Progress/ }).getAttribute('aria-sort')).toBe('descending');
     await row.waitFor();
     await shot(page, 'studio-roster');
     await noSeriousViolations('roster');
+    // And in the dark theme.
+    await page.getByLabel('Theme').selectOption('dark');
+    await noSeriousViolations('roster (dark)');
+    await shot(page, 'studio-roster-dark');
+    await page.getByLabel('Theme').selectOption('light');
     await page.setViewportSize({ width: 360, height: 740 });
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     expect(overflow).toBeLessThanOrEqual(0);
