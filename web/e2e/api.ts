@@ -12,10 +12,15 @@ export function uniqueEmail(prefix: string): string {
   return `${prefix}-${Date.now()}-${Math.floor(Math.random() * 1e6)}@example.com`;
 }
 
-/** A JSON request; throws with the body on a non-2xx answer. */
+/** The consistency token of each caller's last write, so its next reads see it. */
+const lastWrite = new Map<string, string>();
+
+/** A JSON request; throws with the body on a non-2xx answer. Reads follow the caller's writes. */
 export async function request<T = Record<string, unknown>>(method: string, path: string, body?: unknown, token?: string): Promise<T> {
   const headers: Record<string, string> = { 'Content-Type': 'application/json' };
   if (token) headers.Authorization = `Bearer ${token}`;
+  const consistency = lastWrite.get(token ?? '');
+  if (consistency) headers['X-Consistency-Token'] = consistency;
   const response = await fetch(new URL(path, BASE_URL), {
     method,
     headers,
@@ -23,7 +28,10 @@ export async function request<T = Record<string, unknown>>(method: string, path:
   });
   const text = await response.text();
   if (!response.ok) throw new Error(`${method} ${path}: ${response.status} ${text}`);
-  return (text ? JSON.parse(text) : {}) as T;
+  const data = (text ? JSON.parse(text) : {}) as T & { consistencyToken?: string };
+  const written = data.consistencyToken ?? response.headers.get('X-Consistency-Token');
+  if (written) lastWrite.set(token ?? '', written);
+  return data;
 }
 
 export async function register(email: string, displayName: string): Promise<string> {

@@ -248,6 +248,44 @@ describe('instructor studio', () => {
     await page.getByText('No course here yet.').waitFor();
   });
 
+  it('archives, restores and deletes a draft, each after a confirmation', async () => {
+    const { page } = h;
+    const token = await login(instructorEmail);
+    const created = await request<{ course: { id: string } }>('POST', '/v1/courses', { course: { title: `Lifecycle ${Date.now()}` } }, token);
+    const id = created.course.id;
+    await request('POST', `/v1/courses/${id}/lessons`, { lesson: { title: 'Only', article: { markdown: 'x' } } }, token);
+
+    // Written by another client: the browser's reads catch up shortly (no shared token).
+    await go(page, `/studio/courses/${id}`);
+    const publish = page.getByRole('button', { name: 'Publish', exact: true });
+    await eventually(async () => {
+      if ((await publish.count()) > 0 && (await page.getByText('Only', { exact: true }).count()) > 0) return true;
+      await page.reload();
+      await page.waitForLoadState('networkidle');
+      return false;
+    }, 'the new course with its lesson in the editor');
+    await publish.click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Publish' }).click();
+    await page.getByRole('button', { name: 'Archive' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Archive this course?' });
+    await dialog.getByRole('button', { name: 'Archive' }).click();
+    await page.getByRole('status').filter({ hasText: 'Archived.' }).waitFor();
+    // Frozen: no lesson changes, no details form.
+    expect(await page.getByRole('button', { name: 'Edit “Only”' }).isDisabled()).toBe(true);
+    expect(await page.getByRole('button', { name: 'Save details' }).count()).toBe(0);
+
+    await page.getByRole('button', { name: 'Restore' }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Restore' }).click();
+    await page.getByRole('status').filter({ hasText: 'Restored as a draft.' }).waitFor();
+
+    await page.getByRole('button', { name: 'Delete draft' }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Delete draft' }).click();
+    await page.waitForURL(/\/studio$/);
+    await page.getByRole('heading', { name: 'My courses', level: 1 }).waitFor();
+    const gone = await fetch(new URL(`/v1/courses/${id}`, page.url()), { headers: { Authorization: `Bearer ${token}` } });
+    expect(gone.status).toBe(404);
+  });
+
   it('keeps working when the access token has expired (refreshed under the user)', async () => {
     const { page } = h;
     let refused = 0;
