@@ -113,8 +113,10 @@ describe('admin screens', () => {
     await page.getByRole('button', { name: 'Filter' }).click();
     await page.waitForURL(/action=user.disable/);
     const rows = page.locator('tbody tr');
-    await expect.poll(() => rows.count()).toBe(1);
-    expect(await rows.first().textContent()).toContain('user.disable');
+    // The previous filter's row stays until the new page is in: wait for the new content.
+    await expect.poll(async () => (await actions()).join()).toBe('user.disable');
+    expect(await rows.count()).toBe(1);
+    expect(await rows.first().textContent()).toContain(`users/${userId}`);
     expect(await rows.first().textContent()).toContain('success');
 
     await page.setViewportSize({ width: 360, height: 740 });

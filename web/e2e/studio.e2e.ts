@@ -282,8 +282,12 @@ describe('instructor studio', () => {
     await page.getByRole('dialog').getByRole('button', { name: 'Delete draft' }).click();
     await page.waitForURL(/\/studio$/);
     await page.getByRole('heading', { name: 'My courses', level: 1 }).waitFor();
-    const gone = await fetch(new URL(`/v1/courses/${id}`, page.url()), { headers: { Authorization: `Bearer ${token}` } });
-    expect(gone.status).toBe(404);
+    // Gone for good (this client did not write it: its read catches up shortly).
+    await eventually(async () => {
+      const gone = await fetch(new URL(`/v1/courses/${id}`, page.url()), { headers: { Authorization: `Bearer ${token}` } });
+      return gone.status === 404;
+    }, 'the deleted course to be gone');
+    expect(await page.getByRole('link', { name: /^Lifecycle / }).count()).toBe(0);
   });
 
   it('keeps working when the access token has expired (refreshed under the user)', async () => {
