@@ -109,7 +109,7 @@ describe('admin screens', () => {
     await noSeriousViolations('audit log');
 
     await page.getByLabel('Action').fill('user.disable');
-    await page.getByLabel('Resource contains (this page)').fill(`users/${userId}`);
+    await page.getByLabel('Resource', { exact: true }).fill(`users/${userId}`);
     await page.getByRole('button', { name: 'Filter' }).click();
     await page.waitForURL(/action=user.disable/);
     const rows = page.locator('tbody tr');
@@ -118,6 +118,10 @@ describe('admin screens', () => {
     expect(await rows.count()).toBe(1);
     expect(await rows.first().textContent()).toContain(`users/${userId}`);
     expect(await rows.first().textContent()).toContain('success');
+
+    // Everything about that user, from the server's resource filter.
+    await go(page, `/admin/audit?resource=users/${userId}`);
+    await expect.poll(async () => [...new Set(await actions())].sort()).toEqual(['user.disable', 'user.register', 'user.role_change']);
 
     await page.setViewportSize({ width: 360, height: 740 });
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
