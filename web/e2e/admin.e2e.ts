@@ -33,6 +33,10 @@ describe('admin screens', () => {
     await page.getByRole('table').waitFor();
     await shot(page, 'admin-users');
     await noSeriousViolations('users');
+    await page.setViewportSize({ width: 360, height: 740 });
+    expect(await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth)).toBeLessThanOrEqual(0);
+    await shot(page, 'admin-users-360');
+    await page.setViewportSize({ width: 1280, height: 800 });
     await page.getByLabel('Search users').fill(prefix);
     await page.getByRole('button', { name: 'Search', exact: true }).click();
     await page.waitForURL(/q=e2e-target/);

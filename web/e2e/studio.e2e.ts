@@ -170,6 +170,10 @@ describe('instructor studio', () => {
     expect(await lessonTitles()).toEqual(['Reading', 'Coding', 'Watching', 'Checking']);
     await shot(page, 'studio-course-editor');
     await noSeriousViolations('course editor');
+    await page.setViewportSize({ width: 360, height: 740 });
+    expect(await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth)).toBeLessThanOrEqual(0);
+    await shot(page, 'studio-course-editor-360');
+    await page.setViewportSize({ width: 1280, height: 800 });
   });
 
   it('publishes after a confirmation', async () => {

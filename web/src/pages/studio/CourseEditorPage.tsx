@@ -236,13 +236,13 @@ export default function CourseEditorPage() {
             {lessons.map((lesson, index) => (
               <li key={lesson.id} className="flex flex-wrap items-center gap-2 px-3 py-2">
                 <span className="w-6 text-sm text-slate-600 tabular-nums dark:text-slate-400">{index + 1}.</span>
-                <span className="flex min-w-0 flex-1 flex-wrap items-baseline gap-x-2">
+                <span className="flex min-w-40 flex-1 flex-wrap items-baseline gap-x-2">
                   <span className="font-medium" data-lesson-title>
                     {lesson.title}
                   </span>
                   <span className="text-xs text-slate-600 dark:text-slate-400">{KIND_NAMES[lesson.contentType ?? ''] ?? lesson.contentType}</span>
                 </span>
-                <span className="flex flex-wrap gap-1">
+                <span className="ml-auto flex flex-wrap gap-1">
                   <Button type="button" id={`move-up-${lesson.id}`} className={`${secondary} px-2! py-1! text-sm`} disabled={busy || archived || index === 0} onClick={() => void move(index, -1)} aria-label={`Move “${lesson.title}” up`}>
                     ↑ Up
                   </Button>
