@@ -23,4 +23,3 @@ if ! ls secrets/signing-keys/*.pem >/dev/null 2>&1; then
   chmod 0755 secrets/signing-keys; chmod 0644 "$key"
   echo "wrote $key"
 fi
-mkdir -p ../web/dist

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
@@ -13,6 +14,8 @@ from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from opentelemetry import trace
+from opentelemetry.trace import Span
 from starlette.applications import Starlette
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
@@ -31,10 +34,13 @@ from gateway.openapi import OpenApiCache
 from gateway.proxy import Dispatcher, Gateway, error_response, headers_too_large
 from gateway.settings import Settings, SettingsError
 from gateway.static import StaticSite
+from gateway.tracing import Tracing, finish, log_ids
 
 access_log = logging.getLogger("gateway.access")
 
 READY_TIMEOUT_S = 2.0
+# Probes and scrapes, every few seconds from every prober: no traces of their own.
+UNTRACED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 CORS_ALLOW_HEADERS = (
     "Authorization",
     "Content-Type",
@@ -57,16 +63,30 @@ CORS_EXPOSE_HEADERS = (
 
 
 class RequestContextMiddleware:
-    """Request id in and out, one structured access-log line per request, and its metrics."""
+    """Request id in and out, one structured access-log line per request, its metrics, and
+    its span while tracing is on."""
 
-    def __init__(self, app: ASGIApp, metrics: HttpMetrics | None = None) -> None:
+    def __init__(
+        self, app: ASGIApp, metrics: HttpMetrics | None = None, tracing: Tracing | None = None
+    ) -> None:
         self.app = app
         self.metrics = metrics
+        self.tracing = tracing
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if self.tracing is None or scope["path"] in UNTRACED_PATHS:
+            await self._handle(scope, receive, send, None)
+            return
+        span = self.tracing.start(scope)
+        # Current for the whole request (the gRPC call's metadata, the access-log line); ended
+        # by `_handle` once the status and route are known.
+        with trace.use_span(span, end_on_exit=True, record_exception=False):
+            await self._handle(scope, receive, send, span)
+
+    async def _handle(self, scope: Scope, receive: Receive, send: Send, span: Span | None) -> None:
         request_id = request_id_from(Headers(scope=scope))
         state: dict[str, Any] = scope.setdefault("state", {})
         state["request_id"] = request_id
@@ -86,22 +106,24 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send_with_id)
         finally:
             seconds = time.perf_counter() - started
+            route = _route_template(scope)
             if self.metrics is not None:
                 self.metrics.in_flight.dec()
-                self.metrics.finished(scope["method"], _route_template(scope), status, seconds)
-            access_log.info(
-                json.dumps(
-                    {
-                        "event": "http_request",
-                        "method": scope["method"],
-                        "path": scope["path"],
-                        "status": status,
-                        "grpc_method": state.get("grpc_method"),
-                        "duration_ms": round(seconds * 1000, 2),
-                        "request_id": request_id,
-                    }
-                )
-            )
+                self.metrics.finished(scope["method"], route, status, seconds)
+            line: dict[str, Any] = {
+                "event": "http_request",
+                "method": scope["method"],
+                "path": scope["path"],
+                "status": status,
+                "grpc_method": state.get("grpc_method"),
+                "duration_ms": round(seconds * 1000, 2),
+                "request_id": request_id,
+            }
+            if span is not None:
+                finish(span, scope["method"], route, status)
+                span.set_attribute("learnflow.request_id", request_id)
+                line.update(log_ids())
+            access_log.info(json.dumps(line))
 
 
 def _route_template(scope: Scope) -> str | None:
@@ -187,9 +209,10 @@ async def _service_health(
     return report
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
+def create_app(settings: Settings | None = None, tracing: Tracing | None = None) -> Starlette:
+    """The gateway's ASGI app; `tracing` (see gateway.tracing.configure) turns spans on."""
     settings = settings or Settings.from_env()
-    gateway = Gateway(settings)
+    gateway = Gateway(settings, tracing)
     openapi = OpenApiCache(gateway, title=settings.api_title)
     site = None
     if settings.static_dir:
@@ -312,6 +335,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
             yield
         finally:
             await gateway.stop()
+            if tracing is not None:
+                # Export what is buffered (a thread flush, bounded by the exporter's timeout).
+                await asyncio.to_thread(tracing.shutdown)
 
     expose = CORS_EXPOSE_HEADERS + tuple(
         "Grpc-Metadata-" + key for key in settings.cors_expose_metadata
@@ -329,7 +355,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         ],
         exception_handlers={HTTPException: starlette_error},
         middleware=[
-            Middleware(RequestContextMiddleware, metrics=metrics),
+            Middleware(RequestContextMiddleware, metrics=metrics, tracing=tracing),
             Middleware(
                 CORSMiddleware,
                 allow_origins=list(settings.cors_origins),

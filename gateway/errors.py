@@ -155,14 +155,24 @@ def json_field_path(path: str, message: Descriptor | None) -> str:
     return ".".join(out)
 
 
-def _json_violation_paths(details: list[Any], message: Descriptor | None) -> None:
+def _json_violation_paths(
+    details: list[Any], message: Descriptor | None, body_field: str = ""
+) -> None:
+    """Field violations as the client addressed the fields: JSON names, and relative to the
+    body when the body is one field of the request (a PATCH's resource: the client sent
+    `{"avatarUrl": …}`, not `{"user": {"avatarUrl": …}}`)."""
     if message is None:
         return
+    body = message.fields_by_name.get(body_field) if body_field not in ("", "*") else None
+    prefix = body.json_name + "." if body is not None else ""
     for detail in details:
         if isinstance(detail, dict) and detail.get("@type") == _BAD_REQUEST_URL:
             for violation in detail.get("fieldViolations", ()):
                 if isinstance(violation, dict) and isinstance(violation.get("field"), str):
-                    violation["field"] = json_field_path(violation["field"], message)
+                    path = json_field_path(violation["field"], message)
+                    if prefix and path.startswith(prefix):
+                        path = path[len(prefix) :]
+                    violation["field"] = path
 
 
 def from_status(
@@ -171,16 +181,18 @@ def from_status(
     trailing: Iterable[tuple[str, str | bytes]],
     pool: DescriptorPool | None,
     request_type: Descriptor | None = None,
+    body_field: str = "",
 ) -> HttpError:
     """The HTTP error for a gRPC status; field violations of a call whose request message is
-    `request_type` are given the JSON (camelCase) paths the client used."""
+    `request_type` (its HTTP body: `body_field`) are given the JSON (camelCase) paths the
+    client used."""
     details: list[Any] = []
     headers: dict[str, str] = {}
     rich = rich_status(trailing)
     if rich is not None:
         pools = [p for p in (pool, descriptor_pool.Default()) if p is not None]
         details = [_detail_json(d, pools) for d in rich.details]
-        _json_violation_paths(details, request_type)
+        _json_violation_paths(details, request_type, body_field)
         retry_after = _retry_after(rich.details)
         if retry_after is not None:
             headers["Retry-After"] = retry_after
@@ -194,6 +206,9 @@ def from_rpc_error(
     error: grpc.aio.AioRpcError,
     pool: DescriptorPool | None,
     request_type: Descriptor | None = None,
+    body_field: str = "",
 ) -> HttpError:
     trailing = pairs(error.trailing_metadata())
-    return from_status(error.code(), error.details() or "", trailing, pool, request_type)
+    return from_status(
+        error.code(), error.details() or "", trailing, pool, request_type, body_field
+    )

@@ -25,8 +25,10 @@ _TIMEOUT_UNITS = {"H": 3600.0, "M": 60.0, "S": 1.0, "m": 1e-3, "u": 1e-6, "n": 1
 _KEY = re.compile(r"[0-9a-z_.-]+")
 # Printable ASCII: the only characters a non-binary metadata value may carry.
 _VALUE = re.compile(r"[\x20-\x7e]*")
-# `cookie` is only ever the gateway's allow-listed selection of the request's cookies.
-_MANAGED = frozenset({REQUEST_ID, "x-forwarded-for", "cookie"})
+# `cookie` is only ever the gateway's allow-listed selection of the request's cookies; trace
+# context only the gateway's own span's (gateway.tracing), so a client cannot pick trace ids
+# or slip a malformed value past the gateway's propagator.
+_MANAGED = frozenset({REQUEST_ID, "x-forwarded-for", "cookie", "traceparent", "tracestate"})
 # A cookie name per RFC 6265 (a token); anything else is not forwarded.
 _COOKIE_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _URLSAFE = str.maketrans("-_", "+/")

@@ -38,6 +38,7 @@ from gateway.routing import Match, MethodNotAllowed, Route, Router
 from gateway.settings import Settings
 from gateway.static import StaticSite
 from gateway.tickets import TICKET_PARAM, StreamTickets
+from gateway.tracing import Tracing, inject
 from gateway.transcode import (
     BodyInput,
     TranscodeError,
@@ -69,8 +70,9 @@ class Registry:
 class Gateway:
     """Owns the backend channel, the descriptor loader and the current Registry."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, tracing: Tracing | None = None) -> None:
         self.settings = settings
+        self.tracing = tracing
         self._channel: grpc.aio.Channel | None = None
         self._call_channels: list[grpc.aio.Channel] = []
         self.tickets = StreamTickets()
@@ -364,6 +366,9 @@ class Dispatcher:
             settings.trusted_proxies,
             settings.forward_cookies,
         )
+        if self.gateway.tracing is not None:
+            # The request's span is the parent of the backend's (counted in the budget below).
+            inject(metadata)
         budget = settings.max_header_bytes - GRPC_HEADERS_RESERVE
         if metadata_size(metadata) > budget:
             raise HeadersTooLarge(f"headers forwarded to the backend exceed {budget} bytes")
@@ -389,7 +394,9 @@ class Dispatcher:
             trailing = pairs(await call.trailing_metadata())
         except grpc.aio.AioRpcError as exc:
             return error_response(
-                errors.from_rpc_error(exc, registry.schema.pool, route.method.input_type),
+                errors.from_rpc_error(
+                    exc, registry.schema.pool, route.method.input_type, route.body
+                ),
                 [
                     *response_headers(
                         pairs(exc.initial_metadata()),
@@ -432,7 +439,7 @@ class Dispatcher:
         except grpc.aio.AioRpcError as exc:
             call.cancel()
             return error_response(
-                errors.from_rpc_error(exc, pool, route.method.input_type),
+                errors.from_rpc_error(exc, pool, route.method.input_type, route.body),
                 response_headers(
                     pairs(exc.initial_metadata()),
                     pairs(exc.trailing_metadata()),
@@ -452,7 +459,7 @@ class Dispatcher:
             return _dumps(payload) + "\n"
 
         def encode_error(exc: grpc.aio.AioRpcError) -> str:
-            status = errors.from_rpc_error(exc, pool, route.method.input_type).body
+            status = errors.from_rpc_error(exc, pool, route.method.input_type, route.body).body
             if sse:
                 return f"event: error\ndata: {_dumps(status)}\n\n"
             return _dumps({"error": status}) + "\n"

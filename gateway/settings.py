@@ -10,6 +10,8 @@ from gateway.metadata import Network, parse_networks
 from gateway.static import DEFAULT_CONTENT_SECURITY_POLICY
 
 _PREFIX = "LEARNFLOW_GATEWAY_"
+TRACING_MODES = ("off", "otlp")
+TRUST_TRACEPARENT = ("none", "proxies", "all")
 
 
 class SettingsError(ValueError):
@@ -72,6 +74,19 @@ class Settings:
     # not SERVING makes the answer DEGRADED (still 200: the gateway serves), with the details
     # its health check carries as trailing metadata (e.g. a count).
     ready_services: tuple[str, ...] = ()
+    # OpenTelemetry tracing: `off` (nothing installed) or `otlp` (spans exported over
+    # OTLP/gRPC); the standard OTEL_* variables apply where the SDK reads them.
+    tracing: str = "off"
+    # The OTLP collector (e.g. `http://otel-collector:4317`); empty: OTEL_EXPORTER_OTLP_ENDPOINT,
+    # else `localhost:4317`.
+    otlp_endpoint: str = ""
+    # Share (0..1) of new traces recorded (OTEL_TRACES_SAMPLER, when set, replaces this).
+    trace_sample_ratio: float = 1.0
+    # `service.name` of the spans (OTEL_SERVICE_NAME, when set, wins).
+    trace_service_name: str = "learnflow-gateway"
+    # Whose incoming `traceparent` a request's span continues: `none`, `proxies` (peers in
+    # trusted_proxies) or `all`; anyone else's is ignored and the request starts a new trace.
+    trust_traceparent: str = "proxies"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -104,7 +119,23 @@ class Settings:
         ready = get("READY_SERVICES")
         cookies = get("FORWARD_COOKIES")
         promoted = get("METADATA_HEADERS")
+        tracing = get("TRACING") or defaults.tracing
+        if tracing not in TRACING_MODES:
+            raise SettingsError(f"{_PREFIX}TRACING must be one of {', '.join(TRACING_MODES)}")
+        trust = get("TRUST_TRACEPARENT") or defaults.trust_traceparent
+        if trust not in TRUST_TRACEPARENT:
+            raise SettingsError(
+                f"{_PREFIX}TRUST_TRACEPARENT must be one of {', '.join(TRUST_TRACEPARENT)}"
+            )
+        ratio = number("TRACE_SAMPLE_RATIO", defaults.trace_sample_ratio)
+        if ratio > 1:
+            raise SettingsError(f"{_PREFIX}TRACE_SAMPLE_RATIO must be between 0 and 1")
         return cls(
+            tracing=tracing,
+            otlp_endpoint=get("OTLP_ENDPOINT") or defaults.otlp_endpoint,
+            trace_sample_ratio=ratio,
+            trace_service_name=get("TRACE_SERVICE_NAME") or defaults.trace_service_name,
+            trust_traceparent=trust,
             idempotency_field=get("IDEMPOTENCY_FIELD") or defaults.idempotency_field,
             channels=max(1, int(number("CHANNELS", defaults.channels, integer=True))),
             ready_services=_split(ready) if ready else defaults.ready_services,

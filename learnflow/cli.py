@@ -1,4 +1,5 @@
-"""`learnflow` command line: serve, migrate, demo data, projections rebuild, doctor."""
+"""`learnflow` command line: serve, migrate, demo data, projections rebuild, doctor, and the
+development mail sink (`mail serve|list|show`)."""
 
 from __future__ import annotations
 
@@ -57,6 +58,64 @@ def _doctor(settings: Settings) -> int:
     return 1 if any(c.required and not c.ok for c in report) else 0
 
 
+def _mail(settings: Settings, args: argparse.Namespace) -> int:
+    import time
+
+    from learnflow.mail.sink import Mailbox
+
+    box = Mailbox(settings.mail_dir)
+    if args.action == "serve":
+        return _mail_serve(settings)
+    if args.action == "list":
+        deadline = time.monotonic() + args.wait
+        while True:
+            stored = box.list(to=args.to, subject=args.subject)
+            if stored or time.monotonic() >= deadline:
+                break
+            time.sleep(0.1)
+        if not stored:
+            print(f"no such mail in {settings.mail_dir}", file=sys.stderr)
+            return 1 if args.wait else 0
+        for mail in stored:
+            message = mail.message()
+            print(f"{mail.id}  {message['Date']}  to {message['To']}  {message['Subject']}")
+        return 0
+    found = box.find(args.id)
+    if found is None:
+        print(f"learnflow: no single message {args.id!r} in {settings.mail_dir}", file=sys.stderr)
+        return 1
+    message = found.message()
+    for header in ("From", "To", "Subject", "Date", "Message-ID"):
+        print(f"{header}: {message[header]}")
+    print()
+    print(found.text())
+    return 0
+
+
+def _mail_serve(settings: Settings) -> int:
+    import signal
+    import threading
+
+    from learnflow.mail.sink import sink_controller
+
+    host, _, port = settings.mail_sink_listen.rpartition(":")
+    controller = sink_controller(settings.mail_dir, host.strip("[]"), int(port))
+    try:
+        controller.start()
+    except Exception as exc:
+        _fail(f"cannot listen on {settings.mail_sink_listen}: {type(exc).__name__}: {exc}")
+    print(
+        f"mail sink on {settings.mail_sink_listen}, storing into {settings.mail_dir}",
+        flush=True,
+    )
+    done = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: done.set())
+    done.wait()
+    controller.stop()
+    return 0
+
+
 def _redact(url: str) -> str:
     scheme, sep, rest = url.partition("://")
     if "@" in rest:
@@ -96,12 +155,33 @@ def main(argv: list[str] | None = None) -> None:
     proj_sub.add_parser("rebuild", help="replay every event into fresh read models, then switch")
     proj_sub.add_parser("status", help="checkpoint against the event log, and parked events")
     proj_sub.add_parser("retry", help="apply the parked events again (after a fix)")
+    mail = sub.add_parser("mail", help="the development mail sink and its mailbox")
+    mail_sub = mail.add_subparsers(dest="action", required=True)
+    mail_sub.add_parser(
+        "serve", help="run the SMTP sink on LEARNFLOW_MAIL_SINK_LISTEN (stores every message)"
+    )
+    listing = mail_sub.add_parser("list", help="the stored messages, newest first")
+    listing.add_argument("--to", default="", help="only messages to this address")
+    listing.add_argument(
+        "--subject", default="", help="only messages whose subject contains this (any case)"
+    )
+    listing.add_argument(
+        "--wait",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="wait up to this long for a matching message (exit status 1 if none comes)",
+    )
+    show = mail_sub.add_parser("show", help="one stored message: headers and text body")
+    show.add_argument("id", help="a message id from `learnflow mail list` (or its start)")
     args = parser.parse_args(argv)
 
     settings = Settings.from_env()
     configure_logging(settings.log_level)
     if args.command == "doctor":
         raise SystemExit(_doctor(settings))
+    if args.command == "mail":
+        raise SystemExit(_mail(settings, args))
     if settings.problems():
         _fail("; ".join(settings.problems()) + " (see `learnflow doctor`)")
 

@@ -13,7 +13,6 @@ from sqlalchemy import func, select
 
 from learnflow.commands.identity import IdentityCommands
 from learnflow.context import CallContext, Principal, reset_call, set_call
-from learnflow.errors import AlreadyExists
 from learnflow.security.passwords import PasswordHasher
 from learnflow.security.rate_limits import RateLimiter
 from learnflow.security.tokens import TokenService, load_keys
@@ -29,14 +28,14 @@ ACCOUNTS = [
 ]
 
 
-async def _user_id(db: Database, email: str) -> uuid.UUID:
+async def _user_id(db: Database, email: str) -> uuid.UUID | None:
     async with db.engine.connect() as conn:
         row = (
             await conn.execute(
                 select(tables.users.c.id).where(func.lower(tables.users.c.email) == email)
             )
-        ).one()
-    return uuid.UUID(str(row.id))
+        ).first()
+    return uuid.UUID(str(row.id)) if row is not None else None
 
 
 async def load_demo_data(settings: Settings) -> str:
@@ -46,21 +45,29 @@ async def load_demo_data(settings: Settings) -> str:
     keys = load_keys(settings.signing_keys_dir, generate_if_empty=True)
     tokens = TokenService(keys, settings.jwt_issuer, settings.jwt_audience, 900, 30)
     identity = IdentityCommands(
-        db, PasswordHasher(settings.bcrypt_rounds), tokens, 3600, RateLimiter(settings)
+        db,
+        PasswordHasher(settings.bcrypt_rounds),
+        tokens,
+        3600,
+        RateLimiter(settings),
+        settings=settings,
     )
     token = set_call(CallContext(method="demo", request_id="demo-data", client_address="local"))
     try:
         ids: dict[str, uuid.UUID] = {}
         for email, password, name, _role in ACCOUNTS:
-            try:
+            # Registering an existing email succeeds too (and mails its owner a notice), so
+            # look first: loading the demo again mails nobody.
+            known = await _user_id(db, email)
+            if known is None:
                 await identity.RegisterUser(
                     identity_pb2.RegisterUserRequest(
                         email=email, password=password, display_name=name
                     )
                 )
-            except AlreadyExists:
-                pass
-            ids[email] = await _user_id(db, email)
+                known = await _user_id(db, email)
+            assert known is not None
+            ids[email] = known
         admin = Principal(ids[ACCOUNTS[0][0]], "admin")
         set_call(CallContext(method="demo", request_id="demo-data", principal=admin))
         for email, _password, _name, role in ACCOUNTS:

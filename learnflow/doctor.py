@@ -3,7 +3,8 @@
 Required (exit status 1 when one fails): the settings make sense, PostgreSQL and MongoDB
 answer, the schema is at the latest migration, and the shared rate-limit storage answers when
 one is configured. Reported only: whether a server answers on LEARNFLOW_GRPC_LISTEN and a
-gateway on LEARNFLOW_GATEWAY_HOST/PORT (doctor may well run before them).
+gateway on LEARNFLOW_GATEWAY_HOST/PORT (doctor may well run before them), whether the SMTP
+server answers (or mail is off), and the mail outbox's queued and failed jobs.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import smtplib
 import urllib.request
 from dataclasses import dataclass
 
@@ -18,6 +20,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import text
 
 from learnflow.dependencies import dependencies_reachable
+from learnflow.mail.sender import queue_counts
 from learnflow.migrations import alembic_config
 from learnflow.projections.store import ReadStore
 from learnflow.settings import Settings
@@ -47,11 +50,13 @@ async def examine(settings: Settings) -> list[Check]:
         )
         if "postgres" not in unreachable:
             report.append(await _migrations(db, settings))
+            report.append(await _email_jobs(db, settings))
     finally:
         await db.close()
         await store.close()
     if settings.rate_limit_storage.startswith(("redis://", "rediss://", "async+redis")):
         report.append(await _redis(settings.rate_limit_storage))
+    report.append(await asyncio.to_thread(_smtp, settings))
     report.append(await _server(settings.grpc_listen))
     report.append(await asyncio.to_thread(_gateway))
     return report
@@ -71,6 +76,43 @@ async def _migrations(db: Database, settings: Settings) -> Check:
     if current != latest:
         return Check("migrations", False, f"at {current}, latest {latest}: run learnflow migrate")
     return Check("migrations", True, f"at the latest ({latest})")
+
+
+def _smtp(settings: Settings) -> Check:
+    """Connects and greets (EHLO, and STARTTLS when configured); logs in to nothing and sends
+    nothing, so no credential is used or shown."""
+    if not settings.smtp_host:
+        return Check(
+            "smtp", False, "mail off (LEARNFLOW_SMTP_HOST is empty): mail stays queued", False
+        )
+    target = f"{settings.smtp_host}:{settings.smtp_port} ({settings.smtp_security})"
+    timeout = min(settings.smtp_timeout_s, 5.0)
+    try:
+        client: smtplib.SMTP
+        if settings.smtp_security == "tls":
+            client = smtplib.SMTP_SSL(settings.smtp_host, settings.smtp_port, timeout=timeout)
+        else:
+            client = smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=timeout)
+        with client:
+            client.ehlo()
+            if settings.smtp_security == "starttls":
+                client.starttls()
+            client.noop()
+    except (OSError, smtplib.SMTPException) as exc:
+        return Check("smtp", False, f"{target} unreachable: {type(exc).__name__}", False)
+    return Check("smtp", True, f"{target} answers", False)
+
+
+async def _email_jobs(db: Database, settings: Settings) -> Check:
+    try:
+        counts = await queue_counts(db)
+    except Exception as exc:
+        return Check("email jobs", False, f"cannot count ({type(exc).__name__})", False)
+    queued, failed = counts.get("queued", 0), counts.get("failed", 0)
+    detail = f"{queued} queued, {failed} failed"
+    if queued and not settings.smtp_host:
+        detail += " (mail off: queued jobs wait for LEARNFLOW_SMTP_HOST)"
+    return Check("email jobs", failed == 0, detail, False)
 
 
 async def _redis(url: str) -> Check:

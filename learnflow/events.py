@@ -19,8 +19,9 @@ SCHEMA_VERSION = 1
 
 class UserPayload(TypedDict):
     """user.registered, user.role_changed, user.disabled, user.enabled,
-    user.profile_changed. `bio` and `avatar_url` are absent from events written before
-    profiles existed (read them as "")."""
+    user.profile_changed, user.email_verified. `bio` and `avatar_url` are absent from events
+    written before profiles existed (read them as ""), `email_verified` from those written
+    before email verification (read it as False)."""
 
     id: str
     email: str
@@ -30,6 +31,7 @@ class UserPayload(TypedDict):
     created_at: str
     bio: NotRequired[str]
     avatar_url: NotRequired[str]
+    email_verified: NotRequired[bool]
 
 
 class SessionPayload(TypedDict):
@@ -202,6 +204,12 @@ USER_ROLE_CHANGED: EventType[UserPayload] = EventType("user.role_changed", "user
 USER_DISABLED: EventType[UserPayload] = EventType("user.disabled", "user")
 USER_ENABLED: EventType[UserPayload] = EventType("user.enabled", "user")
 USER_PROFILE_CHANGED: EventType[UserPayload] = EventType("user.profile_changed", "user")
+USER_EMAIL_VERIFIED: EventType[UserPayload] = EventType("user.email_verified", "user")
+# Someone registered with the email of this existing account (the owner was told by mail).
+# Written so that such a registration appends as many events as a new one does.
+USER_REGISTRATION_REPEATED: EventType[SessionPayload] = EventType(
+    "user.registration_repeated", "user"
+)
 # Every session of the user ended by a password change (no read model follows sessions).
 SESSION_PASSWORD_CHANGED: EventType[SessionPayload] = EventType("session.password_changed", "user")
 SESSION_CREATED: EventType[SessionPayload] = EventType("session.created", "user")
@@ -248,6 +256,7 @@ USER_EVENTS = (
     USER_DISABLED,
     USER_ENABLED,
     USER_PROFILE_CHANGED,
+    USER_EMAIL_VERIFIED,
 )
 ENROLLMENT_EVENTS = (ENROLLMENT_ACTIVATED, ENROLLMENT_WITHDRAWN, ENROLLMENT_COMPLETED)
 COMMENT_EVENTS = (COMMENT_CREATED, COMMENT_UPDATED, COMMENT_DELETED)

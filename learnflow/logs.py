@@ -1,4 +1,5 @@
-"""Structured logs: one JSON object per line, with the request id of the call when there is one."""
+"""Structured logs: one JSON object per line, with the request id of the call when there is one
+and the trace and span ids of the current span while tracing is on."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import logging
 import sys
 import time
 from typing import Any
+
+from opentelemetry import trace
 
 from learnflow.context import current_call
 
@@ -25,6 +28,11 @@ class JsonFormatter(logging.Formatter):
         request_id = current_call().request_id
         if request_id:
             entry["request_id"] = request_id
+        # Without an SDK installed this is the API's invalid span: no ids, no cost to speak of.
+        span = trace.get_current_span().get_span_context()
+        if span.is_valid:
+            entry["trace_id"] = f"{span.trace_id:032x}"
+            entry["span_id"] = f"{span.span_id:016x}"
         for key, value in record.__dict__.items():
             if key not in _RESERVED and not key.startswith("_"):
                 entry[key] = value

@@ -118,8 +118,34 @@ CONSISTENCY_WAIT_SECONDS = Histogram(
     buckets=_WAIT_BUCKETS,
     registry=REGISTRY,
 )
+EMAIL_KINDS = ("password_reset", "email_verification", "registration_attempt")
+EMAILS_SENT = Counter(
+    "learnflow_emails_sent",
+    "Mail accepted by the SMTP server, by kind.",
+    ["kind"],
+    registry=REGISTRY,
+)
+EMAILS_FAILED = Counter(
+    "learnflow_emails_failed",
+    "Failed delivery attempts by kind and outcome: retry (tried again later) or gave_up "
+    "(the job is marked failed).",
+    ["kind", "outcome"],
+    registry=REGISTRY,
+)
+EMAIL_QUEUE = Gauge(
+    "learnflow_email_jobs",
+    "Jobs of the mail outbox by state: queued (not yet delivered) and failed (gave up).",
+    ["state"],
+    registry=REGISTRY,
+)
 
 CONSISTENCY_OUTCOMES = ("served", "timeout", "refused", "invalid", "error")
+for _kind in EMAIL_KINDS:  # every series shows, at 0 until it happens
+    EMAILS_SENT.labels(kind=_kind)
+    for _mail_outcome in ("retry", "gave_up"):
+        EMAILS_FAILED.labels(kind=_kind, outcome=_mail_outcome)
+for _state in ("queued", "failed"):
+    EMAIL_QUEUE.labels(state=_state)
 for _outcome in CONSISTENCY_OUTCOMES:  # every outcome shows, at 0 until it happens
     CONSISTENCY_WAITS.labels(outcome=_outcome)
 for _class in ("read", "write", "auth", "infra"):
@@ -177,11 +203,24 @@ def watch_pool(pool: _Pool) -> None:
     _LIVE.pools.add(pool)
 
 
+# The labelled children of the per-call metrics, looked up once per label set: `labels()`
+# validates and locks on every call, and this runs on every RPC. Bounded like the label sets
+# themselves (the API's methods times status codes).
+_REQUEST_COUNTERS: dict[tuple[str, str], Any] = {}
+_DURATION_HISTOGRAMS: dict[str, Any] = {}
+
+
 def rpc_finished(method: str, code: str, seconds: float | None) -> None:
     """One finished call; `seconds` for unary calls (None for streams)."""
-    GRPC_REQUESTS.labels(method=method, code=code).inc()
+    counter = _REQUEST_COUNTERS.get((method, code))
+    if counter is None:
+        counter = _REQUEST_COUNTERS[(method, code)] = GRPC_REQUESTS.labels(method=method, code=code)
+    counter.inc()
     if seconds is not None:
-        GRPC_DURATION.labels(method=method).observe(seconds)
+        histogram = _DURATION_HISTOGRAMS.get(method)
+        if histogram is None:
+            histogram = _DURATION_HISTOGRAMS[method] = GRPC_DURATION.labels(method=method)
+        histogram.observe(seconds)
 
 
 def metrics_text() -> str:

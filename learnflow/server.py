@@ -24,12 +24,13 @@ from grpc_reflection.v1alpha import reflection
 from grpc_reflection.v1alpha._async import ReflectionServicer
 from grpc_reflection.v1alpha.reflection_pb2_grpc import add_ServerReflectionServicer_to_server
 
-from learnflow import metrics
+from learnflow import metrics, tracing
 from learnflow.commands.courses import CourseCommands
 from learnflow.commands.discussion import DiscussionCommands
 from learnflow.commands.identity import IdentityCommands
 from learnflow.commands.learning import LearningCommands
 from learnflow.dependencies import dependencies_reachable, parked_events, projection_progress
+from learnflow.mail.sender import MailSender, queue_counts
 from learnflow.projections.projector import Projector, libpq_url
 from learnflow.projections.read_cache import ReadCache
 from learnflow.projections.registry import all_projections
@@ -98,6 +99,7 @@ class Backend:
     denials: DenialAudit | None = None
     accounts: AccountStates | None = None
     read_cache: ReadCache | None = None
+    mail_sender: MailSender | None = None
 
     async def close(self, grace_s: float = 10.0) -> None:
         self.stop.set()
@@ -189,6 +191,7 @@ async def build(
                 max_age_s=settings.refresh_token_ttl_s,
                 secure=settings.session_cookie_secure,
             ),
+            settings=settings,
         ),
         server,
     )
@@ -239,6 +242,12 @@ async def build(
     )
     if run_projector:
         backend.tasks.append(asyncio.create_task(projector.run(backend.stop)))
+    if settings.smtp_host:
+        # Every server process sends; SKIP LOCKED claims keep them off each other's jobs.
+        backend.mail_sender = MailSender(db, settings)
+        backend.tasks.append(asyncio.create_task(backend.mail_sender.run(backend.stop)))
+    else:
+        log.warning("mail sending is off (LEARNFLOW_SMTP_HOST is empty): mail stays queued")
     return backend
 
 
@@ -326,6 +335,8 @@ async def _watch_dependencies(backend: Backend, services: list[str]) -> None:
             await _report_parked(backend)
             if "postgres" not in problems:
                 await _report_progress(backend)
+        if "postgres" not in problems:
+            await _report_mail_queue(backend)
         if problems != last:
             if problems:
                 log.error(
@@ -371,6 +382,18 @@ async def _report_progress(backend: Backend) -> None:
     metrics.PROJECTION_LAG_SECONDS.set(progress.lag_seconds)
 
 
+async def _report_mail_queue(backend: Backend) -> None:
+    """The outbox's depth, from every process whether or not it sends: with mail off the
+    queue grows, and that is what the gauge must show."""
+    try:
+        counts = await queue_counts(backend.db)
+    except Exception as exc:  # the next round tries again
+        log.warning("cannot count email jobs: %s", type(exc).__name__)
+        return
+    for state in ("queued", "failed"):
+        metrics.EMAIL_QUEUE.labels(state=state).set(counts.get(state, 0))
+
+
 async def serve(settings: Settings, reuse_port: bool = False) -> None:
     if settings.metrics_listen:
         try:
@@ -378,6 +401,11 @@ async def serve(settings: Settings, reuse_port: bool = False) -> None:
         except OSError as exc:
             raise SystemExit(f"cannot serve metrics on {settings.metrics_listen}: {exc}") from None
         log.info("metrics listening", extra={"listen": settings.metrics_listen, "port": port})
+    if tracing.configure(settings) is not None:  # before build: it instruments the clients
+        log.info(
+            "tracing on",
+            extra={"exporter": settings.tracing, "sample_ratio": settings.trace_sample_ratio},
+        )
     backend = await build(settings, reuse_port=reuse_port)
     log.info("gRPC server listening", extra={"listen": settings.grpc_listen, "port": backend.port})
     stop = asyncio.Event()
@@ -387,4 +415,6 @@ async def serve(settings: Settings, reuse_port: bool = False) -> None:
     await stop.wait()
     log.info("shutting down: draining in-flight calls")
     await backend.close(grace_s=10.0)
+    # Export the spans still buffered (a thread flush; bounded by the exporter's timeout).
+    await asyncio.to_thread(tracing.shutdown)
     log.info("stopped")

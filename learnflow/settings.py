@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -13,7 +14,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 PREFIX = "LEARNFLOW_"
 ENVIRONMENTS = ("development", "test", "production")
+TRACING_MODES = ("off", "otlp")
 NOT_RATES = frozenset({"rate_limit_storage", "rate_limit_key_prefix"})
+SMTP_SECURITY = ("none", "starttls", "tls")
 
 
 _BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
@@ -124,6 +127,54 @@ class Settings:
     # host:port of the Prometheus metrics endpoint (`/metrics`); empty: none. With
     # `serve --workers N`, worker i listens on port + i.
     metrics_listen: str = "127.0.0.1:9464"
+    # Base URL of the web app, for the links in mail (`/reset-password?token=…`,
+    # `/verify-email?token=…`).
+    public_url: str = "http://127.0.0.1:8080"
+    # Lifetimes in seconds of a password-reset link and of an email-verification link.
+    password_reset_ttl_s: int = 1800
+    email_verification_ttl_s: int = 48 * 3600
+    # Password-reset requests per email address, known or not (refused beyond, with a retry
+    # delay), and per account (beyond it, requests answer alike but mail nothing).
+    rate_limit_password_reset_per_email: str = "5/hour"
+    rate_limit_password_reset_per_account: str = "3/hour"
+    # Verification mails per account (SendVerificationEmail refuses beyond), and notices
+    # "someone tried to register with your address" per address (beyond: none are mailed).
+    rate_limit_verification_email: str = "5/hour"
+    rate_limit_registration_notice: str = "3/hour"
+    # Outgoing mail (SMTP). An empty host turns sending off: mail stays queued in the outbox
+    # (`learnflow doctor` says so). Security: `none`, `starttls` or `tls` (implicit TLS).
+    smtp_host: str = ""
+    smtp_port: int = 587
+    smtp_security: str = "starttls"
+    # SMTP login (both empty: none). The password is never logged.
+    smtp_username: str = ""
+    smtp_password: str = dataclasses.field(default="", repr=False)
+    # Sender address of every mail (the domain also names the Message-IDs).
+    smtp_from: str = "LearnFlow <no-reply@learnflow.local>"
+    # Seconds allowed for connecting to the SMTP server and for each of its answers.
+    smtp_timeout_s: float = 10.0
+    # The mail sender: how often it looks for due jobs (seconds), how many delivery attempts
+    # a job gets before it is marked failed, and the backoff after a failed attempt (the
+    # first delay in seconds, doubled per attempt up to the maximum).
+    mail_poll_s: float = 1.0
+    mail_max_attempts: int = 8
+    mail_backoff_s: float = 30.0
+    mail_backoff_max_s: float = 3600.0
+    # Development mail sink (`learnflow mail serve`, started by `make up`): where it listens,
+    # and the directory its messages are kept in (default: `mail` in the state directory).
+    mail_sink_listen: str = "127.0.0.1:8025"
+    mail_dir: Path = REPO_ROOT / ".state" / "mail"
+    # OpenTelemetry tracing: `off` (nothing installed, no cost) or `otlp` (spans exported over
+    # OTLP/gRPC). The standard OTEL_* variables apply where the SDK reads them.
+    tracing: str = "off"
+    # The OTLP collector (e.g. `http://otel-collector:4317`); empty: OTEL_EXPORTER_OTLP_ENDPOINT,
+    # else `localhost:4317`.
+    otlp_endpoint: str = ""
+    # Share (0..1) of new traces recorded; a caller's sampled flag is followed (parent-based).
+    # OTEL_TRACES_SAMPLER, when set, replaces this.
+    trace_sample_ratio: float = 1.0
+    # `service.name` of the spans (OTEL_SERVICE_NAME, when set, wins).
+    trace_service_name: str = "learnflow-server"
 
     @property
     def is_production(self) -> bool:
@@ -149,6 +200,27 @@ class Settings:
                     found.append(
                         f"{PREFIX}{field.name.upper()}={value!r} is not a rate such as '20/minute'"
                     )
+        if self.smtp_security not in SMTP_SECURITY:
+            found.append(
+                f"{PREFIX}SMTP_SECURITY={self.smtp_security!r} is not one of "
+                f"{', '.join(SMTP_SECURITY)}"
+            )
+        if bool(self.smtp_username) != bool(self.smtp_password):
+            found.append(f"{PREFIX}SMTP_USERNAME and {PREFIX}SMTP_PASSWORD go together")
+        if self.smtp_password and self.smtp_security == "none":
+            found.append(
+                f"{PREFIX}SMTP_PASSWORD with {PREFIX}SMTP_SECURITY=none would send it in clear"
+            )
+        if self.mail_max_attempts < 1:
+            found.append(f"{PREFIX}MAIL_MAX_ATTEMPTS must be at least 1")
+        if not self.public_url.startswith(("http://", "https://")):
+            found.append(f"{PREFIX}PUBLIC_URL must be an http(s) URL, got {self.public_url!r}")
+        if self.tracing not in TRACING_MODES:
+            found.append(
+                f"{PREFIX}TRACING={self.tracing!r} is not one of {', '.join(TRACING_MODES)}"
+            )
+        if not 0.0 <= self.trace_sample_ratio <= 1.0:
+            found.append(f"{PREFIX}TRACE_SAMPLE_RATIO must be between 0 and 1")
         if self.is_production and self.bcrypt_rounds < 12:
             found.append(f"{PREFIX}BCRYPT_ROUNDS must be at least 12 in production")
         return found
@@ -167,6 +239,8 @@ class Settings:
         # only LEARNFLOW_POSTGRES_URL (one role does all), migrations use it too.
         if "state_dir" in values and "signing_keys_dir" not in values:
             values["signing_keys_dir"] = values["state_dir"] / "keys"
+        if "state_dir" in values and "mail_dir" not in values:
+            values["mail_dir"] = values["state_dir"] / "mail"
         if "postgres_url" in values and "postgres_migration_url" not in values:
             values["postgres_migration_url"] = values["postgres_url"]
         for url in ("postgres_url", "postgres_migration_url"):

@@ -34,6 +34,8 @@ WRITTEN_TABLES = (
     "audit_log",
     "events",
     "idempotency_keys",
+    "account_tokens",
+    "email_jobs",
 )
 
 

@@ -134,9 +134,19 @@ async def register_over_http(
     session = await client.post("/v1/sessions", json={"email": email, "password": PASSWORD})
     assert session.status_code == 200, session.text
     body = session.json()
+    # The registration's answer names no user (it must not tell new emails from taken
+    # ones): the caller's own profile does.
+    me = await client.get(
+        "/v1/users/me",
+        headers={
+            "Authorization": f"Bearer {body['accessToken']}",
+            "X-Consistency-Token": registered.json()["consistencyToken"],
+        },
+    )
+    assert me.status_code == 200, me.text
     return HttpUser(
         email=email,
-        user=registered.json()["user"],
+        user=me.json()["user"],
         access_token=body["accessToken"],
         refresh_token=body["refreshToken"],
         consistency_token=registered.json()["consistencyToken"],

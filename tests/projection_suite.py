@@ -451,10 +451,23 @@ class ProjectionSuite(abc.ABC):
                 "created_at": at(0),
                 "bio": "",
                 "avatar_url": "",
+                "email_verified": False,
                 "search_terms": [f"{uid}@example.com", "ada lovelace", "lovelace"],
                 "v": last.version,
             }
         ]
+
+    async def test_a_verified_email_shows_and_survives_a_replay(self, store: ReadModel) -> None:
+        s = Stream()
+        uid = new_id()
+        s.add(ev.USER_REGISTERED, uid, user(uid))
+        verified = user(uid)
+        verified["email_verified"] = True
+        s.add(ev.USER_EMAIL_VERIFIED, uid, verified)
+        await store.apply(s.events)
+        await store.apply(s.events)  # replayed: the same document
+        (doc,) = await store.documents("users")
+        assert doc["email_verified"] is True
 
     async def test_a_profile_change_is_projected_with_its_search_terms(
         self, store: ReadModel

@@ -7,12 +7,19 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
+import jwt
 import psycopg
 from google.rpc import error_details_pb2, status_pb2
 
-from learnflow.v1 import identity_pb2, identity_pb2_grpc
+from learnflow.v1 import access_pb2, identity_pb2, identity_pb2_grpc
 
 PASSWORD = "a-good-password"
+
+
+def token_subject(access_token: str) -> str:
+    """The user id an access token was issued to (read, not verified: the test's own token)."""
+    claims: dict[str, Any] = jwt.decode(access_token, options={"verify_signature": False})
+    return str(claims["sub"])
 
 
 @dataclass
@@ -27,15 +34,23 @@ class Caller:
     async def register(cls, channel: grpc.aio.Channel, name: str = "Test User") -> Caller:
         stub = identity_pb2_grpc.IdentityServiceStub(channel)
         email = f"user-{uuid.uuid4().hex[:12]}@example.com"
-        registered = await stub.RegisterUser(
+        await stub.RegisterUser(
             identity_pb2.RegisterUserRequest(email=email, password=PASSWORD, display_name=name)
         )
         session = await stub.CreateSession(
             identity_pb2.CreateSessionRequest(email=email, password=PASSWORD)
         )
+        # RegisterUser answers without the user (it must not tell new emails from taken
+        # ones); the id is the subject of the caller's own access token.
+        user = identity_pb2.User(
+            id=token_subject(session.access_token),
+            email=email,
+            display_name=name,
+            role=access_pb2.ROLE_STUDENT,
+        )
         return cls(
             channel,
-            registered.user,
+            user,
             session.access_token,
             session.refresh_token,
             session.consistency_token,

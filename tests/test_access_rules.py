@@ -11,6 +11,7 @@ import pkgutil
 from collections.abc import Callable
 from pathlib import Path
 
+import grpc
 import pytest
 from google.protobuf import descriptor_pb2, descriptor_pool
 from google.protobuf.descriptor import FileDescriptor, MethodDescriptor, ServiceDescriptor
@@ -107,6 +108,17 @@ def test_loaded_rules_match_the_proto_options() -> None:
     assert rules["/learnflow.v1.AuditService/ListAuditEvents"].roles == {"admin"}
     assert not rules["/learnflow.v1.ProfileService/GetCurrentUser"].public
     assert rules["/learnflow.v1.ProfileService/GetCurrentUser"].roles == frozenset()
+
+
+def test_account_recovery_is_public_and_in_the_auth_budget() -> None:
+    """A locked-out user has no token: resets and verification links work without one, on
+    the login's small per-client budget; re-sending a verification mail needs a session."""
+    rules = load_rules()
+    for name in ("CreatePasswordReset", "ConfirmPasswordReset", "ConfirmEmailVerification"):
+        rule = rules[f"/learnflow.v1.IdentityService/{name}"]
+        assert (rule.public, rule.roles, rule.rate_class) == (True, frozenset(), "auth"), name
+    resend = rules["/learnflow.v1.IdentityService/SendVerificationEmail"]
+    assert (resend.public, resend.roles, resend.rate_class) == (False, frozenset(), "auth")
 
 
 # -------------------------------------------------------------- load_rules refuses bad rules
@@ -209,3 +221,18 @@ def test_load_rules_refuses_an_incomplete_rule(
     with pytest.raises(MissingAccessRule) as refused:
         load_rules([service])
     assert str(refused.value) == f"/t.v1.ProbeService/Probe {complaint}"
+
+
+async def test_an_unknown_method_is_unimplemented_not_an_interceptor_error(
+    channel: grpc.aio.Channel,
+) -> None:
+    # No handler: the interceptor must step aside so gRPC answers UNIMPLEMENTED (clients such
+    # as the gateway's reflection client rely on it to fall back to another version).
+    call = channel.unary_unary(
+        "/grpc.reflection.v1.NoSuchService/Nothing",
+        request_serializer=lambda _: b"",
+        response_deserializer=lambda data: data,
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await call(b"")
+    assert refused.value.code() is grpc.StatusCode.UNIMPLEMENTED

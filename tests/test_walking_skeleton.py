@@ -8,6 +8,7 @@ import grpc
 import pytest
 
 from learnflow.v1 import access_pb2, identity_pb2, identity_pb2_grpc
+from tests.commands_support import Pg
 from tests.support import PASSWORD, Caller, field_violations
 
 
@@ -25,7 +26,7 @@ async def test_registered_user_is_readable_with_the_consistency_token(
 
 
 async def test_email_is_normalised_and_unique_case_insensitively(
-    identity: identity_pb2_grpc.IdentityServiceAsyncStub,
+    identity: identity_pb2_grpc.IdentityServiceAsyncStub, pg: Pg
 ) -> None:
     local = f"Mixed.{uuid.uuid4().hex[:8]}"
     first = await identity.RegisterUser(
@@ -33,14 +34,32 @@ async def test_email_is_normalised_and_unique_case_insensitively(
             email=f"{local}@Example.COM", password=PASSWORD, display_name="M"
         )
     )
-    assert first.user.email == f"{local.lower()}@example.com"
+    # The same email in other case: answered like a new registration (nothing tells that
+    # the email is taken), and no second account appears.
+    second = await identity.RegisterUser(
+        identity_pb2.RegisterUserRequest(
+            email=f"{local.upper()}@example.com", password="another-password", display_name="N"
+        )
+    )
+    assert not first.HasField("user") and not second.HasField("user")
+    assert first.consistency_token and second.consistency_token
+    rows = await pg.rows(
+        "SELECT email, display_name FROM users WHERE lower(email) = %s",
+        f"{local.lower()}@example.com",
+    )
+    assert rows == [(f"{local.lower()}@example.com", "M")]
+    # The first password still logs in; the second never does.
+    ok = await identity.CreateSession(
+        identity_pb2.CreateSessionRequest(email=f"{local}@example.com", password=PASSWORD)
+    )
+    assert ok.access_token
     with pytest.raises(grpc.aio.AioRpcError) as err:
-        await identity.RegisterUser(
-            identity_pb2.RegisterUserRequest(
-                email=f"{local.upper()}@example.com", password=PASSWORD, display_name="M"
+        await identity.CreateSession(
+            identity_pb2.CreateSessionRequest(
+                email=f"{local}@example.com", password="another-password"
             )
         )
-    assert err.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
 
 
 async def test_invalid_registration_names_every_bad_field(

@@ -21,6 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from learnflow.mail.sink import sink_controller
 from learnflow.settings import Settings
 from tests.server_process import ServerProcess, free_port, server_process
 
@@ -77,9 +78,9 @@ def _cli_env(settings: Settings) -> dict[str, str]:
 
 
 @contextlib.asynccontextmanager
-async def _app_url(server: ServerProcess, logs: Path) -> AsyncIterator[str]:
-    """The gateway serving web/dist; `vite preview` in front of it while it cannot."""
-    port = free_port()
+async def _app_url(server: ServerProcess, logs: Path, port: int) -> AsyncIterator[str]:
+    """The gateway on `port`, serving web/dist; `vite preview` in front of it while it
+    cannot."""
     gateway_env = {
         "LEARNFLOW_GATEWAY_GRPC_TARGET": server.target,
         "LEARNFLOW_GATEWAY_PORT": str(port),
@@ -120,7 +121,30 @@ async def test_web_app_end_to_end(settings: Settings, tmp_path: Path) -> None:
         pytest.fail("web/node_modules is missing: run `scripts/bootstrap` (npm ci in web/)")
     if not shutil.which(CHROMIUM):
         pytest.fail(f"no Chromium at {CHROMIUM} (set LEARNFLOW_CHROMIUM)")
-    async with server_process(settings) as server:
+    # The app's URL is known before the server starts: the links in its mail point there.
+    port = free_port()
+    # The real mail path: the server's sender delivers over SMTP to the development sink,
+    # whose files the specs read (web/e2e/mailbox.ts).
+    mail_dir = tmp_path / "mail"
+    smtp_port = free_port()
+    sink = sink_controller(mail_dir, "127.0.0.1", smtp_port)
+    await asyncio.to_thread(sink.start)
+    mail_env = {
+        "LEARNFLOW_PUBLIC_URL": f"http://localhost:{port}",
+        "LEARNFLOW_SMTP_HOST": "127.0.0.1",
+        "LEARNFLOW_SMTP_PORT": str(smtp_port),
+        "LEARNFLOW_SMTP_SECURITY": "none",
+    }
+    try:
+        await _run_specs(settings, tmp_path, port, mail_env, mail_dir)
+    finally:
+        await asyncio.to_thread(sink.stop)
+
+
+async def _run_specs(
+    settings: Settings, tmp_path: Path, port: int, mail_env: dict[str, str], mail_dir: Path
+) -> None:
+    async with server_process(settings, extra_env=mail_env) as server:
         demo = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "learnflow", "demo-data",
             env={**os.environ, **_cli_env(settings)},
@@ -128,11 +152,17 @@ async def test_web_app_end_to_end(settings: Settings, tmp_path: Path) -> None:
         )  # fmt: skip
         demo_out, _ = await demo.communicate()
         assert demo.returncode == 0, demo_out.decode()
-        async with _app_url(server, tmp_path) as url:
+        async with _app_url(server, tmp_path, port) as url:
             run = await asyncio.create_subprocess_exec(
                 str(WEB / "node_modules" / ".bin" / "vitest"),
                 "run", "--config", "vitest.e2e.config.ts",
-                env={**os.environ, "E2E_BASE_URL": url, "E2E_CHROMIUM": CHROMIUM, "CI": "1"},
+                env={
+                    **os.environ,
+                    "E2E_BASE_URL": url,
+                    "E2E_CHROMIUM": CHROMIUM,
+                    "E2E_MAIL_DIR": str(mail_dir),
+                    "CI": "1",
+                },
                 cwd=WEB, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
             )  # fmt: skip
             try:

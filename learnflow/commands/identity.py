@@ -1,12 +1,14 @@
-"""Identity commands: accounts, sessions (login, refresh rotation, logout), roles."""
+"""Identity commands: accounts, sessions (login, refresh rotation, logout), roles, and
+account recovery by email (password resets, email verification)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
 import re
+import secrets
 import uuid
-from typing import Any
+from typing import Any, NoReturn
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -14,7 +16,6 @@ from sqlalchemy.exc import IntegrityError
 from learnflow.commands.course_input import is_https_url, mask_paths
 from learnflow.context import Ctx, current_call
 from learnflow.errors import (
-    AlreadyExists,
     FailedPrecondition,
     FieldViolation,
     InvalidArgument,
@@ -29,17 +30,27 @@ from learnflow.events import (
     SESSION_REFRESHED,
     SESSION_REVOKED,
     USER_DISABLED,
+    USER_EMAIL_VERIFIED,
     USER_ENABLED,
     USER_PROFILE_CHANGED,
     USER_REGISTERED,
+    USER_REGISTRATION_REPEATED,
     USER_ROLE_CHANGED,
     SessionPayload,
     UserPayload,
+)
+from learnflow.mail.outbox import (
+    enqueue,
+    link,
+    password_reset_mail,
+    registration_attempt_mail,
+    verification_mail,
 )
 from learnflow.security.passwords import PasswordHasher, password_violation
 from learnflow.security.rate_limits import RateLimiter
 from learnflow.security.session_cookie import SessionCookie
 from learnflow.security.tokens import TokenService, hash_refresh_token, new_refresh_token
+from learnflow.settings import Settings
 from learnflow.storage import tables
 from learnflow.storage.unit_of_work import Database, UnitOfWork
 from learnflow.v1 import identity_pb2, identity_pb2_grpc
@@ -51,6 +62,13 @@ BAD_LOGIN = "invalid email or password"
 PROFILE_MASK_PATHS = frozenset({"display_name", "bio", "avatar_url"})
 MAX_BIO = 1000
 MAX_AVATAR_URL = 2048
+# Account tokens (reset, verification links): 256 random bits, base64url.
+ACCOUNT_TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
+PASSWORD_RESET = "password_reset"
+EMAIL_VERIFICATION = "email_verification"
+RESET_PATH = "/reset-password"
+VERIFY_PATH = "/verify-email"
+BAD_TOKEN = "is invalid, already used or expired; ask for a new link"
 
 
 def normalise_email(email: str) -> str:
@@ -67,6 +85,7 @@ def user_message(row: Any) -> identity_pb2.User:
         create_time=timestamp(row.created_at),
         bio=row.bio,
         avatar_url=row.avatar_url,
+        email_verified=row.email_verified_at is not None,
     )
 
 
@@ -80,6 +99,7 @@ def user_payload(row: Any) -> UserPayload:
         "created_at": row.created_at.isoformat(),
         "bio": row.bio,
         "avatar_url": row.avatar_url,
+        "email_verified": row.email_verified_at is not None,
     }
 
 
@@ -113,6 +133,23 @@ def session_payload(user_id: uuid.UUID) -> SessionPayload:
     return {"user_id": str(user_id)}
 
 
+def new_account_token() -> tuple[str, bytes]:
+    """A single-use link token and the SHA-256 stored in its place (256 random bits: a fast
+    hash is enough, and the raw token is never stored outside the mail)."""
+    token = secrets.token_urlsafe(32)
+    return token, hash_account_token(token)
+
+
+def hash_account_token(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+def email_violation(email: str) -> FieldViolation | None:
+    if not EMAIL_RE.match(email) or len(email) > 254:
+        return FieldViolation("email", "must be a valid email address")
+    return None
+
+
 class IdentityCommands(identity_pb2_grpc.IdentityServiceServicer):
     def __init__(
         self,
@@ -122,7 +159,9 @@ class IdentityCommands(identity_pb2_grpc.IdentityServiceServicer):
         refresh_ttl_s: int,
         rate_limiter: RateLimiter,
         cookie: SessionCookie | None = None,
+        settings: Settings | None = None,
     ) -> None:
+        self.settings = settings or Settings()
         self.db = db
         self.rate_limiter = rate_limiter
         self.hasher = hasher
@@ -136,15 +175,18 @@ class IdentityCommands(identity_pb2_grpc.IdentityServiceServicer):
         email = normalise_email(request.email)
         display_name = request.display_name.strip()
         violations: list[FieldViolation] = []
-        if not EMAIL_RE.match(email) or len(email) > 254:
-            violations.append(FieldViolation("email", "must be a valid email address"))
+        if (bad_email := email_violation(email)) is not None:
+            violations.append(bad_email)
         if (bad := password_violation(request.password)) is not None:
             violations.append(bad)
         if not 1 <= len(display_name) <= 80:
             violations.append(FieldViolation("display_name", "must be 1 to 80 characters"))
         if violations:
             raise InvalidArgument(violations)
+        # Hashed whether or not the email is taken: both answers cost one bcrypt hash.
         password_hash = await self.hasher.hash(request.password)
+        token, token_hash = new_account_token()
+        ttl_s = self.settings.email_verification_ttl_s
 
         async def register(uow: UnitOfWork) -> identity_pb2.RegisterUserResponse:
             user_id = uuid.uuid4()
@@ -166,14 +208,39 @@ class IdentityCommands(identity_pb2_grpc.IdentityServiceServicer):
                         )
                     ).one()
             except IntegrityError:
-                raise AlreadyExists(
-                    "user", email, "an account with this email already exists"
-                ) from None
-            await uow.audit("user.register", f"users/{user_id}", actor_id=user_id)
-            await uow.emit(USER_REGISTERED, user_id, user_payload(row))
-            return identity_pb2.RegisterUserResponse(
-                user=user_message(row), consistency_token=uow.consistency_token
-            )
+                row = None
+            if row is not None:
+                await self._new_account_token(uow, EMAIL_VERIFICATION, user_id, email, token_hash)
+                url = link(self.settings.public_url, VERIFY_PATH, token)
+                await enqueue(uow, verification_mail(display_name, url, ttl_s), email, user_id)
+                await uow.audit("user.register", f"users/{user_id}", actor_id=user_id)
+                await uow.emit(USER_REGISTERED, user_id, user_payload(row))
+            else:
+                # The email has an account: the same answer as a new registration (same
+                # shape, the same number of rows and events), and its owner is told by mail
+                # (at most a few times an hour, so this cannot be used to flood them).
+                owner = (
+                    await uow.conn.execute(
+                        select(tables.users).where(func.lower(tables.users.c.email) == email)
+                    )
+                ).one()
+                notify = await self.rate_limiter.within_registration_notice(email)
+                if notify:
+                    reset_url = self.settings.public_url.rstrip("/") + RESET_PATH
+                    await enqueue(
+                        uow,
+                        registration_attempt_mail(owner.display_name, reset_url),
+                        email,
+                        owner.id,
+                    )
+                await uow.audit(
+                    "user.register",
+                    f"users/{owner.id}",
+                    "failure",
+                    {"reason": "email already registered", "owner_notified": notify},
+                )
+                await uow.emit(USER_REGISTRATION_REPEATED, owner.id, session_payload(owner.id))
+            return identity_pb2.RegisterUserResponse(consistency_token=uow.consistency_token)
 
         return await self.db.run_command(
             request, request.request_id, identity_pb2.RegisterUserResponse, register
@@ -513,6 +580,200 @@ class IdentityCommands(identity_pb2_grpc.IdentityServiceServicer):
             consistency_token=uow.consistency_token,
         )
 
+    async def CreatePasswordReset(
+        self, request: identity_pb2.CreatePasswordResetRequest, context: Ctx = None
+    ) -> identity_pb2.CreatePasswordResetResponse:
+        email = normalise_email(request.email)
+        if (bad := email_violation(email)) is not None:
+            raise InvalidArgument([bad])
+        # Per address, whether or not it has an account: refusing tells nothing.
+        await self.rate_limiter.hit_password_reset_email(email)
+        # Every request does the same work whatever the outcome (no early return): one
+        # look-up, one per-account budget hit, one token row, one mail rendered and written,
+        # one audit row. Without a usable account (unknown, disabled, budget spent) the token
+        # has no account (it can confirm nothing) and the mail job is written `suppressed`.
+        token, token_hash = new_account_token()
+
+        async def request_reset(
+            uow: UnitOfWork,
+        ) -> identity_pb2.CreatePasswordResetResponse:
+            user = (
+                await uow.conn.execute(
+                    select(tables.users).where(func.lower(tables.users.c.email) == email)
+                )
+            ).first()
+            budget_key = str(user.id) if user is not None else f"unknown:{email}"
+            within = await self.rate_limiter.within_password_reset_account(budget_key)
+            account = user if user is not None and not user.disabled and within else None
+            await self._new_account_token(
+                uow, PASSWORD_RESET, account.id if account else None, email, token_hash
+            )
+            # Rendered and written either way; only a usable account's job is ever sent.
+            url = link(self.settings.public_url, RESET_PATH, token)
+            name = account.display_name if account is not None else "there"
+            mail = password_reset_mail(name, url, self.settings.password_reset_ttl_s)
+            await enqueue(
+                uow, mail, email, account.id if account else None, send=account is not None
+            )
+            if account is not None:
+                reason = "mailed"
+            elif user is None:
+                reason = "unknown email"
+            else:
+                reason = "disabled" if user.disabled else "account budget spent"
+            await uow.audit(
+                "password_reset.request",
+                f"users/{user.id}" if user is not None else "users/-",
+                "success" if account is not None else "ignored",
+                {"reason": reason, "email_sha256": _digest(email)},
+                actor_id=user.id if user is not None else None,
+            )
+            return identity_pb2.CreatePasswordResetResponse(consistency_token=uow.consistency_token)
+
+        # A retry with the same request id mails nothing more: it gets the first answer.
+        return await self.db.run_command(
+            request, request.request_id, identity_pb2.CreatePasswordResetResponse, request_reset
+        )
+
+    async def ConfirmPasswordReset(
+        self, request: identity_pb2.ConfirmPasswordResetRequest, context: Ctx = None
+    ) -> identity_pb2.ConfirmPasswordResetResponse:
+        violations: list[FieldViolation] = []
+        if not ACCOUNT_TOKEN_RE.match(request.token):
+            violations.append(FieldViolation("token", BAD_TOKEN))
+        if (bad := password_violation(request.new_password, "new_password")) is not None:
+            violations.append(bad)
+        if violations:
+            raise InvalidArgument(violations)
+        token_hash = hash_account_token(request.token)
+        # A cheap look first, so that a wrong token costs no bcrypt hash; the token is
+        # consumed below, in the transaction that sets the password. Not with a request id:
+        # its retry presents a token the first call used, and must get the first answer.
+        if not request.request_id and not await self._usable_token(PASSWORD_RESET, token_hash):
+            await self._token_refused("password_reset.confirm", "unknown, used or expired")
+        new_hash = await self.hasher.hash(request.new_password)
+
+        async def confirm(uow: UnitOfWork) -> identity_pb2.ConfirmPasswordResetResponse:
+            user_id = await self._consume_token(uow, PASSWORD_RESET, token_hash)
+            changed = None
+            if user_id is not None:
+                changed = (
+                    await uow.conn.execute(
+                        update(tables.users)
+                        .where(tables.users.c.id == user_id, tables.users.c.disabled.is_(False))
+                        .values(
+                            password_hash=new_hash,
+                            # The link came by mail: the address is the owner's.
+                            email_verified_at=func.coalesce(
+                                tables.users.c.email_verified_at, func.now()
+                            ),
+                        )
+                        .returning(tables.users.c.id)
+                    )
+                ).first()
+            if changed is None or user_id is None:
+                # Used meanwhile (a concurrent confirmation won), or disabled: nothing is
+                # written, and the refusal is audited outside this (rolled back) transaction.
+                raise _TokenRefused("used meanwhile or disabled")
+            # Every session ends: token_version bump, refresh tokens revoked. Other unused
+            # reset links of the account die with the old password.
+            row = await self._change_user(uow, user_id)
+            await uow.conn.execute(
+                update(tables.account_tokens)
+                .where(
+                    tables.account_tokens.c.user_id == user_id,
+                    tables.account_tokens.c.purpose == PASSWORD_RESET,
+                    tables.account_tokens.c.used_at.is_(None),
+                )
+                .values(used_at=func.now())
+            )
+            await uow.audit("password_reset.confirm", f"users/{user_id}", actor_id=user_id)
+            await uow.emit(SESSION_PASSWORD_CHANGED, user_id, session_payload(user_id))
+            await uow.emit(USER_EMAIL_VERIFIED, user_id, user_payload(row))
+            return identity_pb2.ConfirmPasswordResetResponse(
+                consistency_token=uow.consistency_token
+            )
+
+        try:
+            return await self.db.run_command(
+                request, request.request_id, identity_pb2.ConfirmPasswordResetResponse, confirm
+            )
+        except _TokenRefused as refused:
+            await self._token_refused("password_reset.confirm", refused.reason)
+
+    async def ConfirmEmailVerification(
+        self, request: identity_pb2.ConfirmEmailVerificationRequest, context: Ctx = None
+    ) -> identity_pb2.ConfirmEmailVerificationResponse:
+        if not ACCOUNT_TOKEN_RE.match(request.token):
+            raise InvalidArgument([FieldViolation("token", BAD_TOKEN)])
+        token_hash = hash_account_token(request.token)
+
+        async def confirm(uow: UnitOfWork) -> identity_pb2.ConfirmEmailVerificationResponse:
+            user_id = await self._consume_token(uow, EMAIL_VERIFICATION, token_hash)
+            if user_id is None:
+                raise _TokenRefused("unknown, used or expired")
+            row = (
+                await uow.conn.execute(
+                    update(tables.users)
+                    .where(tables.users.c.id == user_id)
+                    .values(
+                        email_verified_at=func.coalesce(
+                            tables.users.c.email_verified_at, func.now()
+                        ),
+                        updated_at=func.now(),
+                    )
+                    .returning(*tables.users.c)
+                )
+            ).one()
+            await uow.audit("user.verify_email", f"users/{user_id}", actor_id=user_id)
+            await uow.emit(USER_EMAIL_VERIFIED, user_id, user_payload(row))
+            return identity_pb2.ConfirmEmailVerificationResponse(
+                consistency_token=uow.consistency_token
+            )
+
+        try:
+            return await self.db.run_command(
+                request, request.request_id, identity_pb2.ConfirmEmailVerificationResponse, confirm
+            )
+        except _TokenRefused as refused:
+            await self._token_refused("user.verify_email", refused.reason)
+
+    async def SendVerificationEmail(
+        self, request: identity_pb2.SendVerificationEmailRequest, context: Ctx = None
+    ) -> identity_pb2.SendVerificationEmailResponse:
+        caller = current_call().principal
+        if caller is None:
+            raise Unauthenticated("this method requires an access token")
+        token, token_hash = new_account_token()
+
+        async def send(uow: UnitOfWork) -> identity_pb2.SendVerificationEmailResponse:
+            assert caller is not None
+            user = (
+                await uow.conn.execute(
+                    select(tables.users).where(tables.users.c.id == caller.user_id)
+                )
+            ).first()
+            if user is None:
+                raise NotFound("user", str(caller.user_id))
+            if user.email_verified_at is not None:
+                raise FailedPrecondition(
+                    "EMAIL_VERIFIED", f"users/{user.id}", "the email address is already verified"
+                )
+            await self.rate_limiter.hit_verification_email(str(user.id))
+            await self._new_account_token(uow, EMAIL_VERIFICATION, user.id, user.email, token_hash)
+            url = link(self.settings.public_url, VERIFY_PATH, token)
+            mail = verification_mail(user.display_name, url, self.settings.email_verification_ttl_s)
+            await enqueue(uow, mail, user.email, user.id)
+            await uow.audit("user.send_verification_email", f"users/{user.id}")
+            return identity_pb2.SendVerificationEmailResponse(
+                consistency_token=uow.consistency_token
+            )
+
+        # A retry with the same request id mails nothing more: it gets the first answer.
+        return await self.db.run_command(
+            request, request.request_id, identity_pb2.SendVerificationEmailResponse, send
+        )
+
     async def GetSigningKeys(
         self,
         request: identity_pb2.GetSigningKeysRequest,
@@ -572,6 +833,60 @@ class IdentityCommands(identity_pb2_grpc.IdentityServiceServicer):
         )
         return token
 
+    async def _new_account_token(
+        self,
+        uow: UnitOfWork,
+        purpose: str,
+        user_id: uuid.UUID | None,
+        email: str,
+        token_hash: bytes,
+    ) -> None:
+        ttl_s = (
+            self.settings.password_reset_ttl_s
+            if purpose == PASSWORD_RESET
+            else self.settings.email_verification_ttl_s
+        )
+        await uow.conn.execute(
+            insert(tables.account_tokens).values(
+                id=uuid.uuid4(),
+                purpose=purpose,
+                user_id=user_id,
+                email=email,
+                token_hash=token_hash,
+                # From the transaction's clock, like created_at: the lifetime is exact.
+                expires_at=func.now() + dt.timedelta(seconds=ttl_s),
+            )
+        )
+
+    async def _usable_token(self, purpose: str, token_hash: bytes) -> bool:
+        async with self.db.engine.connect() as conn:
+            found = (
+                await conn.execute(
+                    select(tables.account_tokens.c.id).where(*_usable(purpose, token_hash))
+                )
+            ).first()
+        return found is not None
+
+    async def _consume_token(
+        self, uow: UnitOfWork, purpose: str, token_hash: bytes
+    ) -> uuid.UUID | None:
+        """Marks the token used and returns its account, or None when it is unknown, used or
+        expired. One UPDATE: of two concurrent confirmations, the second waits for the
+        first's row lock, then finds `used_at` set and matches nothing."""
+        row = (
+            await uow.conn.execute(
+                update(tables.account_tokens)
+                .where(*_usable(purpose, token_hash))
+                .values(used_at=func.now())
+                .returning(tables.account_tokens.c.user_id)
+            )
+        ).first()
+        return row.user_id if row is not None else None
+
+    async def _token_refused(self, action: str, reason: str) -> NoReturn:
+        await self.db.audit_alone(action, "users/-", "failure", {"reason": reason})
+        raise InvalidArgument([FieldViolation("token", BAD_TOKEN)])
+
     async def _revoke_family(self, uow: UnitOfWork, family_id: uuid.UUID) -> None:
         await uow.conn.execute(
             update(tables.refresh_tokens)
@@ -581,6 +896,27 @@ class IdentityCommands(identity_pb2_grpc.IdentityServiceServicer):
             )
             .values(revoked_at=func.now())
         )
+
+
+def _usable(purpose: str, token_hash: bytes) -> tuple[Any, ...]:
+    """A token that confirms something: this purpose, an account, unused, not expired."""
+    c = tables.account_tokens.c
+    return (
+        c.token_hash == token_hash,
+        c.purpose == purpose,
+        c.user_id.is_not(None),
+        c.used_at.is_(None),
+        c.expires_at > func.now(),
+    )
+
+
+class _TokenRefused(Exception):
+    """A mailed link's token that cannot be used: the transaction that looked is rolled back,
+    then the refusal is audited and answered (`_token_refused`)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 def _by_cookie(delivery: int, context: Ctx) -> bool:

@@ -69,6 +69,7 @@ class UserProfiles(Projection):
                 "created_at": p["created_at"],
                 "bio": p.get("bio", ""),
                 "avatar_url": p.get("avatar_url", ""),
+                "email_verified": p.get("email_verified", False),
                 "search_terms": search_terms(p["email"], p["display_name"]),
                 "v": event.version,
             },

@@ -65,6 +65,8 @@ class Event:
     schema_version: int
     payload: dict[str, Any]
     occurred_at: dt.datetime
+    # W3C traceparent of the span that wrote it (None unless tracing was on): batch links.
+    trace_parent: str | None = None
 
     @property
     def version(self) -> int:

@@ -25,9 +25,12 @@ from collections.abc import Sequence
 from typing import Any
 
 import psycopg
+from opentelemetry import context as otel_context
+from opentelemetry.trace import Link, SpanKind
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import ConnectionFailure
 
+from learnflow import tracing
 from learnflow.positions import ZERO, EventKey
 from learnflow.projections.base import Batch, DocumentCache, Event, Projection
 from learnflow.projections.store import Deposed, Document, ReadStore
@@ -43,13 +46,14 @@ PARKED = "parked_events"
 MAX_ERROR_TEXT = 500
 REBUILD_FETCH = 5000
 REBUILD_FLUSH_DOCS = 100_000
+MAX_LINKS = 128
 
 # ORDER BY names the table's columns explicitly: a bare `txid` would mean the output column
 # (`txid::text::bigint`), which sorts right but cannot use the (txid, position) index, and an
 # output column read as text would sort "999" after "1000".
 FETCH_SQL = """
 SELECT txid::text::bigint, position, event_type, aggregate_type, aggregate_id,
-       schema_version, payload, occurred_at
+       schema_version, payload, occurred_at, trace_parent
 FROM events
 WHERE (txid, position) > (%(txid)s::text::xid8, %(position)s)
   AND txid < pg_snapshot_xmin(pg_current_snapshot())
@@ -89,15 +93,16 @@ async def fetch_events(
     cur = await conn.execute(
         FETCH_SQL, {"txid": str(after.txid), "position": after.position, "limit": limit}
     )
-    return [
-        Event(EventKey(int(r[0]), int(r[1])), r[2], r[3], r[4], r[5], r[6], r[7])
-        for r in await cur.fetchall()
-    ]
+    return [_event(r) for r in await cur.fetchall()]
+
+
+def _event(r: Any) -> Event:
+    return Event(EventKey(int(r[0]), int(r[1])), r[2], r[3], r[4], r[5], r[6], r[7], r[8])
 
 
 EVENT_SQL = """
 SELECT txid::text::bigint, position, event_type, aggregate_type, aggregate_id,
-       schema_version, payload, occurred_at
+       schema_version, payload, occurred_at, trace_parent
 FROM events WHERE txid = %(txid)s::text::xid8 AND position = %(position)s
 """
 
@@ -105,7 +110,7 @@ FROM events WHERE txid = %(txid)s::text::xid8 AND position = %(position)s
 async def fetch_event(conn: psycopg.AsyncConnection[Any], key: EventKey) -> Event | None:
     cur = await conn.execute(EVENT_SQL, {"txid": str(key.txid), "position": key.position})
     r = await cur.fetchone()
-    return Event(EventKey(int(r[0]), int(r[1])), r[2], r[3], r[4], r[5], r[6], r[7]) if r else None
+    return _event(r) if r else None
 
 
 def _unreachable(exc: BaseException) -> bool:
@@ -137,6 +142,22 @@ async def head(conn: psycopg.AsyncConnection[Any]) -> EventKey | None:
     return EventKey(int(row[0]), int(row[1])) if row else None
 
 
+def _links(events: list[Event]) -> list[Link]:
+    """Links to the spans that wrote `events`, one per distinct writer, at most
+    `MAX_LINKS` (the SDK's default span limit would drop the rest anyway)."""
+    links: list[Link] = []
+    seen: set[str] = set()
+    for event in events:
+        if event.trace_parent and event.trace_parent not in seen:
+            seen.add(event.trace_parent)
+            link = tracing.link_to(event.trace_parent)
+            if link is not None:
+                links.append(link)
+                if len(links) >= MAX_LINKS:
+                    break
+    return links
+
+
 class Projector:
     def __init__(
         self,
@@ -166,6 +187,28 @@ class Projector:
         one at a time and those that keep failing are parked (see the module docstring)."""
         if not events:
             return
+        tracer = tracing.tracer()
+        if tracer is None:
+            await self._apply_batch(db, events, batch)
+            return
+        with tracer.start_as_current_span(
+            "project events",
+            # A root of its own, whatever runs around it; linked to the writers' spans.
+            context=otel_context.Context(),
+            kind=SpanKind.CONSUMER,
+            links=_links(events),
+            attributes={
+                "messaging.batch.message_count": len(events),
+                "learnflow.projector.first_event": events[0].key.token(),
+                "learnflow.projector.last_event": events[-1].key.token(),
+                "learnflow.projector.read_models": db.name,
+            },
+        ):
+            await self._apply_batch(db, events, batch)
+
+    async def _apply_batch(
+        self, db: AsyncDatabase[Document], events: list[Event], batch: Batch | None
+    ) -> None:
         try:
             await self._apply(db, events, batch or Batch(db, epoch=self.epoch, cache=self.cache))
         except Exception as exc:

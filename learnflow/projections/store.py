@@ -17,6 +17,7 @@ from pymongo import AsyncMongoClient, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from learnflow import tracing
 from learnflow.errors import Unavailable
 from learnflow.positions import ZERO, EventKey
 
@@ -54,7 +55,10 @@ class ReadStore:
     @classmethod
     def connect(cls, url: str, name: str) -> ReadStore:
         client: AsyncMongoClient[Document] = AsyncMongoClient(
-            url, serverSelectionTimeoutMS=3000, tz_aware=True
+            url,
+            serverSelectionTimeoutMS=3000,
+            tz_aware=True,
+            event_listeners=tracing.mongo_listeners(),  # none while tracing is off
         )
         return cls(client, name)
 

@@ -32,6 +32,7 @@ def user_from_document(doc: dict[str, Any]) -> identity_pb2.User:
         create_time=parse_timestamp(doc.get("created_at")),
         bio=doc.get("bio") or "",
         avatar_url=doc.get("avatar_url") or "",
+        email_verified=bool(doc.get("email_verified", False)),
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import inspect
 import logging
 import random
@@ -22,8 +23,11 @@ import grpc
 from google.protobuf.message import Message
 from google.rpc import status_pb2
 from grpc_interceptor.server import AsyncServerInterceptor
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
-from learnflow import metrics
+from learnflow import metrics, tracing
 from learnflow.context import CallContext, current_call, reset_call, set_call
 from learnflow.errors import (
     DomainError,
@@ -154,6 +158,11 @@ class ApiInterceptor(AsyncServerInterceptor):
         # Compiled at start from the contract; refuses to start on an unbounded request field.
         self.limits = limits if limits is not None else RequestLimits(api_services())
         self.trusted_proxies = parse_networks(trusted_proxies)
+        # Who the client is depends only on (X-Forwarded-For, peer): a handful of pairs in
+        # practice (the gateways, and their clients), while parsing them as IP addresses cost
+        # a fifth of this interceptor's time per call. Bounded: a client sending a new
+        # X-Forwarded-For on every call only evicts older entries.
+        self._resolve_address = functools.lru_cache(maxsize=4096)(self._address_of)
         self.watch_slots = StreamSlots(health_watch_max_per_client, health_watch_max_total)
 
     async def intercept_service(
@@ -166,7 +175,7 @@ class ApiInterceptor(AsyncServerInterceptor):
         base: Any = super()  # grpc_interceptor ships no types
         handler: Any = await base.intercept_service(continuation, handler_call_details)
         if handler is None or handler.request_deserializer is None:
-            return cast(grpc.RpcMethodHandler[Any, Any], handler)
+            return cast("grpc.RpcMethodHandler[Any, Any]", handler)
         # RpcMethodHandler is a namedtuple.
         replaced: grpc.RpcMethodHandler[Any, Any] = handler._replace(
             request_deserializer=_tolerant(handler.request_deserializer)
@@ -189,6 +198,12 @@ class ApiInterceptor(AsyncServerInterceptor):
             consistency_token=metadata.get("x-consistency-token", ""),
         )
         token = set_call(call)
+        span: Span | None = None
+        span_token: object = None
+        tracer = tracing.tracer()
+        if tracer is not None and not method_name.startswith(_UNTRACED):
+            span = _rpc_span(tracer, method_name, metadata, call.request_id)
+            span_token = otel_context.attach(trace.set_span_in_context(span))
         watching = False
         metrics.GRPC_IN_FLIGHT.inc()
         in_flight = True  # until a stream takes over the count
@@ -214,9 +229,10 @@ class ApiInterceptor(AsyncServerInterceptor):
             result = method(request_or_iterator, context)
             if inspect.isasyncgen(result):
                 authorization = metadata.get("authorization", "")
-                stream = self._stream(result, call, context, started, authorization, watching)
+                stream = self._stream(result, call, context, started, authorization, watching, span)
                 watching = False  # the stream releases its slot when it ends
                 in_flight = False  # and leaves the in-flight count
+                span = None  # and ends the span
                 return stream
             response = await result
             self._log(call, "OK", started)
@@ -228,6 +244,10 @@ class ApiInterceptor(AsyncServerInterceptor):
                 metrics.GRPC_IN_FLIGHT.dec()
             if watching:
                 self.watch_slots.release(call.client_address)
+            if span_token is not None:
+                if span is not None:
+                    span.end()
+                otel_context.detach(span_token)  # type: ignore[arg-type]
             reset_call(token)
 
     async def _admit(self, call: CallContext, metadata: dict[str, str]) -> CallContext:
@@ -270,11 +290,14 @@ class ApiInterceptor(AsyncServerInterceptor):
         started: float,
         authorization: str,
         watching: bool = False,
+        span: Span | None = None,
     ) -> AsyncIterator[Any]:
         """A server stream, guarded: at most `streams.per_subject` open per caller; it ends
         UNAUTHENTICATED within `streams.recheck_s` of its session ending (logout everywhere,
         the account disabled, the access token expired) and cleanly after `max_duration_s`."""
         token = set_call(call)
+        # The RPC's span lives as long as the stream; current while it runs, for its children.
+        span_token = otel_context.attach(trace.set_span_in_context(span)) if span else None
         subject = (
             f"user:{call.principal.user_id}" if call.principal else f"addr:{call.client_address}"
         )
@@ -324,8 +347,12 @@ class ApiInterceptor(AsyncServerInterceptor):
             metrics.GRPC_IN_FLIGHT.dec()
             if stopping is not None and not stopping.done():
                 stopping.cancel()
-            if pending is not None and not pending.done():
-                pending.cancel()
+            if pending is not None:
+                # Retrieve its outcome even when it finished on its own meanwhile (the stream's
+                # end, StopAsyncIteration, racing a cancellation): else asyncio logs "Task
+                # exception was never retrieved".
+                if not pending.done():
+                    pending.cancel()
                 with contextlib.suppress(BaseException):
                     await pending
             with contextlib.suppress(Exception):
@@ -336,6 +363,10 @@ class ApiInterceptor(AsyncServerInterceptor):
                     del self._open_streams[subject]
             if watching:
                 self.watch_slots.release(call.client_address)
+            if span is not None:
+                span.end()
+            if span_token is not None:
+                otel_context.detach(span_token)
             reset_call(token)
 
     async def _fail(
@@ -364,12 +395,15 @@ class ApiInterceptor(AsyncServerInterceptor):
 
     def _client_address(self, context: grpc.aio.ServicerContext[Any, Any]) -> str:
         # Only trusted proxies (by default the local gateway) may say who the client is.
-        forwarded = [
+        forwarded = tuple(
             value if isinstance(value, str) else value.decode("latin-1")
             for key, value in context.invocation_metadata() or ()
             if key.lower() == "x-forwarded-for"
-        ]
-        return client_address(forwarded, peer_host(context.peer()), self.trusted_proxies)
+        )
+        return self._resolve_address(forwarded, context.peer())
+
+    def _address_of(self, forwarded: tuple[str, ...], peer: str) -> str:
+        return client_address(forwarded, peer_host(peer), self.trusted_proxies)
 
     def _log(
         self,
@@ -384,6 +418,8 @@ class ApiInterceptor(AsyncServerInterceptor):
         would cost as much as the read)."""
         seconds = time.perf_counter() - started
         metrics.rpc_finished(call.method, code, None if streaming else seconds)
+        if tracing.tracer() is not None:
+            _span_outcome(trace.get_current_span(), code, error)
         access = self.access_log
         if (
             code == "OK"
@@ -402,6 +438,44 @@ class ApiInterceptor(AsyncServerInterceptor):
         if error:
             extra["error"] = error
         log.info("rpc", extra=extra)
+
+
+# Probes and reflection (health checks every few seconds, the gateway's contract reloads):
+# no traces of their own.
+_UNTRACED = ("/grpc.health.", "/grpc.reflection.")
+
+# Server-side failures, per the RPC semantic conventions; the rest are the caller's doing and
+# leave the span's status unset.
+_SERVER_ERRORS = frozenset(
+    {"UNKNOWN", "DEADLINE_EXCEEDED", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS"}
+)
+
+
+def _rpc_span(tracer: trace.Tracer, method: str, metadata: dict[str, str], request_id: str) -> Span:
+    """The SERVER span of one RPC, a child of the caller's `traceparent` when it sends a
+    valid one (anything else starts a new trace: the propagator ignores malformed values)."""
+    service, _, name = method.lstrip("/").rpartition("/")
+    return tracer.start_span(
+        method.lstrip("/"),
+        context=tracing.PROPAGATOR.extract(metadata),
+        kind=SpanKind.SERVER,
+        attributes={
+            "rpc.system": "grpc",
+            "rpc.service": service,
+            "rpc.method": name,
+            "learnflow.request_id": request_id,
+        },
+    )
+
+
+def _span_outcome(span: Span, code: str, error: str) -> None:
+    if not span.is_recording():
+        return
+    status = grpc.StatusCode[code] if code in grpc.StatusCode.__members__ else None
+    span.set_attribute("rpc.grpc.status_code", status.value[0] if status else 2)
+    if code in _SERVER_ERRORS:
+        span.set_status(Status(StatusCode.ERROR, error or code))
+        span.set_attribute("error.type", code)
 
 
 async def _abort(context: grpc.aio.ServicerContext[Any, Any], status: status_pb2.Status) -> None:

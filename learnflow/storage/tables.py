@@ -33,6 +33,39 @@ users = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("bio", Text, nullable=False),
     Column("avatar_url", Text, nullable=False),
+    Column("email_verified_at", DateTime(timezone=True)),
+)
+
+account_tokens = Table(
+    "account_tokens",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("purpose", Text, nullable=False),
+    Column("user_id", Uuid),
+    Column("email", Text, nullable=False),
+    Column("token_hash", LargeBinary, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("used_at", DateTime(timezone=True)),
+)
+
+email_jobs = Table(
+    "email_jobs",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("kind", Text, nullable=False),
+    Column("user_id", Uuid),
+    Column("recipient", Text, nullable=False),
+    Column("subject", Text, nullable=False),
+    Column("text_body", Text, nullable=False),
+    Column("html_body", Text, nullable=False),
+    Column("state", Text, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False),
+    Column("last_error", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("sent_time", DateTime(timezone=True)),
 )
 
 refresh_tokens = Table(
@@ -167,6 +200,8 @@ events = Table(
     Column("schema_version", Integer, nullable=False),
     Column("payload", JSONB, nullable=False),
     Column("occurred_at", DateTime(timezone=True), nullable=False),
+    # W3C traceparent of the span that wrote the event, while tracing was on (migration 0007).
+    Column("trace_parent", Text),
 )
 
 idempotency_keys = Table(

@@ -18,6 +18,7 @@ from google.protobuf.message import Message
 from sqlalchemy import insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from learnflow import tracing
 from learnflow.context import CallContext, current_call
 from learnflow.errors import FieldViolation, InvalidArgument
 from learnflow.events import AUDIT_RECORDED, SCHEMA_VERSION, AuditPayload, EventType, PayloadT
@@ -39,16 +40,23 @@ class UnitOfWork:
         self, event: EventType[PayloadT], aggregate_id: uuid.UUID | str, payload: PayloadT
     ) -> str:
         """Append a domain event to the outbox; returns its consistency token."""
+        values: dict[str, Any] = {
+            "event_type": event.name,
+            "aggregate_type": event.aggregate_type,
+            "aggregate_id": str(aggregate_id),
+            "schema_version": SCHEMA_VERSION,
+            "payload": payload,
+        }
+        if tracing.tracer() is not None:
+            # The projector's batch span links to the span that wrote the event. Left out
+            # (not even NULL) while tracing is off: the statement stays what it was.
+            traceparent = tracing.current_traceparent()
+            if traceparent is not None:
+                values["trace_parent"] = traceparent
         row = (
             await self.conn.execute(
                 insert(tables.events)
-                .values(
-                    event_type=event.name,
-                    aggregate_type=event.aggregate_type,
-                    aggregate_id=str(aggregate_id),
-                    schema_version=SCHEMA_VERSION,
-                    payload=payload,
-                )
+                .values(**values)
                 .returning(text("txid::text"), tables.events.c.position)
             )
         ).one()
@@ -102,7 +110,9 @@ class Database:
         # A connection the server dropped is detected when used (SQLAlchemy then invalidates the
         # whole pool), connections are recycled before idle timeouts, and the health watcher
         # reports an unreachable database.
-        return cls(create_async_engine(url, pool_size=pool_size, max_overflow=20, pool_recycle=900))
+        engine = create_async_engine(url, pool_size=pool_size, max_overflow=20, pool_recycle=900)
+        tracing.instrument_engine(engine.sync_engine)  # nothing while tracing is off
+        return cls(engine)
 
     async def close(self) -> None:
         await self.engine.dispose()

@@ -20,6 +20,11 @@ if sys.version_info >= (3, 11):
 else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
+if sys.version_info >= (3, 13):
+    from warnings import deprecated as _deprecated
+else:
+    from typing_extensions import deprecated as _deprecated
+
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class _RefreshTokenDelivery:
@@ -66,6 +71,7 @@ class User(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     BIO_FIELD_NUMBER: _builtins.int
     AVATAR_URL_FIELD_NUMBER: _builtins.int
+    EMAIL_VERIFIED_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Server-assigned identifier (UUID). At most 36 characters."""
     email: _builtins.str
@@ -82,6 +88,8 @@ class User(_message.Message):
     """A few words about the user, shown on their profile: at most 1,000 characters."""
     avatar_url: _builtins.str
     """Picture shown beside the name: an https URL of at most 2,048 characters, or empty."""
+    email_verified: _builtins.bool
+    """Whether the owner confirmed the email address (a mailed verification or reset link)."""
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp:
         """When the account was created."""
@@ -97,10 +105,11 @@ class User(_message.Message):
         create_time: _timestamp_pb2.Timestamp | None = ...,
         bio: _builtins.str = ...,
         avatar_url: _builtins.str = ...,
+        email_verified: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["avatar_url", b"avatar_url", "bio", b"bio", "create_time", b"create_time", "disabled", b"disabled", "display_name", b"display_name", "email", b"email", "id", b"id", "role", b"role"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["avatar_url", b"avatar_url", "bio", b"bio", "create_time", b"create_time", "disabled", b"disabled", "display_name", b"display_name", "email", b"email", "email_verified", b"email_verified", "id", b"id", "role", b"role"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -144,7 +153,7 @@ Global___RegisterUserRequest: _TypeAlias = RegisterUserRequest  # noqa: Y015
 
 @_typing.final
 class RegisterUserResponse(_message.Message):
-    """Response of RegisterUser."""
+    """Response of RegisterUser: the same whether the email was new or already had an account."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -153,8 +162,11 @@ class RegisterUserResponse(_message.Message):
     consistency_token: _builtins.str
     """Pass as `x-consistency-token` to read this write back immediately."""
     @_builtins.property
+    @_deprecated("""This field has been marked as deprecated using proto field options.""")
     def user(self) -> Global___User:
-        """The new account."""
+        """Never set: a user (or its id) in the answer would tell whether the email was new.
+        Log in with the email and password, then call GetCurrentUser.
+        """
 
     def __init__(
         self,
@@ -560,6 +572,206 @@ class JsonWebKey(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___JsonWebKey: _TypeAlias = JsonWebKey  # noqa: Y015
+
+@_typing.final
+class CreatePasswordResetRequest(_message.Message):
+    """Request of CreatePasswordReset."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EMAIL_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    email: _builtins.str
+    """The account's login email. At most 254 characters."""
+    request_id: _builtins.str
+    """Optional idempotency key: a retry with the same key returns the first result.
+    At most 128 characters.
+    """
+    def __init__(
+        self,
+        *,
+        email: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["email", b"email", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreatePasswordResetRequest: _TypeAlias = CreatePasswordResetRequest  # noqa: Y015
+
+@_typing.final
+class CreatePasswordResetResponse(_message.Message):
+    """Response of CreatePasswordReset: the same whether or not the email has an account."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONSISTENCY_TOKEN_FIELD_NUMBER: _builtins.int
+    consistency_token: _builtins.str
+    """Event position of the request's audit record."""
+    def __init__(
+        self,
+        *,
+        consistency_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["consistency_token", b"consistency_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreatePasswordResetResponse: _TypeAlias = CreatePasswordResetResponse  # noqa: Y015
+
+@_typing.final
+class ConfirmPasswordResetRequest(_message.Message):
+    """Request of ConfirmPasswordReset."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TOKEN_FIELD_NUMBER: _builtins.int
+    NEW_PASSWORD_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    token: _builtins.str
+    """The token of the mailed link (`/reset-password?token=...`). At most 128 characters."""
+    new_password: _builtins.str
+    """The new password: 8 to 72 bytes of UTF-8. At most 1,024 characters."""
+    request_id: _builtins.str
+    """Optional idempotency key: a retry with the same key returns the first result.
+    At most 128 characters.
+    """
+    def __init__(
+        self,
+        *,
+        token: _builtins.str = ...,
+        new_password: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["new_password", b"new_password", "request_id", b"request_id", "token", b"token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConfirmPasswordResetRequest: _TypeAlias = ConfirmPasswordResetRequest  # noqa: Y015
+
+@_typing.final
+class ConfirmPasswordResetResponse(_message.Message):
+    """Response of ConfirmPasswordReset. No session is opened: log in with the new password."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONSISTENCY_TOKEN_FIELD_NUMBER: _builtins.int
+    consistency_token: _builtins.str
+    """Event position of the change."""
+    def __init__(
+        self,
+        *,
+        consistency_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["consistency_token", b"consistency_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConfirmPasswordResetResponse: _TypeAlias = ConfirmPasswordResetResponse  # noqa: Y015
+
+@_typing.final
+class ConfirmEmailVerificationRequest(_message.Message):
+    """Request of ConfirmEmailVerification."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TOKEN_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    token: _builtins.str
+    """The token of the mailed link (`/verify-email?token=...`). At most 128 characters."""
+    request_id: _builtins.str
+    """Optional idempotency key: a retry with the same key returns the first result.
+    At most 128 characters.
+    """
+    def __init__(
+        self,
+        *,
+        token: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["request_id", b"request_id", "token", b"token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConfirmEmailVerificationRequest: _TypeAlias = ConfirmEmailVerificationRequest  # noqa: Y015
+
+@_typing.final
+class ConfirmEmailVerificationResponse(_message.Message):
+    """Response of ConfirmEmailVerification."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONSISTENCY_TOKEN_FIELD_NUMBER: _builtins.int
+    consistency_token: _builtins.str
+    """Pass as `x-consistency-token` to read `email_verified: true` back immediately."""
+    def __init__(
+        self,
+        *,
+        consistency_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["consistency_token", b"consistency_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConfirmEmailVerificationResponse: _TypeAlias = ConfirmEmailVerificationResponse  # noqa: Y015
+
+@_typing.final
+class SendVerificationEmailRequest(_message.Message):
+    """Request of SendVerificationEmail."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Optional idempotency key: a retry with the same key returns the first result.
+    At most 128 characters.
+    """
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SendVerificationEmailRequest: _TypeAlias = SendVerificationEmailRequest  # noqa: Y015
+
+@_typing.final
+class SendVerificationEmailResponse(_message.Message):
+    """Response of SendVerificationEmail."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONSISTENCY_TOKEN_FIELD_NUMBER: _builtins.int
+    consistency_token: _builtins.str
+    """Event position of the request's audit record."""
+    def __init__(
+        self,
+        *,
+        consistency_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["consistency_token", b"consistency_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SendVerificationEmailResponse: _TypeAlias = SendVerificationEmailResponse  # noqa: Y015
 
 @_typing.final
 class GetCurrentUserRequest(_message.Message):

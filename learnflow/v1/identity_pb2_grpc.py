@@ -75,6 +75,26 @@ class IdentityServiceStub:
                 request_serializer=learnflow_dot_v1_dot_identity__pb2.ChangePasswordRequest.SerializeToString,
                 response_deserializer=learnflow_dot_v1_dot_identity__pb2.ChangePasswordResponse.FromString,
                 _registered_method=True)
+        self.CreatePasswordReset = channel.unary_unary(
+                '/learnflow.v1.IdentityService/CreatePasswordReset',
+                request_serializer=learnflow_dot_v1_dot_identity__pb2.CreatePasswordResetRequest.SerializeToString,
+                response_deserializer=learnflow_dot_v1_dot_identity__pb2.CreatePasswordResetResponse.FromString,
+                _registered_method=True)
+        self.ConfirmPasswordReset = channel.unary_unary(
+                '/learnflow.v1.IdentityService/ConfirmPasswordReset',
+                request_serializer=learnflow_dot_v1_dot_identity__pb2.ConfirmPasswordResetRequest.SerializeToString,
+                response_deserializer=learnflow_dot_v1_dot_identity__pb2.ConfirmPasswordResetResponse.FromString,
+                _registered_method=True)
+        self.ConfirmEmailVerification = channel.unary_unary(
+                '/learnflow.v1.IdentityService/ConfirmEmailVerification',
+                request_serializer=learnflow_dot_v1_dot_identity__pb2.ConfirmEmailVerificationRequest.SerializeToString,
+                response_deserializer=learnflow_dot_v1_dot_identity__pb2.ConfirmEmailVerificationResponse.FromString,
+                _registered_method=True)
+        self.SendVerificationEmail = channel.unary_unary(
+                '/learnflow.v1.IdentityService/SendVerificationEmail',
+                request_serializer=learnflow_dot_v1_dot_identity__pb2.SendVerificationEmailRequest.SerializeToString,
+                response_deserializer=learnflow_dot_v1_dot_identity__pb2.SendVerificationEmailResponse.FromString,
+                _registered_method=True)
         self.GetSigningKeys = channel.unary_unary(
                 '/learnflow.v1.IdentityService/GetSigningKeys',
                 request_serializer=learnflow_dot_v1_dot_identity__pb2.GetSigningKeysRequest.SerializeToString,
@@ -87,7 +107,14 @@ class IdentityServiceServicer:
     """
 
     def RegisterUser(self, request, context):
-        """Creates a student account. Emails are unique regardless of case.
+        """Creates a student account. Emails are unique regardless of case. The account works at
+        once, shows `email_verified: false` until the link mailed to the address is confirmed
+        (ConfirmEmailVerification).
+
+        The answer does not tell whether the email already had an account: registering an
+        existing email answers exactly like a new one (same status, shape and timing) and mails
+        the address's owner instead ("someone tried to register with your address"). So the
+        response carries no user; log in (CreateSession), then GetCurrentUser.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -148,6 +175,43 @@ class IdentityServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreatePasswordReset(self, request, context):
+        """Asks for a password-reset link by email. Always answers the same way, in the same time,
+        whether or not an account has this email: when one does (and is not disabled), a
+        single-use link valid for a short while (30 minutes by default) is mailed to it.
+        Requests are limited per email address (RESOURCE_EXHAUSTED with a retry delay, whether
+        or not the address has an account) and per account (silently: no more mail).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ConfirmPasswordReset(self, request, context):
+        """Sets a new password with the token of a mailed reset link. The token is consumed (of two
+        concurrent confirmations one wins), every session of the account ends (as with
+        ChangePassword), and the email counts as verified. An unknown, used or expired token is
+        refused (INVALID_ARGUMENT on `token`).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ConfirmEmailVerification(self, request, context):
+        """Confirms the email address with the token of a mailed verification link (single use).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SendVerificationEmail(self, request, context):
+        """Mails the caller a new verification link (earlier links keep working until they
+        expire). Refused with FAILED_PRECONDITION once the email is verified, and limited per
+        account (RESOURCE_EXHAUSTED with a retry delay).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetSigningKeys(self, request, context):
         """The public keys that verify access tokens, as a JSON Web Key Set.
         """
@@ -197,6 +261,26 @@ def add_IdentityServiceServicer_to_server(servicer, server):
                     servicer.ChangePassword,
                     request_deserializer=learnflow_dot_v1_dot_identity__pb2.ChangePasswordRequest.FromString,
                     response_serializer=learnflow_dot_v1_dot_identity__pb2.ChangePasswordResponse.SerializeToString,
+            ),
+            'CreatePasswordReset': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreatePasswordReset,
+                    request_deserializer=learnflow_dot_v1_dot_identity__pb2.CreatePasswordResetRequest.FromString,
+                    response_serializer=learnflow_dot_v1_dot_identity__pb2.CreatePasswordResetResponse.SerializeToString,
+            ),
+            'ConfirmPasswordReset': grpc.unary_unary_rpc_method_handler(
+                    servicer.ConfirmPasswordReset,
+                    request_deserializer=learnflow_dot_v1_dot_identity__pb2.ConfirmPasswordResetRequest.FromString,
+                    response_serializer=learnflow_dot_v1_dot_identity__pb2.ConfirmPasswordResetResponse.SerializeToString,
+            ),
+            'ConfirmEmailVerification': grpc.unary_unary_rpc_method_handler(
+                    servicer.ConfirmEmailVerification,
+                    request_deserializer=learnflow_dot_v1_dot_identity__pb2.ConfirmEmailVerificationRequest.FromString,
+                    response_serializer=learnflow_dot_v1_dot_identity__pb2.ConfirmEmailVerificationResponse.SerializeToString,
+            ),
+            'SendVerificationEmail': grpc.unary_unary_rpc_method_handler(
+                    servicer.SendVerificationEmail,
+                    request_deserializer=learnflow_dot_v1_dot_identity__pb2.SendVerificationEmailRequest.FromString,
+                    response_serializer=learnflow_dot_v1_dot_identity__pb2.SendVerificationEmailResponse.SerializeToString,
             ),
             'GetSigningKeys': grpc.unary_unary_rpc_method_handler(
                     servicer.GetSigningKeys,
@@ -421,6 +505,114 @@ class IdentityService:
             '/learnflow.v1.IdentityService/ChangePassword',
             learnflow_dot_v1_dot_identity__pb2.ChangePasswordRequest.SerializeToString,
             learnflow_dot_v1_dot_identity__pb2.ChangePasswordResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreatePasswordReset(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/learnflow.v1.IdentityService/CreatePasswordReset',
+            learnflow_dot_v1_dot_identity__pb2.CreatePasswordResetRequest.SerializeToString,
+            learnflow_dot_v1_dot_identity__pb2.CreatePasswordResetResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ConfirmPasswordReset(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/learnflow.v1.IdentityService/ConfirmPasswordReset',
+            learnflow_dot_v1_dot_identity__pb2.ConfirmPasswordResetRequest.SerializeToString,
+            learnflow_dot_v1_dot_identity__pb2.ConfirmPasswordResetResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ConfirmEmailVerification(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/learnflow.v1.IdentityService/ConfirmEmailVerification',
+            learnflow_dot_v1_dot_identity__pb2.ConfirmEmailVerificationRequest.SerializeToString,
+            learnflow_dot_v1_dot_identity__pb2.ConfirmEmailVerificationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SendVerificationEmail(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/learnflow.v1.IdentityService/SendVerificationEmail',
+            learnflow_dot_v1_dot_identity__pb2.SendVerificationEmailRequest.SerializeToString,
+            learnflow_dot_v1_dot_identity__pb2.SendVerificationEmailResponse.FromString,
             options,
             channel_credentials,
             insecure,

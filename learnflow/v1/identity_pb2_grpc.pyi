@@ -34,7 +34,15 @@ class IdentityServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> IdentityServiceAsyncStub: ...
     RegisterUser: _grpc.UnaryUnaryMultiCallable[_identity_pb2.RegisterUserRequest, _identity_pb2.RegisterUserResponse]
-    """Creates a student account. Emails are unique regardless of case."""
+    """Creates a student account. Emails are unique regardless of case. The account works at
+    once, shows `email_verified: false` until the link mailed to the address is confirmed
+    (ConfirmEmailVerification).
+
+    The answer does not tell whether the email already had an account: registering an
+    existing email answers exactly like a new one (same status, shape and timing) and mails
+    the address's owner instead ("someone tried to register with your address"). So the
+    response carries no user; log in (CreateSession), then GetCurrentUser.
+    """
     CreateSession: _grpc.UnaryUnaryMultiCallable[_identity_pb2.CreateSessionRequest, _identity_pb2.CreateSessionResponse]
     """Logs in: checks the password and returns an access token and a refresh token."""
     RefreshSession: _grpc.UnaryUnaryMultiCallable[_identity_pb2.RefreshSessionRequest, _identity_pb2.RefreshSessionResponse]
@@ -58,6 +66,26 @@ class IdentityServiceStub:
     (a new session), so the caller stays logged in while every other device is logged out.
     A wrong current password counts as a failed login of the account.
     """
+    CreatePasswordReset: _grpc.UnaryUnaryMultiCallable[_identity_pb2.CreatePasswordResetRequest, _identity_pb2.CreatePasswordResetResponse]
+    """Asks for a password-reset link by email. Always answers the same way, in the same time,
+    whether or not an account has this email: when one does (and is not disabled), a
+    single-use link valid for a short while (30 minutes by default) is mailed to it.
+    Requests are limited per email address (RESOURCE_EXHAUSTED with a retry delay, whether
+    or not the address has an account) and per account (silently: no more mail).
+    """
+    ConfirmPasswordReset: _grpc.UnaryUnaryMultiCallable[_identity_pb2.ConfirmPasswordResetRequest, _identity_pb2.ConfirmPasswordResetResponse]
+    """Sets a new password with the token of a mailed reset link. The token is consumed (of two
+    concurrent confirmations one wins), every session of the account ends (as with
+    ChangePassword), and the email counts as verified. An unknown, used or expired token is
+    refused (INVALID_ARGUMENT on `token`).
+    """
+    ConfirmEmailVerification: _grpc.UnaryUnaryMultiCallable[_identity_pb2.ConfirmEmailVerificationRequest, _identity_pb2.ConfirmEmailVerificationResponse]
+    """Confirms the email address with the token of a mailed verification link (single use)."""
+    SendVerificationEmail: _grpc.UnaryUnaryMultiCallable[_identity_pb2.SendVerificationEmailRequest, _identity_pb2.SendVerificationEmailResponse]
+    """Mails the caller a new verification link (earlier links keep working until they
+    expire). Refused with FAILED_PRECONDITION once the email is verified, and limited per
+    account (RESOURCE_EXHAUSTED with a retry delay).
+    """
     GetSigningKeys: _grpc.UnaryUnaryMultiCallable[_identity_pb2.GetSigningKeysRequest, _identity_pb2.GetSigningKeysResponse]
     """The public keys that verify access tokens, as a JSON Web Key Set."""
 
@@ -67,7 +95,15 @@ class IdentityServiceAsyncStub(IdentityServiceStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     RegisterUser: _aio.UnaryUnaryMultiCallable[_identity_pb2.RegisterUserRequest, _identity_pb2.RegisterUserResponse]  # type: ignore[assignment]
-    """Creates a student account. Emails are unique regardless of case."""
+    """Creates a student account. Emails are unique regardless of case. The account works at
+    once, shows `email_verified: false` until the link mailed to the address is confirmed
+    (ConfirmEmailVerification).
+
+    The answer does not tell whether the email already had an account: registering an
+    existing email answers exactly like a new one (same status, shape and timing) and mails
+    the address's owner instead ("someone tried to register with your address"). So the
+    response carries no user; log in (CreateSession), then GetCurrentUser.
+    """
     CreateSession: _aio.UnaryUnaryMultiCallable[_identity_pb2.CreateSessionRequest, _identity_pb2.CreateSessionResponse]  # type: ignore[assignment]
     """Logs in: checks the password and returns an access token and a refresh token."""
     RefreshSession: _aio.UnaryUnaryMultiCallable[_identity_pb2.RefreshSessionRequest, _identity_pb2.RefreshSessionResponse]  # type: ignore[assignment]
@@ -91,6 +127,26 @@ class IdentityServiceAsyncStub(IdentityServiceStub):
     (a new session), so the caller stays logged in while every other device is logged out.
     A wrong current password counts as a failed login of the account.
     """
+    CreatePasswordReset: _aio.UnaryUnaryMultiCallable[_identity_pb2.CreatePasswordResetRequest, _identity_pb2.CreatePasswordResetResponse]  # type: ignore[assignment]
+    """Asks for a password-reset link by email. Always answers the same way, in the same time,
+    whether or not an account has this email: when one does (and is not disabled), a
+    single-use link valid for a short while (30 minutes by default) is mailed to it.
+    Requests are limited per email address (RESOURCE_EXHAUSTED with a retry delay, whether
+    or not the address has an account) and per account (silently: no more mail).
+    """
+    ConfirmPasswordReset: _aio.UnaryUnaryMultiCallable[_identity_pb2.ConfirmPasswordResetRequest, _identity_pb2.ConfirmPasswordResetResponse]  # type: ignore[assignment]
+    """Sets a new password with the token of a mailed reset link. The token is consumed (of two
+    concurrent confirmations one wins), every session of the account ends (as with
+    ChangePassword), and the email counts as verified. An unknown, used or expired token is
+    refused (INVALID_ARGUMENT on `token`).
+    """
+    ConfirmEmailVerification: _aio.UnaryUnaryMultiCallable[_identity_pb2.ConfirmEmailVerificationRequest, _identity_pb2.ConfirmEmailVerificationResponse]  # type: ignore[assignment]
+    """Confirms the email address with the token of a mailed verification link (single use)."""
+    SendVerificationEmail: _aio.UnaryUnaryMultiCallable[_identity_pb2.SendVerificationEmailRequest, _identity_pb2.SendVerificationEmailResponse]  # type: ignore[assignment]
+    """Mails the caller a new verification link (earlier links keep working until they
+    expire). Refused with FAILED_PRECONDITION once the email is verified, and limited per
+    account (RESOURCE_EXHAUSTED with a retry delay).
+    """
     GetSigningKeys: _aio.UnaryUnaryMultiCallable[_identity_pb2.GetSigningKeysRequest, _identity_pb2.GetSigningKeysResponse]  # type: ignore[assignment]
     """The public keys that verify access tokens, as a JSON Web Key Set."""
 
@@ -103,7 +159,15 @@ class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _identity_pb2.RegisterUserRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_identity_pb2.RegisterUserResponse, _abc.Awaitable[_identity_pb2.RegisterUserResponse]]:
-        """Creates a student account. Emails are unique regardless of case."""
+        """Creates a student account. Emails are unique regardless of case. The account works at
+        once, shows `email_verified: false` until the link mailed to the address is confirmed
+        (ConfirmEmailVerification).
+
+        The answer does not tell whether the email already had an account: registering an
+        existing email answers exactly like a new one (same status, shape and timing) and mails
+        the address's owner instead ("someone tried to register with your address"). So the
+        response carries no user; log in (CreateSession), then GetCurrentUser.
+        """
 
     @_abc_1.abstractmethod
     def CreateSession(
@@ -168,6 +232,50 @@ class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
         working, including the one that made this call. The response carries a fresh token pair
         (a new session), so the caller stays logged in while every other device is logged out.
         A wrong current password counts as a failed login of the account.
+        """
+
+    @_abc_1.abstractmethod
+    def CreatePasswordReset(
+        self,
+        request: _identity_pb2.CreatePasswordResetRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.CreatePasswordResetResponse, _abc.Awaitable[_identity_pb2.CreatePasswordResetResponse]]:
+        """Asks for a password-reset link by email. Always answers the same way, in the same time,
+        whether or not an account has this email: when one does (and is not disabled), a
+        single-use link valid for a short while (30 minutes by default) is mailed to it.
+        Requests are limited per email address (RESOURCE_EXHAUSTED with a retry delay, whether
+        or not the address has an account) and per account (silently: no more mail).
+        """
+
+    @_abc_1.abstractmethod
+    def ConfirmPasswordReset(
+        self,
+        request: _identity_pb2.ConfirmPasswordResetRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.ConfirmPasswordResetResponse, _abc.Awaitable[_identity_pb2.ConfirmPasswordResetResponse]]:
+        """Sets a new password with the token of a mailed reset link. The token is consumed (of two
+        concurrent confirmations one wins), every session of the account ends (as with
+        ChangePassword), and the email counts as verified. An unknown, used or expired token is
+        refused (INVALID_ARGUMENT on `token`).
+        """
+
+    @_abc_1.abstractmethod
+    def ConfirmEmailVerification(
+        self,
+        request: _identity_pb2.ConfirmEmailVerificationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.ConfirmEmailVerificationResponse, _abc.Awaitable[_identity_pb2.ConfirmEmailVerificationResponse]]:
+        """Confirms the email address with the token of a mailed verification link (single use)."""
+
+    @_abc_1.abstractmethod
+    def SendVerificationEmail(
+        self,
+        request: _identity_pb2.SendVerificationEmailRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.SendVerificationEmailResponse, _abc.Awaitable[_identity_pb2.SendVerificationEmailResponse]]:
+        """Mails the caller a new verification link (earlier links keep working until they
+        expire). Refused with FAILED_PRECONDITION once the email is verified, and limited per
+        account (RESOURCE_EXHAUSTED with a retry delay).
         """
 
     @_abc_1.abstractmethod

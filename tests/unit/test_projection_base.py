@@ -118,8 +118,11 @@ def test_every_event_type_with_a_read_model_has_a_handler() -> None:
     handled = {name for p in all_projections() for name in p.handlers}
     catalogue = {value.name for value in vars(ev).values() if isinstance(value, ev.EventType)}
     sessions = {name for name in catalogue if name.startswith("session.")}
+    # Written only so that a taken-email registration appends as many events as a new one;
+    # no read model shows that it happened (the owner is told by mail, the audit log keeps it).
+    unprojected = sessions | {ev.USER_REGISTRATION_REPEATED.name}
     assert handled <= catalogue  # no handler listens for a name no command emits
-    assert handled == catalogue - sessions
+    assert handled == catalogue - unprojected
 
 
 def test_the_projector_order_puts_the_catalog_before_progress() -> None:

@@ -124,3 +124,32 @@ def test_a_list_field_is_comma_separated_and_trimmed() -> None:
     )
     assert origins({"LEARNFLOW_ALLOWED_ORIGINS": ""}) == ()
     assert origins({}) == ()
+
+
+def test_mail_settings_follow_the_state_directory_and_keep_the_password_out_of_repr() -> None:
+    settings = Settings.from_env(
+        {"LEARNFLOW_STATE_DIR": "/srv/lf", "LEARNFLOW_SMTP_PASSWORD": "hunter2-secret"}
+    )
+    assert settings.mail_dir == Path("/srv/lf/mail")
+    assert "hunter2" not in repr(settings)
+    assert Settings.from_env({}).smtp_host == ""  # mail is off unless a host is named
+
+
+@pytest.mark.parametrize(
+    ("changes", "problem"),
+    [
+        ({"smtp_security": "ssl"}, "LEARNFLOW_SMTP_SECURITY='ssl' is not one of"),
+        ({"smtp_username": "u"}, "LEARNFLOW_SMTP_USERNAME and LEARNFLOW_SMTP_PASSWORD go"),
+        (
+            {"smtp_username": "u", "smtp_password": "hunter2-secret", "smtp_security": "none"},
+            "would send it in clear",
+        ),
+        ({"mail_max_attempts": 0}, "LEARNFLOW_MAIL_MAX_ATTEMPTS must be at least 1"),
+        ({"public_url": "learnflow.example.com"}, "LEARNFLOW_PUBLIC_URL must be an http(s) URL"),
+        ({"rate_limit_password_reset_per_email": "often"}, "is not a rate"),
+    ],
+)
+def test_bad_mail_settings_are_named(changes: dict[str, object], problem: str) -> None:
+    problems = dataclasses.replace(Settings(), **changes).problems()  # type: ignore[arg-type]
+    assert any(problem in p for p in problems), problems
+    assert "hunter2" not in " ".join(problems)  # a problem names a setting, never its secret

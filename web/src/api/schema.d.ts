@@ -357,7 +357,17 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Creates a student account. Emails are unique regardless of case. */
+        /**
+         * Creates a student account. Emails are unique regardless of case. The account works at
+         * @description Creates a student account. Emails are unique regardless of case. The account works at
+         *     once, shows `email_verified: false` until the link mailed to the address is confirmed
+         *     (ConfirmEmailVerification).
+         *
+         *     The answer does not tell whether the email already had an account: registering an
+         *     existing email answers exactly like a new one (same status, shape and timing) and mails
+         *     the address's owner instead ("someone tried to register with your address"). So the
+         *     response carries no user; log in (CreateSession), then GetCurrentUser.
+         */
         post: operations["IdentityService_RegisterUser"];
         delete?: never;
         options?: never;
@@ -518,6 +528,94 @@ export interface paths {
          *     Requires a bearer token.
          */
         post: operations["IdentityService_ChangePassword"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/passwordResets": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Asks for a password-reset link by email. Always answers the same way, in the same time,
+         * @description Asks for a password-reset link by email. Always answers the same way, in the same time,
+         *     whether or not an account has this email: when one does (and is not disabled), a
+         *     single-use link valid for a short while (30 minutes by default) is mailed to it.
+         *     Requests are limited per email address (RESOURCE_EXHAUSTED with a retry delay, whether
+         *     or not the address has an account) and per account (silently: no more mail).
+         */
+        post: operations["IdentityService_CreatePasswordReset"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/passwordResets:confirm": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Sets a new password with the token of a mailed reset link. The token is consumed (of two
+         * @description Sets a new password with the token of a mailed reset link. The token is consumed (of two
+         *     concurrent confirmations one wins), every session of the account ends (as with
+         *     ChangePassword), and the email counts as verified. An unknown, used or expired token is
+         *     refused (INVALID_ARGUMENT on `token`).
+         */
+        post: operations["IdentityService_ConfirmPasswordReset"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/emailVerifications:confirm": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Confirms the email address with the token of a mailed verification link (single use). */
+        post: operations["IdentityService_ConfirmEmailVerification"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/users/me:sendVerificationEmail": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Mails the caller a new verification link (earlier links keep working until they
+         * @description Mails the caller a new verification link (earlier links keep working until they
+         *     expire). Refused with FAILED_PRECONDITION once the email is verified, and limited per
+         *     account (RESOURCE_EXHAUSTED with a retry delay).
+         *
+         *     Requires a bearer token.
+         */
+        post: operations["IdentityService_SendVerificationEmail"];
         delete?: never;
         options?: never;
         head?: never;
@@ -893,6 +991,16 @@ export interface components {
             /** @description Event position of the write. */
             consistencyToken?: string;
         };
+        /** @description Response of ConfirmEmailVerification. */
+        ConfirmEmailVerificationResponse: {
+            /** @description Pass as `x-consistency-token` to read `email_verified: true` back immediately. */
+            consistencyToken?: string;
+        };
+        /** @description Response of ConfirmPasswordReset. No session is opened: log in with the new password. */
+        ConfirmPasswordResetResponse: {
+            /** @description Event position of the change. */
+            consistencyToken?: string;
+        };
         /** @description A course. */
         Course: {
             /** @description Server-assigned identifier (UUID). At most 36 characters. */
@@ -1059,6 +1167,11 @@ export interface components {
             /** @description The created lesson. */
             lesson?: components["schemas"]["Lesson"];
             /** @description Event position of the write. */
+            consistencyToken?: string;
+        };
+        /** @description Response of CreatePasswordReset: the same whether or not the email has an account. */
+        CreatePasswordResetResponse: {
+            /** @description Event position of the request's audit record. */
             consistencyToken?: string;
         };
         /** @description Response of CreateQuizAttempt. */
@@ -1558,9 +1671,12 @@ export interface components {
          * @enum {string}
          */
         RefreshTokenDelivery: "REFRESH_TOKEN_DELIVERY_UNSPECIFIED" | "REFRESH_TOKEN_DELIVERY_BODY" | "REFRESH_TOKEN_DELIVERY_COOKIE";
-        /** @description Response of RegisterUser. */
+        /** @description Response of RegisterUser: the same whether the email was new or already had an account. */
         RegisterUserResponse: {
-            /** @description The new account. */
+            /**
+             * @description Never set: a user (or its id) in the answer would tell whether the email was new.
+             *     Log in with the email and password, then call GetCurrentUser.
+             */
             user?: components["schemas"]["User"];
             /** @description Pass as `x-consistency-token` to read this write back immediately. */
             consistencyToken?: string;
@@ -1671,6 +1787,11 @@ export interface components {
              */
             completeTime?: string;
         };
+        /** @description Response of SendVerificationEmail. */
+        SendVerificationEmailResponse: {
+            /** @description Event position of the request's audit record. */
+            consistencyToken?: string;
+        };
         /** @description Response of SetUserDisabled. */
         SetUserDisabledResponse: {
             /** @description The user after the change. */
@@ -1755,6 +1876,8 @@ export interface components {
             bio?: string;
             /** @description Picture shown beside the name: an https URL of at most 2,048 characters, or empty. */
             avatarUrl?: string;
+            /** @description Whether the owner confirmed the email address (a mailed verification or reset link). */
+            readonly emailVerified?: boolean;
         };
         /**
          * @description A LearnFlow account.
@@ -3142,6 +3265,178 @@ export interface operations {
             403: components["responses"]["PermissionDenied"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["GatewayTimeout"];
+            default: components["responses"]["Error"];
+        };
+    };
+    IdentityService_CreatePasswordReset: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes a retried write safe: the same key within the retention window returns the first outcome instead of writing twice. It fills the request's `request_id` field (AIP-155), whose JSON form is an alias: send one or the other, or the same value in both. */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description The account's login email. At most 254 characters. */
+                    email: string;
+                    /**
+                     * @description Optional idempotency key: a retry with the same key returns the first result.
+                     *     At most 128 characters. An alias of the `Idempotency-Key` header, the documented place for it over HTTP; send one or the other (the same value in both is accepted).
+                     */
+                    requestId?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Consistency-Token": components["headers"]["ConsistencyToken"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CreatePasswordResetResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["GatewayTimeout"];
+            default: components["responses"]["Error"];
+        };
+    };
+    IdentityService_ConfirmPasswordReset: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes a retried write safe: the same key within the retention window returns the first outcome instead of writing twice. It fills the request's `request_id` field (AIP-155), whose JSON form is an alias: send one or the other, or the same value in both. */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description The token of the mailed link (`/reset-password?token=...`). At most 128 characters. */
+                    token: string;
+                    /** @description The new password: 8 to 72 bytes of UTF-8. At most 1,024 characters. */
+                    newPassword: string;
+                    /**
+                     * @description Optional idempotency key: a retry with the same key returns the first result.
+                     *     At most 128 characters. An alias of the `Idempotency-Key` header, the documented place for it over HTTP; send one or the other (the same value in both is accepted).
+                     */
+                    requestId?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Consistency-Token": components["headers"]["ConsistencyToken"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConfirmPasswordResetResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["GatewayTimeout"];
+            default: components["responses"]["Error"];
+        };
+    };
+    IdentityService_ConfirmEmailVerification: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes a retried write safe: the same key within the retention window returns the first outcome instead of writing twice. It fills the request's `request_id` field (AIP-155), whose JSON form is an alias: send one or the other, or the same value in both. */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description The token of the mailed link (`/verify-email?token=...`). At most 128 characters. */
+                    token: string;
+                    /**
+                     * @description Optional idempotency key: a retry with the same key returns the first result.
+                     *     At most 128 characters. An alias of the `Idempotency-Key` header, the documented place for it over HTTP; send one or the other (the same value in both is accepted).
+                     */
+                    requestId?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Consistency-Token": components["headers"]["ConsistencyToken"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConfirmEmailVerificationResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["GatewayTimeout"];
+            default: components["responses"]["Error"];
+        };
+    };
+    IdentityService_SendVerificationEmail: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Optional idempotency key: a retry with the same key returns the first result.
+                 *     At most 128 characters. An alias of the `Idempotency-Key` header, the documented place for it over HTTP; send one or the other (the same value in both is accepted).
+                 */
+                requestId?: string;
+            };
+            header?: {
+                /** @description Makes a retried write safe: the same key within the retention window returns the first outcome instead of writing twice. It fills the request's `request_id` field (AIP-155), whose JSON form is an alias: send one or the other, or the same value in both. */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Consistency-Token": components["headers"]["ConsistencyToken"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SendVerificationEmailResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["PermissionDenied"];
+            409: components["responses"]["Conflict"];
             429: components["responses"]["TooManyRequests"];
             503: components["responses"]["Unavailable"];
             504: components["responses"]["GatewayTimeout"];

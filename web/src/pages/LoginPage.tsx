@@ -43,6 +43,11 @@ export default function LoginPage() {
           {busy ? 'Logging in…' : 'Log in'}
         </Button>
       </form>
+      <p className="mt-4 text-sm">
+        <Link to="/forgot-password" className="font-medium text-brand-600 underline dark:text-brand-50">
+          Forgot your password?
+        </Link>
+      </p>
       <p className="mt-6 text-sm">
         New here?{' '}
         <Link to="/register" className="font-medium text-brand-600 underline dark:text-brand-50">

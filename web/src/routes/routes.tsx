@@ -12,15 +12,23 @@ const CatalogPage = lazy(() => import('../pages/CatalogPage'));
 const LoginPage = lazy(() => import('../pages/LoginPage'));
 const RegisterPage = lazy(() => import('../pages/RegisterPage'));
 const NotFoundPage = lazy(() => import('../pages/NotFoundPage'));
-const Placeholder = lazy(() => import('../pages/PlaceholderPage'));
+const ForgotPasswordPage = lazy(() => import('../pages/account/ForgotPasswordPage'));
+const ResetPasswordPage = lazy(() => import('../pages/account/ResetPasswordPage'));
+const VerifyEmailPage = lazy(() => import('../pages/account/VerifyEmailPage'));
 const StudioPage = lazy(() => import('../pages/studio/StudioPage'));
 const CourseEditorPage = lazy(() => import('../pages/studio/CourseEditorPage'));
 const RosterPage = lazy(() => import('../pages/studio/RosterPage'));
 const UsersPage = lazy(() => import('../pages/admin/UsersPage'));
 const UserDetailPage = lazy(() => import('../pages/admin/UserDetailPage'));
 const AuditPage = lazy(() => import('../pages/admin/AuditPage'));
+// Learner pages (src/pages/learn/).
+const CoursePage = lazy(() => import('../pages/learn/CoursePage'));
+const LessonPage = lazy(() => import('../pages/learn/LessonPage'));
+const DashboardPage = lazy(() => import('../pages/learn/DashboardPage'));
+const ProgressPage = lazy(() => import('../pages/learn/ProgressPage'));
+const CertificatePage = lazy(() => import('../pages/learn/CertificatePage'));
+const ProfilePage = lazy(() => import('../pages/learn/ProfilePage'));
 
-const soon = (title: string): ReactNode => <Placeholder title={title} />;
 const guard = (roles: typeof LEARNERS, element: ReactNode) => (
   <RequireRole roles={roles}>{element}</RequireRole>
 );
@@ -32,16 +40,18 @@ export const routes: RouteObject[] = [
       { index: true, element: <Navigate to="/courses" replace /> },
       { path: 'login', element: <LoginPage /> },
       { path: 'register', element: <RegisterPage /> },
+      // Account recovery: the paths the server's mails link to (LEARNFLOW_PUBLIC_URL + …).
+      { path: 'forgot-password', element: <ForgotPasswordPage /> },
+      { path: 'reset-password', element: <ResetPasswordPage /> },
+      { path: 'verify-email', element: <VerifyEmailPage /> },
       { path: 'courses', element: <CatalogPage /> },
       // Phase 2: learner
-      { path: 'courses/:slug', element: soon('Course') },
-      {
-        path: 'courses/:courseId/lessons/:lessonId',
-        element: guard(LEARNERS, soon('Lesson player')),
-      },
-      { path: 'learn', element: guard(LEARNERS, soon('My learning')) },
-      { path: 'certificates/:certificateId', element: soon('Certificate') },
-      { path: 'profile', element: guard(LEARNERS, soon('Profile')) },
+      { path: 'courses/:slug', element: <CoursePage /> },
+      { path: 'courses/:courseId/lessons/:lessonId', element: guard(LEARNERS, <LessonPage />) },
+      { path: 'learn', element: guard(LEARNERS, <DashboardPage />) },
+      { path: 'learn/courses/:courseId', element: guard(LEARNERS, <ProgressPage />) },
+      { path: 'certificates/:certificateId', element: <CertificatePage /> },
+      { path: 'profile', element: guard(LEARNERS, <ProfilePage />) },
       // Phase 2: instructor studio
       { path: 'studio', element: guard(INSTRUCTORS, <StudioPage />) },
       { path: 'studio/courses/:courseId', element: guard(INSTRUCTORS, <CourseEditorPage />) },

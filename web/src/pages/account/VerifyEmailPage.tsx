@@ -1,0 +1,54 @@
+import { useState } from 'react';
+import { Link, useSearchParams } from 'react-router';
+import { ApiError, api, call } from '../../api';
+import { Alert, Button, PageTitle } from '../../components/ui';
+
+/** The verification link's page (`/verify-email?token=…`). It confirms on a click, not on
+ * load: mail scanners that open links must not spend the token. */
+export default function VerifyEmailPage() {
+  const [params] = useSearchParams();
+  const token = params.get('token') ?? '';
+  const [error, setError] = useState<ApiError | null>(null);
+  const [done, setDone] = useState(false);
+  const [busy, setBusy] = useState(false);
+
+  async function confirm() {
+    setBusy(true);
+    setError(null);
+    try {
+      await call(api.POST('/v1/emailVerifications:confirm', { body: { token } }));
+      setDone(true);
+    } catch (e) {
+      setError(e instanceof ApiError ? e : new ApiError('UNKNOWN', String(e), 0));
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  return (
+    <div className="mx-auto max-w-sm">
+      <PageTitle>Confirm your email</PageTitle>
+      {done ? (
+        <p role="status">
+          Thank you: your email address is confirmed.{' '}
+          <Link to="/courses" className="font-medium text-brand-600 underline dark:text-brand-50">
+            Go to the catalog
+          </Link>
+        </p>
+      ) : (
+        <div className="flex flex-col gap-4">
+          {(error || !token) && (
+            <Alert>
+              {!token || error?.field('token')
+                ? 'This link is used, expired or wrong. Ask for a new one from your profile.'
+                : error?.message}
+            </Alert>
+          )}
+          <Button type="button" onClick={confirm} disabled={busy || !token}>
+            {busy ? 'Confirming…' : 'Confirm my email address'}
+          </Button>
+        </div>
+      )}
+    </div>
+  );
+}
