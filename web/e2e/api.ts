@@ -34,9 +34,12 @@ export async function request<T = Record<string, unknown>>(method: string, path:
   return data;
 }
 
+/** Registers an account and returns its id (the answer names no user: the new owner asks). */
 export async function register(email: string, displayName: string): Promise<string> {
-  const data = await request<{ user: { id: string } }>('POST', '/v1/users:register', { email, password: PASSWORD, displayName });
-  return data.user.id;
+  await request('POST', '/v1/users:register', { email, password: PASSWORD, displayName });
+  const token = await login(email);
+  const me = await request<{ user: { id: string } }>('GET', '/v1/users/me', undefined, token);
+  return me.user.id;
 }
 
 export async function login(email: string, password = PASSWORD): Promise<string> {
