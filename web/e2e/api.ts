@@ -43,7 +43,9 @@ export async function register(email: string, displayName: string): Promise<stri
 }
 
 export async function login(email: string, password = PASSWORD): Promise<string> {
-  const data = await request<{ accessToken: string }>('POST', '/v1/sessions', { email, password });
+  const data = await request<{ accessToken: string; consistencyToken?: string }>('POST', '/v1/sessions', { email, password });
+  // The new session reads after the login (and so after a registration just before it).
+  if (data.consistencyToken) lastWrite.set(data.accessToken, data.consistencyToken);
   return data.accessToken;
 }
 
