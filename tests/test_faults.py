@@ -383,6 +383,9 @@ async def test_a_restarted_postgresql_is_survived_without_a_restart(
         refused_s = time.monotonic() - started
         assert refused.value.code() == grpc.StatusCode.UNAVAILABLE, refused.value
         assert "PostgreSQL" in (refused.value.details() or ""), refused.value.details()
+        # The public catalog is read from MongoDB alone: it stays up.
+        listed = await catalog(channel).ListCourses(courses_pb2.ListCoursesRequest(), timeout=5)
+        assert course.id in [c.id for c in listed.courses]
 
         await cluster.start()
         restarted = time.monotonic()
