@@ -369,7 +369,12 @@ async def test_a_restarted_postgresql_is_survived_without_a_restart(
         admin = await Caller.with_role(channel, owner, "admin")
         instructor = await Caller.with_role(channel, owner, "instructor")
         course, _ = await published_course(instructor)
-        await _rename(instructor, course.id, "Before The Outage")
+        before = await _rename(instructor, course.id, "Before The Outage")
+        await catalog(channel).GetCourse(  # projected, hence listed in the public catalog
+            courses_pb2.GetCourseRequest(course_id=course.id),
+            metadata=instructor.metadata(before.consistency_token),
+            timeout=10,
+        )
         assert await _account_listeners(cluster, database) == 1
 
         if outage == "stop":
