@@ -5,19 +5,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import uuid
 from typing import Any
 
+import grpc
 import psycopg
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from learnflow.positions import ZERO, EventKey
 from learnflow.projections.base import Batch
 from learnflow.projections.projector import Projector, fetch_events, head, libpq_url
 from learnflow.projections.registry import all_projections
 from learnflow.projections.store import Deposed, ReadStore
-from learnflow.server import Backend
+from learnflow.server import READ_SIDE_HEALTH, Backend, build
 from learnflow.settings import Settings
 from tests.read_support import projector_stopped, settle, snapshot
 from tests.support import Caller
@@ -268,4 +271,40 @@ async def test_a_read_side_ahead_of_the_event_log_stops_the_projector(
         for generation in range(1, await store.active_generation() + 2):
             await store.client.drop_database(store.database(generation).name)
         await store.client.drop_database(f"{store.name}_meta")
+        await store.close()
+
+
+async def test_health_reports_a_read_side_ahead_of_the_event_log(
+    backend: Backend, settings: Settings, postgres_url: str
+) -> None:
+    """A server whose projector refuses such read models says so on `learnflow.ReadModels`."""
+    name = f"lftest_ahead_{uuid.uuid4().hex[:8]}"
+    store = ReadStore.connect(settings.mongo_url, name)
+    async with await psycopg.AsyncConnection.connect(libpq_url(postgres_url)) as conn:
+        last = await head(conn) or ZERO
+    await ReadStore.save_checkpoint(
+        await store.active(max_age_s=0), EventKey(last.txid + 1000, last.position + 1000)
+    )
+    try:
+        async with projector_stopped(backend):
+            ahead = await build(dataclasses.replace(settings, mongo_database=name))
+            try:
+                async with grpc.aio.insecure_channel(f"127.0.0.1:{ahead.port}") as channel:
+                    health = health_pb2_grpc.HealthStub(channel)
+                    request = health_pb2.HealthCheckRequest(service=READ_SIDE_HEALTH)
+                    status = None
+                    for _ in range(100):  # the watcher's rounds are 2 s apart
+                        # NOT_FOUND until the watcher's first round names the service.
+                        with contextlib.suppress(grpc.aio.AioRpcError):
+                            status = (await health.Check(request, timeout=2)).status
+                        if status == health_pb2.HealthCheckResponse.NOT_SERVING:
+                            break
+                        await asyncio.sleep(0.1)
+                    assert status == health_pb2.HealthCheckResponse.NOT_SERVING
+                    assert ahead.projector.ahead and not ahead.projector.is_leader
+            finally:
+                await ahead.close(grace_s=1)
+    finally:
+        await store.client.drop_database(store.database(1).name)
+        await store.client.drop_database(f"{name}_meta")
         await store.close()
