@@ -87,9 +87,17 @@ class AuditTrail(Projection):
         await db["audit_events"].create_index([("action", ASCENDING), ("seq", DESCENDING)])
         # The admin's "events about this user/course" view.
         await db["audit_events"].create_index([("resource", ASCENDING), ("seq", DESCENDING)])
-        await db["audit_events"].create_index(
-            [("actor_id", ASCENDING), ("action", ASCENDING), ("seq", DESCENDING)]
-        )
+        # Every combination of the three filters is served by an index of its own (equality
+        # fields, then the sort), so no filter the admin page offers falls back to a scan.
+        for fields in (
+            ("actor_id", "action"),
+            ("actor_id", "resource"),
+            ("action", "resource"),
+            ("actor_id", "action", "resource"),
+        ):
+            await db["audit_events"].create_index(
+                [*((field, ASCENDING) for field in fields), ("seq", DESCENDING)]
+            )
 
     @on(AUDIT_RECORDED)
     async def recorded(self, batch: Batch, event: Event) -> None:
