@@ -29,10 +29,10 @@ required).
 
 For client generators: component names have no dots (the short name, or PascalCase of the full
 name on a clash, suffixes kept); a PATCH body is `<Resource>Update`, the resource with nothing
-required and no output-only fields; a oneof is a `oneOf` of "this member, the others absent" alternatives;
-`google.rpc.Status` details are a `oneOf` of the standard detail types discriminated by
-`@type`; each operation lists the error statuses it can answer (the map of gateway.errors)
-as shared `components.responses`.
+required and no output-only fields; a oneof is a `oneOf` of "this member, the others absent"
+alternatives; `google.rpc.Status` details are a `oneOf` of the standard detail types
+discriminated by `@type`; each operation lists the error statuses it can answer (the map of
+gateway.errors) as shared `components.responses`.
 """
 
 from __future__ import annotations
@@ -1051,9 +1051,9 @@ def _component_names(keys: Sequence[str]) -> dict[str, str]:
     """Component keys (full proto names; `#input` and `#update` forms) -> names without dots.
 
     The short name where no other message has it; on a clash, PascalCase of the full name
-    (`GoogleRpcStatus`) for every claimant, in all its forms. A message's response form keeps the name; its
-    input form is `<Name>Input` when the message also has a response form (else it is the
-    only form and keeps the name); a PATCH body is `<Name>Update`.
+    (`GoogleRpcStatus`) for every claimant, in all its forms. A message's response form keeps
+    the name; its input form is `<Name>Input` when the message also has a response form (else
+    it is the only form and keeps the name); a PATCH body is `<Name>Update`.
     """
 
     def suffix(key: str) -> str:
