@@ -351,3 +351,31 @@ async def test_every_get_answers_every_field_its_schema_requires(
     schemas = spec["components"]["schemas"]
     assert {"id", "title", "slug", "tags", "lessonCount"} <= set(schemas["Course"]["required"])
     assert "course" not in schemas["GetCourseResponse"].get("required", [])  # has presence
+
+
+async def test_update_mask_errors_list_the_paths_as_the_client_sends_them(
+    gateway: RunningServer, instructor: Caller
+) -> None:
+    async with httpx.AsyncClient(base_url=gateway.url, timeout=30) as http:
+        staff = {"Authorization": f"Bearer {instructor.access_token}"}
+        created = await http.post(
+            "/v1/courses", json={"course": {"title": "Masks, live"}}, headers=staff
+        )
+        assert created.status_code == 200, created.text
+        course = f"/v1/courses/{created.json()['course']['id']}"
+        refused = await http.patch(course, params={"updateMask": "slug"}, json={}, headers=staff)
+        assert refused.status_code == 400, refused.text
+        body = refused.json()
+        [violation] = body["details"][0]["fieldViolations"]
+        assert violation["field"] == "updateMask"
+        # The backend lists proto names; the client must send lowerCamel ones (the gateway
+        # refuses `enrollment_close_time` in a mask), so that is what it reads.
+        assert "enrollmentCloseTime" in violation["description"], violation
+        assert "_" not in violation["description"] and "_" not in body["message"], body
+        accepted = await http.patch(
+            course,
+            params={"updateMask": "enrollmentCloseTime"},
+            json={"enrollmentCloseTime": "2030-01-01T00:00:00Z"},
+            headers=staff,
+        )
+        assert accepted.status_code == 200, accepted.text
