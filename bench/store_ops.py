@@ -2,6 +2,13 @@
 
     python bench/store_ops.py --url mongodb://127.0.0.1:57017/ --label sqlite
     python bench/store_ops.py --url mongodb://127.0.0.1:57018/ --label postgresql
+    python bench/store_ops.py --pg-url postgresql://postgres@127.0.0.1:55432/ferretdb
+
+With `--pg-url` (FerretDB's own PostgreSQL database, PostgreSQL backend only) every size is
+measured twice in the same run: on the bare table FerretDB created (its btree indexes only),
+then with the companion GIN indexes of `scripts/ferretdb_pg_indexes.sql` on the scratch table
+(created by this script on its own table, dropped before the next size is seeded, so it
+works whether or not the event trigger is installed).
 
 Seeds course-like documents (about 1 KiB each) into a scratch database, then times, at each
 size, the operations the projector and the queries send: `find_one` by `_id`, the projector's
@@ -16,12 +23,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import psycopg
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, InsertOne
 
 Doc = dict[str, Any]
@@ -51,7 +60,41 @@ async def median_ms(op: Callable[[], Awaitable[Any]], repeat: int) -> float:
     return statistics.median(times)
 
 
-async def measure(url: str, sizes: list[int], repeat: int) -> list[tuple[int, dict[str, float]]]:
+COMPANIONS_SQL = """
+SELECT c.relname FROM pg_index i
+JOIN pg_class c ON c.oid = i.indexrelid
+JOIN pg_am a ON a.oid = c.relam
+JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = %s AND a.amname = 'gin'
+"""
+
+
+async def set_companions(pg_url: str, schema: str, on: bool) -> None:
+    """Drops the scratch schema's GIN indexes, then (`on`) creates the companions as
+    `scripts/ferretdb_pg_indexes.sql` would: one GIN jsonb_path_ops per indexed field."""
+    async with await psycopg.AsyncConnection.connect(pg_url, autocommit=True) as conn:
+        cur = await conn.execute(COMPANIONS_SQL, (schema,))
+        for (name,) in await cur.fetchall():
+            await conn.execute(f'DROP INDEX "{schema}"."{name}"')
+        if not on:
+            return
+        cur = await conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = %s AND tablename LIKE 'courses%%'",
+            (schema,),
+        )
+        row = await cur.fetchone()
+        assert row is not None, "the scratch collection's table was not found"
+        for i, field in enumerate(("_id", "owner_id", "state", "sort_key")):
+            await conn.execute(
+                f'CREATE INDEX "bench_{i}_lfgin" ON "{schema}"."{row[0]}" '
+                f"USING gin ((_jsonb -> '{field}') jsonb_path_ops)"
+            )
+            await conn.execute(f'ANALYZE "{schema}"."{row[0]}"')
+
+
+async def measure(
+    url: str, sizes: list[int], repeat: int, pg_url: str | None = None
+) -> list[tuple[int, dict[str, float]]]:
     client: AsyncMongoClient[Doc] = AsyncMongoClient(url)
     db = client[f"bench_store_{uuid.uuid4().hex[:6]}"]
     coll = db["courses"]
@@ -62,6 +105,8 @@ async def measure(url: str, sizes: list[int], repeat: int) -> list[tuple[int, di
     try:
         for size in sizes:
             batch = [InsertOne(course(i)) for i in range(have, size)]
+            if pg_url:
+                await set_companions(pg_url, db.name, on=False)  # seeded without them
             for start in range(0, len(batch), 1000):
                 await coll.bulk_write(batch[start : start + 1000], ordered=False)
             have = size
@@ -93,7 +138,12 @@ async def measure(url: str, sizes: list[int], repeat: int) -> list[tuple[int, di
                 "find owner_id": by_owner,
                 "page state+sort": page,
             }
-            results.append((size, {name: await median_ms(op, repeat) for name, op in ops.items()}))
+            medians = {name: await median_ms(op, repeat) for name, op in ops.items()}
+            if pg_url:
+                await set_companions(pg_url, db.name, on=True)
+                for name, op in ops.items():
+                    medians[f"{name}, GIN companions"] = await median_ms(op, repeat)
+            results.append((size, medians))
     finally:
         await client.drop_database(db.name)
         await client.close()
@@ -106,9 +156,12 @@ def main() -> None:
     parser.add_argument("--label", default="store")
     parser.add_argument("--sizes", default="100,2000,20000")
     parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument(
+        "--pg-url", help="FerretDB's PostgreSQL database: also measure with GIN companions"
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
-    results = asyncio.run(measure(args.url, sizes, args.repeat))
+    results = asyncio.run(measure(args.url, sizes, args.repeat, args.pg_url))
     names = list(results[0][1])
     base = results[0][1]
     print(f"## {args.label}: median ms per operation (ratio to {sizes[0]} documents, same run)")
@@ -117,6 +170,14 @@ def main() -> None:
     for name in names:
         cells = [f"{r[name]:.1f} ({r[name] / base[name]:.0f}x)" for _, r in results]
         print(f"| {name} | " + " | ".join(cells) + " |")
+    if args.pg_url:
+        size, last = results[-1]
+        print(f"\nAt {size:,} documents, bare table / with GIN companions (same run):")
+        for name in names:
+            if f"{name}, GIN companions" in last:
+                bare, gin = last[name], last[f"{name}, GIN companions"]
+                print(f"- {name}: {bare:.1f} ms / {gin:.1f} ms = {bare / gin:.0f}x")
+    print(f"\nload average after the run: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":

@@ -188,10 +188,17 @@ def json_field_words(text: str, message: Descriptor | None) -> str:
     return _SNAKE_WORD.sub(lambda m: names.get(m.group(0), m.group(0)), text)
 
 
-def _json_violation_paths(details: list[Any], message: Descriptor | None) -> bool:
-    """Gives field violations the client's JSON names; whether there were any."""
+def _json_violation_paths(
+    details: list[Any], message: Descriptor | None, body_field: str = ""
+) -> bool:
+    """Field violations as the client addressed the fields: JSON names, and relative to the
+    body when the body is one field of the request (a PATCH's resource: the client sent
+    `{"avatarUrl": …}`, not `{"user": {"avatarUrl": …}}`); field names in their descriptions
+    too. Whether there were any."""
     if message is None:
         return False
+    body = message.fields_by_name.get(body_field) if body_field not in ("", "*") else None
+    prefix = body.json_name + "." if body is not None else ""
     found = False
     for detail in details:
         if isinstance(detail, dict) and detail.get("@type") == _BAD_REQUEST_URL:
@@ -200,7 +207,10 @@ def _json_violation_paths(details: list[Any], message: Descriptor | None) -> boo
                     continue
                 found = True
                 if isinstance(violation.get("field"), str):
-                    violation["field"] = json_field_path(violation["field"], message)
+                    path = json_field_path(violation["field"], message)
+                    if prefix and path.startswith(prefix):
+                        path = path[len(prefix) :]
+                    violation["field"] = path
                 if isinstance(violation.get("description"), str):
                     violation["description"] = json_field_words(violation["description"], message)
     return found
@@ -212,16 +222,18 @@ def from_status(
     trailing: Iterable[tuple[str, str | bytes]],
     pool: DescriptorPool | None,
     request_type: Descriptor | None = None,
+    body_field: str = "",
 ) -> HttpError:
     """The HTTP error for a gRPC status; field violations of a call whose request message is
-    `request_type` are given the JSON (camelCase) paths the client used."""
+    `request_type` (its HTTP body: `body_field`) are given the JSON (camelCase) paths the
+    client used."""
     details: list[Any] = []
     headers: dict[str, str] = {}
     rich = rich_status(trailing)
     if rich is not None:
         pools = [p for p in (pool, descriptor_pool.Default()) if p is not None]
         details = [_detail_json(d, pools) for d in rich.details]
-        violations = _json_violation_paths(details, request_type)
+        violations = _json_violation_paths(details, request_type, body_field)
         retry_after = _retry_after(rich.details)
         if retry_after is not None:
             headers["Retry-After"] = retry_after
@@ -238,6 +250,9 @@ def from_rpc_error(
     error: grpc.aio.AioRpcError,
     pool: DescriptorPool | None,
     request_type: Descriptor | None = None,
+    body_field: str = "",
 ) -> HttpError:
     trailing = pairs(error.trailing_metadata())
-    return from_status(error.code(), error.details() or "", trailing, pool, request_type)
+    return from_status(
+        error.code(), error.details() or "", trailing, pool, request_type, body_field
+    )

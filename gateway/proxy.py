@@ -394,7 +394,9 @@ class Dispatcher:
             trailing = pairs(await call.trailing_metadata())
         except grpc.aio.AioRpcError as exc:
             return error_response(
-                errors.from_rpc_error(exc, registry.schema.pool, route.method.input_type),
+                errors.from_rpc_error(
+                    exc, registry.schema.pool, route.method.input_type, route.body
+                ),
                 [
                     *response_headers(
                         pairs(exc.initial_metadata()),
@@ -437,7 +439,7 @@ class Dispatcher:
         except grpc.aio.AioRpcError as exc:
             call.cancel()
             return error_response(
-                errors.from_rpc_error(exc, pool, route.method.input_type),
+                errors.from_rpc_error(exc, pool, route.method.input_type, route.body),
                 response_headers(
                     pairs(exc.initial_metadata()),
                     pairs(exc.trailing_metadata()),
@@ -457,7 +459,7 @@ class Dispatcher:
             return _dumps(payload) + "\n"
 
         def encode_error(exc: grpc.aio.AioRpcError) -> str:
-            status = errors.from_rpc_error(exc, pool, route.method.input_type).body
+            status = errors.from_rpc_error(exc, pool, route.method.input_type, route.body).body
             if sse:
                 return f"event: error\ndata: {_dumps(status)}\n\n"
             return _dumps({"error": status}) + "\n"

@@ -203,11 +203,24 @@ def watch_pool(pool: _Pool) -> None:
     _LIVE.pools.add(pool)
 
 
+# The labelled children of the per-call metrics, looked up once per label set: `labels()`
+# validates and locks on every call, and this runs on every RPC. Bounded like the label sets
+# themselves (the API's methods times status codes).
+_REQUEST_COUNTERS: dict[tuple[str, str], Any] = {}
+_DURATION_HISTOGRAMS: dict[str, Any] = {}
+
+
 def rpc_finished(method: str, code: str, seconds: float | None) -> None:
     """One finished call; `seconds` for unary calls (None for streams)."""
-    GRPC_REQUESTS.labels(method=method, code=code).inc()
+    counter = _REQUEST_COUNTERS.get((method, code))
+    if counter is None:
+        counter = _REQUEST_COUNTERS[(method, code)] = GRPC_REQUESTS.labels(method=method, code=code)
+    counter.inc()
     if seconds is not None:
-        GRPC_DURATION.labels(method=method).observe(seconds)
+        histogram = _DURATION_HISTOGRAMS.get(method)
+        if histogram is None:
+            histogram = _DURATION_HISTOGRAMS[method] = GRPC_DURATION.labels(method=method)
+        histogram.observe(seconds)
 
 
 def metrics_text() -> str:

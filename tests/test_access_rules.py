@@ -11,6 +11,7 @@ import pkgutil
 from collections.abc import Callable
 from pathlib import Path
 
+import grpc
 import pytest
 from google.protobuf import descriptor_pb2, descriptor_pool
 from google.protobuf.descriptor import FileDescriptor, MethodDescriptor, ServiceDescriptor
@@ -220,3 +221,18 @@ def test_load_rules_refuses_an_incomplete_rule(
     with pytest.raises(MissingAccessRule) as refused:
         load_rules([service])
     assert str(refused.value) == f"/t.v1.ProbeService/Probe {complaint}"
+
+
+async def test_an_unknown_method_is_unimplemented_not_an_interceptor_error(
+    channel: grpc.aio.Channel,
+) -> None:
+    # No handler: the interceptor must step aside so gRPC answers UNIMPLEMENTED (clients such
+    # as the gateway's reflection client rely on it to fall back to another version).
+    call = channel.unary_unary(
+        "/grpc.reflection.v1.NoSuchService/Nothing",
+        request_serializer=lambda _: b"",
+        response_deserializer=lambda data: data,
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await call(b"")
+    assert refused.value.code() is grpc.StatusCode.UNIMPLEMENTED

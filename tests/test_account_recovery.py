@@ -432,3 +432,59 @@ async def test_over_http_a_taken_or_known_email_is_indistinguishable(backend: Ba
         ]
     shapes = [(a.status_code, a.headers["content-type"], sorted(a.json())) for a in answers]
     assert shapes == [(200, "application/json", ["consistencyToken"])] * 4
+
+
+async def test_every_recovery_write_retried_with_its_request_id_answers_alike_once(
+    channel: grpc.aio.Channel, caller: Caller, box: Mailbox, pg: Pg
+) -> None:
+    ids = _ids(channel)
+    # A reset request: the retry mails nothing more.
+    reset = identity_pb2.CreatePasswordResetRequest(
+        email=caller.user.email, request_id=str(uuid.uuid4())
+    )
+    assert await ids.CreatePasswordReset(reset) == await ids.CreatePasswordReset(reset)
+    mail = (await wait_for_mail(box, caller.user.email, subject="reset"))[0]
+    await asyncio.sleep(0.3)
+    assert len(box.list(to=caller.user.email, subject="reset")) == 1
+    # Its confirmation: the retry presents a spent token and still gets the first answer...
+    confirm = identity_pb2.ConfirmPasswordResetRequest(
+        token=link_token(mail, "http://127.0.0.1:8080/reset-password?token="),
+        new_password=NEW_PASSWORD,
+        request_id=str(uuid.uuid4()),
+    )
+    first = await ids.ConfirmPasswordReset(confirm)
+    assert await ids.ConfirmPasswordReset(confirm) == first
+    # ...while the same token under another request id is refused, and so is a changed body.
+    for other in (
+        identity_pb2.ConfirmPasswordResetRequest(
+            token=confirm.token, new_password=NEW_PASSWORD, request_id=str(uuid.uuid4())
+        ),
+        identity_pb2.ConfirmPasswordResetRequest(
+            token=confirm.token, new_password="yet-another-pass", request_id=confirm.request_id
+        ),
+    ):
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await ids.ConfirmPasswordReset(other)
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    changes = await pg.value(
+        "SELECT count(*) FROM audit_log WHERE action = 'password_reset.confirm'"
+        " AND outcome = 'success' AND resource = %s",
+        f"users/{caller.user_id}",
+    )
+    assert changes == 1
+
+    # A verification mail sent again, retried: one more mail, not two.
+    fresh = await Caller.register(channel, name="Retry Verify")
+    await wait_for_mail(box, fresh.user.email, subject="confirm")
+    send = identity_pb2.SendVerificationEmailRequest(request_id=str(uuid.uuid4()))
+    assert await ids.SendVerificationEmail(
+        send, metadata=fresh.metadata()
+    ) == await ids.SendVerificationEmail(send, metadata=fresh.metadata())
+    mails = await wait_for_mail(box, fresh.user.email, subject="confirm", count=2)
+    await asyncio.sleep(0.3)
+    assert len(box.list(to=fresh.user.email, subject="confirm")) == 2
+    # Its confirmation, retried: the same answer twice.
+    verify = identity_pb2.ConfirmEmailVerificationRequest(
+        token=link_token(mails[0], "/verify-email?token="), request_id=str(uuid.uuid4())
+    )
+    assert await ids.ConfirmEmailVerification(verify) == await ids.ConfirmEmailVerification(verify)

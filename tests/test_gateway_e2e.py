@@ -939,3 +939,19 @@ async def test_idempotency_key_is_the_request_id(
     assert "Idempotency-Key" in login.json()["message"]
     junk = await http.post("/v1/courses", json=body, headers={**auth, "Idempotency-Key": "a b"})
     assert junk.status_code == 400
+
+
+async def test_field_violations_are_named_as_the_body_the_client_sent(
+    http: httpx.AsyncClient, student: HttpUser
+) -> None:
+    # PATCH /v1/users/me takes the user itself as its body: the violation names `avatarUrl`,
+    # not the server's `user.avatar_url`.
+    bad = await http.patch(
+        "/v1/users/me",
+        params={"updateMask": "avatarUrl,displayName"},
+        json={"avatarUrl": "http://insecure.example/a.png", "displayName": ""},
+        headers=student.headers(),
+    )
+    assert bad.status_code == 400, bad.text
+    fields = {v["field"] for v in detail(bad.json(), BAD_REQUEST)["fieldViolations"]}
+    assert fields == {"avatarUrl", "displayName"}, bad.text

@@ -593,7 +593,10 @@ class IdentityCommands(identity_pb2_grpc.IdentityServiceServicer):
         # one audit row. Without a usable account (unknown, disabled, budget spent) the token
         # has no account (it can confirm nothing) and the mail job is written `suppressed`.
         token, token_hash = new_account_token()
-        async with self.db.transaction() as uow:
+
+        async def request_reset(
+            uow: UnitOfWork,
+        ) -> identity_pb2.CreatePasswordResetResponse:
             user = (
                 await uow.conn.execute(
                     select(tables.users).where(func.lower(tables.users.c.email) == email)
@@ -625,7 +628,12 @@ class IdentityCommands(identity_pb2_grpc.IdentityServiceServicer):
                 {"reason": reason, "email_sha256": _digest(email)},
                 actor_id=user.id if user is not None else None,
             )
-        return identity_pb2.CreatePasswordResetResponse(consistency_token=uow.consistency_token)
+            return identity_pb2.CreatePasswordResetResponse(consistency_token=uow.consistency_token)
+
+        # A retry with the same request id mails nothing more: it gets the first answer.
+        return await self.db.run_command(
+            request, request.request_id, identity_pb2.CreatePasswordResetResponse, request_reset
+        )
 
     async def ConfirmPasswordReset(
         self, request: identity_pb2.ConfirmPasswordResetRequest, context: Ctx = None
@@ -639,12 +647,13 @@ class IdentityCommands(identity_pb2_grpc.IdentityServiceServicer):
             raise InvalidArgument(violations)
         token_hash = hash_account_token(request.token)
         # A cheap look first, so that a wrong token costs no bcrypt hash; the token is
-        # consumed below, in the transaction that sets the password.
-        if not await self._usable_token(PASSWORD_RESET, token_hash):
+        # consumed below, in the transaction that sets the password. Not with a request id:
+        # its retry presents a token the first call used, and must get the first answer.
+        if not request.request_id and not await self._usable_token(PASSWORD_RESET, token_hash):
             await self._token_refused("password_reset.confirm", "unknown, used or expired")
         new_hash = await self.hasher.hash(request.new_password)
-        refused = False
-        async with self.db.transaction() as uow:
+
+        async def confirm(uow: UnitOfWork) -> identity_pb2.ConfirmPasswordResetResponse:
             user_id = await self._consume_token(uow, PASSWORD_RESET, token_hash)
             changed = None
             if user_id is not None:
@@ -663,26 +672,34 @@ class IdentityCommands(identity_pb2_grpc.IdentityServiceServicer):
                     )
                 ).first()
             if changed is None or user_id is None:
-                refused = True  # used meanwhile (a concurrent confirmation won), or disabled
-            else:
-                # Every session ends: token_version bump, refresh tokens revoked. Other
-                # unused reset links of the account die with the old password.
-                row = await self._change_user(uow, user_id)
-                await uow.conn.execute(
-                    update(tables.account_tokens)
-                    .where(
-                        tables.account_tokens.c.user_id == user_id,
-                        tables.account_tokens.c.purpose == PASSWORD_RESET,
-                        tables.account_tokens.c.used_at.is_(None),
-                    )
-                    .values(used_at=func.now())
+                # Used meanwhile (a concurrent confirmation won), or disabled: nothing is
+                # written, and the refusal is audited outside this (rolled back) transaction.
+                raise _TokenRefused("used meanwhile or disabled")
+            # Every session ends: token_version bump, refresh tokens revoked. Other unused
+            # reset links of the account die with the old password.
+            row = await self._change_user(uow, user_id)
+            await uow.conn.execute(
+                update(tables.account_tokens)
+                .where(
+                    tables.account_tokens.c.user_id == user_id,
+                    tables.account_tokens.c.purpose == PASSWORD_RESET,
+                    tables.account_tokens.c.used_at.is_(None),
                 )
-                await uow.audit("password_reset.confirm", f"users/{user_id}", actor_id=user_id)
-                await uow.emit(SESSION_PASSWORD_CHANGED, user_id, session_payload(user_id))
-                await uow.emit(USER_EMAIL_VERIFIED, user_id, user_payload(row))
-        if refused:
-            await self._token_refused("password_reset.confirm", "used meanwhile or disabled")
-        return identity_pb2.ConfirmPasswordResetResponse(consistency_token=uow.consistency_token)
+                .values(used_at=func.now())
+            )
+            await uow.audit("password_reset.confirm", f"users/{user_id}", actor_id=user_id)
+            await uow.emit(SESSION_PASSWORD_CHANGED, user_id, session_payload(user_id))
+            await uow.emit(USER_EMAIL_VERIFIED, user_id, user_payload(row))
+            return identity_pb2.ConfirmPasswordResetResponse(
+                consistency_token=uow.consistency_token
+            )
+
+        try:
+            return await self.db.run_command(
+                request, request.request_id, identity_pb2.ConfirmPasswordResetResponse, confirm
+            )
+        except _TokenRefused as refused:
+            await self._token_refused("password_reset.confirm", refused.reason)
 
     async def ConfirmEmailVerification(
         self, request: identity_pb2.ConfirmEmailVerificationRequest, context: Ctx = None
@@ -690,32 +707,36 @@ class IdentityCommands(identity_pb2_grpc.IdentityServiceServicer):
         if not ACCOUNT_TOKEN_RE.match(request.token):
             raise InvalidArgument([FieldViolation("token", BAD_TOKEN)])
         token_hash = hash_account_token(request.token)
-        refused = False
-        async with self.db.transaction() as uow:
+
+        async def confirm(uow: UnitOfWork) -> identity_pb2.ConfirmEmailVerificationResponse:
             user_id = await self._consume_token(uow, EMAIL_VERIFICATION, token_hash)
             if user_id is None:
-                refused = True
-            else:
-                row = (
-                    await uow.conn.execute(
-                        update(tables.users)
-                        .where(tables.users.c.id == user_id)
-                        .values(
-                            email_verified_at=func.coalesce(
-                                tables.users.c.email_verified_at, func.now()
-                            ),
-                            updated_at=func.now(),
-                        )
-                        .returning(*tables.users.c)
+                raise _TokenRefused("unknown, used or expired")
+            row = (
+                await uow.conn.execute(
+                    update(tables.users)
+                    .where(tables.users.c.id == user_id)
+                    .values(
+                        email_verified_at=func.coalesce(
+                            tables.users.c.email_verified_at, func.now()
+                        ),
+                        updated_at=func.now(),
                     )
-                ).one()
-                await uow.audit("user.verify_email", f"users/{user_id}", actor_id=user_id)
-                await uow.emit(USER_EMAIL_VERIFIED, user_id, user_payload(row))
-        if refused:
-            await self._token_refused("user.verify_email", "unknown, used or expired")
-        return identity_pb2.ConfirmEmailVerificationResponse(
-            consistency_token=uow.consistency_token
-        )
+                    .returning(*tables.users.c)
+                )
+            ).one()
+            await uow.audit("user.verify_email", f"users/{user_id}", actor_id=user_id)
+            await uow.emit(USER_EMAIL_VERIFIED, user_id, user_payload(row))
+            return identity_pb2.ConfirmEmailVerificationResponse(
+                consistency_token=uow.consistency_token
+            )
+
+        try:
+            return await self.db.run_command(
+                request, request.request_id, identity_pb2.ConfirmEmailVerificationResponse, confirm
+            )
+        except _TokenRefused as refused:
+            await self._token_refused("user.verify_email", refused.reason)
 
     async def SendVerificationEmail(
         self, request: identity_pb2.SendVerificationEmailRequest, context: Ctx = None
@@ -724,7 +745,9 @@ class IdentityCommands(identity_pb2_grpc.IdentityServiceServicer):
         if caller is None:
             raise Unauthenticated("this method requires an access token")
         token, token_hash = new_account_token()
-        async with self.db.transaction() as uow:
+
+        async def send(uow: UnitOfWork) -> identity_pb2.SendVerificationEmailResponse:
+            assert caller is not None
             user = (
                 await uow.conn.execute(
                     select(tables.users).where(tables.users.c.id == caller.user_id)
@@ -742,7 +765,14 @@ class IdentityCommands(identity_pb2_grpc.IdentityServiceServicer):
             mail = verification_mail(user.display_name, url, self.settings.email_verification_ttl_s)
             await enqueue(uow, mail, user.email, user.id)
             await uow.audit("user.send_verification_email", f"users/{user.id}")
-        return identity_pb2.SendVerificationEmailResponse(consistency_token=uow.consistency_token)
+            return identity_pb2.SendVerificationEmailResponse(
+                consistency_token=uow.consistency_token
+            )
+
+        # A retry with the same request id mails nothing more: it gets the first answer.
+        return await self.db.run_command(
+            request, request.request_id, identity_pb2.SendVerificationEmailResponse, send
+        )
 
     async def GetSigningKeys(
         self,
@@ -878,6 +908,15 @@ def _usable(purpose: str, token_hash: bytes) -> tuple[Any, ...]:
         c.used_at.is_(None),
         c.expires_at > func.now(),
     )
+
+
+class _TokenRefused(Exception):
+    """A mailed link's token that cannot be used: the transaction that looked is rolled back,
+    then the refusal is audited and answered (`_token_refused`)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 def _by_cookie(delivery: int, context: Ctx) -> bool:

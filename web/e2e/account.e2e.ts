@@ -31,6 +31,23 @@ describe('account recovery by email', () => {
     await h?.browser.close();
   });
 
+  it('shows an unconfirmed address on the profile and mails a new link', async () => {
+    // A context of its own: this signed-in session must not leak into the next tests.
+    const context = await h.browser.newContext({ baseURL: BASE_URL });
+    const page = await context.newPage();
+    await page.goto('/login');
+    await page.getByLabel('Email').fill(email);
+    await page.getByLabel('Password').fill(password);
+    await page.getByRole('button', { name: 'Log in' }).click();
+    await page.waitForURL('**/courses');
+    await page.goto('/profile');
+    await page.getByRole('heading', { name: 'Confirm your email address' }).waitFor();
+    await page.getByRole('button', { name: 'Mail me a new link' }).click();
+    await expect.poll(() => page.getByRole('status').first().textContent()).toContain('new link');
+    await shot(page, 'profile-unverified');
+    await context.close();
+  });
+
   it('confirms the email with the mailed verification link', async () => {
     const { page } = h;
     const link = await linkMailedTo(email, '/verify-email');

@@ -4,7 +4,7 @@
  */
 import { call, type ApiClient } from './client';
 import { COOKIE_DELIVERY, type SessionGrant } from './session';
-import type { LoginBody, RegisterBody, User } from './types';
+import type { ChangePasswordBody, LoginBody, RegisterBody, User } from './types';
 
 type WithDelivery<T> = T & { refreshTokenDelivery?: typeof COOKIE_DELIVERY };
 
@@ -44,4 +44,17 @@ export async function logout({ api, session }: ApiClient, allSessions = false): 
   } finally {
     session.clear();
   }
+}
+
+/**
+ * Changes the password. The server ends every other session and answers with a new one for
+ * this tab: its access token replaces the in-memory one (the refresh token comes as the cookie).
+ */
+export async function changePassword(
+  { api, session }: ApiClient,
+  body: Pick<ChangePasswordBody, 'currentPassword' | 'newPassword'>,
+): Promise<void> {
+  const withCookie: ChangePasswordBody = { ...body, refreshTokenDelivery: COOKIE_DELIVERY };
+  const grant = await call(api.POST('/v1/users/me:changePassword', { body: withCookie }));
+  session.adopt(grant as SessionGrant);
 }

@@ -1000,22 +1000,10 @@ export interface components {
             /** @description Event position of the write. */
             consistencyToken: string;
         };
-        /** @description Request of ConfirmEmailVerification. */
-        ConfirmEmailVerificationRequest: {
-            /** @description The token of the mailed link (`/verify-email?token=...`). At most 128 characters. */
-            token: string;
-        };
         /** @description Response of ConfirmEmailVerification. */
         ConfirmEmailVerificationResponse: {
             /** @description Pass as `x-consistency-token` to read `email_verified: true` back immediately. */
             consistencyToken: string;
-        };
-        /** @description Request of ConfirmPasswordReset. */
-        ConfirmPasswordResetRequest: {
-            /** @description The token of the mailed link (`/reset-password?token=...`). At most 128 characters. */
-            token: string;
-            /** @description The new password: 8 to 72 bytes of UTF-8. At most 1,024 characters. */
-            newPassword: string;
         };
         /** @description Response of ConfirmPasswordReset. No session is opened: log in with the new password. */
         ConfirmPasswordResetResponse: {
@@ -1250,11 +1238,6 @@ export interface components {
             lesson?: components["schemas"]["Lesson"];
             /** @description Event position of the write. */
             consistencyToken: string;
-        };
-        /** @description Request of CreatePasswordReset. */
-        CreatePasswordResetRequest: {
-            /** @description The account's login email. At most 254 characters. */
-            email: string;
         };
         /** @description Response of CreatePasswordReset: the same whether or not the email has an account. */
         CreatePasswordResetResponse: {
@@ -3455,13 +3438,24 @@ export interface operations {
     IdentityService_CreatePasswordReset: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Makes a retried write safe: the same key within the retention window returns the first outcome instead of writing twice. It fills the request's `request_id` field (AIP-155), whose JSON form is an alias: send one or the other, or the same value in both. */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
             path?: never;
             cookie?: never;
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["CreatePasswordResetRequest"];
+                "application/json": {
+                    /** @description The account's login email. At most 254 characters. */
+                    email: string;
+                    /**
+                     * @description Optional idempotency key: a retry with the same key returns the first result.
+                     *     At most 128 characters. An alias of the `Idempotency-Key` header, the documented place for it over HTTP; send one or the other (the same value in both is accepted).
+                     */
+                    requestId?: string;
+                };
             };
         };
         responses: {
@@ -3488,13 +3482,26 @@ export interface operations {
     IdentityService_ConfirmPasswordReset: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Makes a retried write safe: the same key within the retention window returns the first outcome instead of writing twice. It fills the request's `request_id` field (AIP-155), whose JSON form is an alias: send one or the other, or the same value in both. */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
             path?: never;
             cookie?: never;
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["ConfirmPasswordResetRequest"];
+                "application/json": {
+                    /** @description The token of the mailed link (`/reset-password?token=...`). At most 128 characters. */
+                    token: string;
+                    /** @description The new password: 8 to 72 bytes of UTF-8. At most 1,024 characters. */
+                    newPassword: string;
+                    /**
+                     * @description Optional idempotency key: a retry with the same key returns the first result.
+                     *     At most 128 characters. An alias of the `Idempotency-Key` header, the documented place for it over HTTP; send one or the other (the same value in both is accepted).
+                     */
+                    requestId?: string;
+                };
             };
         };
         responses: {
@@ -3521,13 +3528,24 @@ export interface operations {
     IdentityService_ConfirmEmailVerification: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Makes a retried write safe: the same key within the retention window returns the first outcome instead of writing twice. It fills the request's `request_id` field (AIP-155), whose JSON form is an alias: send one or the other, or the same value in both. */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
             path?: never;
             cookie?: never;
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["ConfirmEmailVerificationRequest"];
+                "application/json": {
+                    /** @description The token of the mailed link (`/verify-email?token=...`). At most 128 characters. */
+                    token: string;
+                    /**
+                     * @description Optional idempotency key: a retry with the same key returns the first result.
+                     *     At most 128 characters. An alias of the `Idempotency-Key` header, the documented place for it over HTTP; send one or the other (the same value in both is accepted).
+                     */
+                    requestId?: string;
+                };
             };
         };
         responses: {
@@ -3553,8 +3571,17 @@ export interface operations {
     };
     IdentityService_SendVerificationEmail: {
         parameters: {
-            query?: never;
-            header?: never;
+            query?: {
+                /**
+                 * @description Optional idempotency key: a retry with the same key returns the first result.
+                 *     At most 128 characters. An alias of the `Idempotency-Key` header, the documented place for it over HTTP; send one or the other (the same value in both is accepted).
+                 */
+                requestId?: string;
+            };
+            header?: {
+                /** @description Makes a retried write safe: the same key within the retention window returns the first outcome instead of writing twice. It fills the request's `request_id` field (AIP-155), whose JSON form is an alias: send one or the other, or the same value in both. */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
             path?: never;
             cookie?: never;
         };

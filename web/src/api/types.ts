@@ -43,3 +43,20 @@ export type CourseOrder = 'publish_time desc' | 'title' | 'enrollment_count desc
 
 export type RegisterBody = BodyOf<'/v1/users:register', 'post'>;
 export type LoginBody = BodyOf<'/v1/sessions', 'post'>;
+
+// Learner screens (courses, lessons, progress, comments, certificates, profile).
+export type CourseDetail = ResponseOf<'/v1/courses/{course_id}', 'get'>;
+export type LessonSummary = Item<NonNullable<CourseDetail['lessons']>>;
+export type CourseState = NonNullable<Course['state']>;
+export type Lesson = NonNullable<ResponseOf<'/v1/courses/{course_id}/lessons/{lesson_id}', 'get'>['lesson']>;
+export type Quiz = NonNullable<Lesson['quiz']>;
+export type QuizQuestion = Item<NonNullable<Quiz['questions']>>;
+export type QuizAttemptBody = BodyOf<'/v1/courses/{course_id}/lessons/{lesson_id}/quizAttempts', 'post'>;
+export type QuizAnswer = Item<NonNullable<QuizAttemptBody['answers']>>;
+export type QuizAttemptResult = ResponseOf<'/v1/courses/{course_id}/lessons/{lesson_id}/quizAttempts', 'post'>;
+export type CourseProgress = NonNullable<ResponseOf<'/v1/users/me/courses/{course_id}/progress', 'get'>['progress']>;
+export type EnrollmentState = NonNullable<CourseProgress['state']>;
+export type Comment = Item<NonNullable<ResponseOf<'/v1/courses/{course_id}/lessons/{lesson_id}/comments', 'get'>['comments']>>;
+export type Certificate = NonNullable<ResponseOf<'/v1/certificates/{certificate_id}', 'get'>['certificate']>;
+export type UserUpdate = BodyOf<'/v1/users/me', 'patch'>;
+export type ChangePasswordBody = BodyOf<'/v1/users/me:changePassword', 'post'>;

@@ -16,6 +16,13 @@ const ForgotPasswordPage = lazy(() => import('../pages/account/ForgotPasswordPag
 const ResetPasswordPage = lazy(() => import('../pages/account/ResetPasswordPage'));
 const VerifyEmailPage = lazy(() => import('../pages/account/VerifyEmailPage'));
 const Placeholder = lazy(() => import('../pages/PlaceholderPage'));
+// Learner pages (src/pages/learn/).
+const CoursePage = lazy(() => import('../pages/learn/CoursePage'));
+const LessonPage = lazy(() => import('../pages/learn/LessonPage'));
+const DashboardPage = lazy(() => import('../pages/learn/DashboardPage'));
+const ProgressPage = lazy(() => import('../pages/learn/ProgressPage'));
+const CertificatePage = lazy(() => import('../pages/learn/CertificatePage'));
+const ProfilePage = lazy(() => import('../pages/learn/ProfilePage'));
 
 const soon = (title: string): ReactNode => <Placeholder title={title} />;
 const guard = (roles: typeof LEARNERS, element: ReactNode) => (
@@ -35,14 +42,12 @@ export const routes: RouteObject[] = [
       { path: 'verify-email', element: <VerifyEmailPage /> },
       { path: 'courses', element: <CatalogPage /> },
       // Phase 2: learner
-      { path: 'courses/:slug', element: soon('Course') },
-      {
-        path: 'courses/:courseId/lessons/:lessonId',
-        element: guard(LEARNERS, soon('Lesson player')),
-      },
-      { path: 'learn', element: guard(LEARNERS, soon('My learning')) },
-      { path: 'certificates/:certificateId', element: soon('Certificate') },
-      { path: 'profile', element: guard(LEARNERS, soon('Profile')) },
+      { path: 'courses/:slug', element: <CoursePage /> },
+      { path: 'courses/:courseId/lessons/:lessonId', element: guard(LEARNERS, <LessonPage />) },
+      { path: 'learn', element: guard(LEARNERS, <DashboardPage />) },
+      { path: 'learn/courses/:courseId', element: guard(LEARNERS, <ProgressPage />) },
+      { path: 'certificates/:certificateId', element: <CertificatePage /> },
+      { path: 'profile', element: guard(LEARNERS, <ProfilePage />) },
       // Phase 2: instructor studio
       { path: 'studio', element: guard(INSTRUCTORS, soon('My courses')) },
       { path: 'studio/courses/:courseId', element: guard(INSTRUCTORS, soon('Course editor')) },
