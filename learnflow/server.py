@@ -65,7 +65,8 @@ from learnflow.v1 import (
 log = logging.getLogger("learnflow.server")
 
 # Health of the read side on its own: NOT_SERVING while events are parked (reads still work,
-# but some read models miss what those events changed); the count rides in the trailers.
+# but some read models miss what those events changed; the count rides in the trailers) or
+# while this process's projector refuses read models ahead of the event log.
 READ_SIDE_HEALTH = "learnflow.ReadModels"
 PARKED_EVENTS_TRAILER = "x-parked-events"
 
@@ -366,7 +367,9 @@ async def _report_parked(backend: Backend) -> None:
     metrics.PROJECTION_PARKED.set(parked)
     serving = health_pb2.HealthCheckResponse.SERVING
     not_serving = health_pb2.HealthCheckResponse.NOT_SERVING
-    await backend.health.set(READ_SIDE_HEALTH, not_serving if parked else serving)
+    # Read models ahead of the event log are not projected into at all (see the projector).
+    degraded = parked > 0 or bool(backend.projector.ahead)
+    await backend.health.set(READ_SIDE_HEALTH, not_serving if degraded else serving)
 
 
 async def _report_progress(backend: Backend) -> None:

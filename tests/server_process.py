@@ -10,6 +10,8 @@ import sys
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -22,6 +24,14 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def _open_log(path: Path | None) -> BinaryIO | None:
+    return open(path, "wb") if path is not None else None  # closed by the caller
+
+
+def _tail(path: Path | None) -> str:
+    return path.read_text(errors="replace")[-3000:] if path is not None else ""
 
 
 @dataclass(frozen=True)
@@ -37,11 +47,13 @@ async def server_process(
     *args: str,
     metrics_listen: str = "",
     extra_env: Mapping[str, str] | None = None,
+    log_path: Path | None = None,
 ) -> AsyncIterator[ServerProcess]:
     """Starts `learnflow serve *args`, waits until it is SERVING, yields it, and stops it
     (SIGTERM, then SIGKILL after 15 s) unless it already exited. No metrics endpoint unless
     `metrics_listen` names one (the default port would collide between concurrent runs).
-    `extra_env` overrides or adds environment variables."""
+    `extra_env` overrides or adds environment variables; the process's output goes to
+    `log_path` when given (to read what it logged), else nowhere."""
     port = free_port()
     env = {
         **os.environ,
@@ -59,6 +71,7 @@ async def server_process(
         "LEARNFLOW_METRICS_LISTEN": metrics_listen,
         **(extra_env or {}),
     }
+    log = _open_log(log_path)
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -66,8 +79,8 @@ async def server_process(
         "serve",
         *args,
         env=env,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
+        stdout=log or asyncio.subprocess.DEVNULL,
+        stderr=log or asyncio.subprocess.DEVNULL,
     )
     target = f"127.0.0.1:{port}"
     try:
@@ -82,7 +95,9 @@ async def server_process(
                         break
                 except grpc.aio.AioRpcError:
                     pass
-                assert proc.returncode is None, "the server process exited"
+                if proc.returncode is not None:
+                    said = _tail(log_path)
+                    raise AssertionError(f"the server process exited: {said}")
                 assert time.monotonic() < deadline, "the server process did not come up"
                 await asyncio.sleep(0.2)
         await asyncio.sleep(0.5)  # its account listener connects
@@ -96,6 +111,8 @@ async def server_process(
         except TimeoutError:
             proc.kill()
             await proc.wait()
+        if log is not None:
+            log.close()
 
 
 def children_of(pid: int) -> list[int]:

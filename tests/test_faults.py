@@ -1,7 +1,7 @@
 """Graceful operations, proven on real `learnflow serve` processes (issue 18, item 4): SIGTERM
 drains, the projector is handed over when its leader is killed, and a restarted FerretDB is
-survived without restarting LearnFlow. (A restarted PostgreSQL is not covered here: the
-session's cluster is shared by every test.)"""
+survived without restarting LearnFlow. So is a restarted PostgreSQL: that test runs its own
+private cluster (`tests.private_postgres`), since the session's is shared by every test."""
 
 from __future__ import annotations
 
@@ -12,22 +12,32 @@ import os
 import signal
 import time
 import urllib.request
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
+import psycopg
 import pytest
 from google.protobuf import field_mask_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from pymongo import AsyncMongoClient
 
+from learnflow.mail.sink import Mailbox
+from learnflow.migrations import upgrade_to_head
+from learnflow.projections.store import ReadStore
 from learnflow.server import Backend
 from learnflow.settings import Settings
 from learnflow.v1 import courses_pb2, identity_pb2, identity_pb2_grpc, learning_pb2
 from tests.commands_support import courses, enroll, published_course
+from tests.mail_support import smtp_server, wait_for_mail
+from tests.private_postgres import PrivatePostgres, private_postgres, server_binaries
 from tests.read_support import catalog, progress, projector_stopped
 from tests.server_process import ServerProcess, free_port, server_process
 from tests.support import PASSWORD, Caller
+
+T = TypeVar("T")
 
 REPO = Path(__file__).resolve().parent.parent
 FERRETDB = REPO / ".state" / "bin" / "ferretdb"
@@ -245,3 +255,188 @@ async def test_a_restarted_ferretdb_is_survived_without_a_restart(
             assert server.process.returncode is None
     print(f"FerretDB down: NOT_SERVING after {down_s:.2f} s; back: SERVING after {up_s:.2f} s")
     assert listed is not None
+
+
+# PostgreSQL away: a command is refused UNAVAILABLE at once (connection refused), the health
+# watcher reports NOT_SERVING at its next round; back: everything within one or two rounds of
+# the watcher, the account listener's and the projector's 1 s retry pauses.
+PG_REFUSED_BOUND_S = 2.0
+PG_RECOVERY_BOUND_S = 15.0
+
+
+async def _drop_read_store(mongo_url: str, name: str) -> None:
+    client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(mongo_url)
+    store = ReadStore(client, name)
+    with contextlib.suppress(Exception):
+        for generation in range(1, await store.active_generation() + 2):
+            await client.drop_database(store.database(generation).name)
+    await client.drop_database(f"{name}_meta")
+    await client.close()
+
+
+async def _rename(who: Caller, course_id: str, title: str) -> courses_pb2.UpdateCourseResponse:
+    return await courses(who.channel).UpdateCourse(
+        courses_pb2.UpdateCourseRequest(
+            course=courses_pb2.Course(id=course_id, title=title),
+            update_mask=field_mask_pb2.FieldMask(paths=["title"]),
+        ),
+        metadata=who.metadata(),
+        timeout=10,
+    )
+
+
+async def _until_ok(call: Callable[[], Awaitable[T]], within_s: float) -> T:
+    """`call()` retried while it fails UNAVAILABLE (what a client retries), for `within_s`."""
+    deadline = time.monotonic() + within_s
+    while True:
+        try:
+            return await call()
+        except grpc.aio.AioRpcError as exc:
+            assert exc.code() == grpc.StatusCode.UNAVAILABLE, exc
+            assert time.monotonic() < deadline, f"still failing: {exc}"
+            await asyncio.sleep(0.1)
+
+
+async def _account_listeners(cluster: PrivatePostgres, database: str) -> int:
+    """Sessions of the server listening for account changes (security/accounts.py)."""
+    async with await psycopg.AsyncConnection.connect(cluster.url(database)) as conn:
+        cur = await conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = %s"
+            " AND usename = 'learnflow_app' AND query = 'LISTEN learnflow_accounts'",
+            (database,),
+        )
+        row = await cur.fetchone()
+    return int(row[0]) if row else 0
+
+
+async def _me(who: Caller) -> grpc.StatusCode:
+    try:
+        await identity_pb2_grpc.ProfileServiceStub(who.channel).GetCurrentUser(
+            identity_pb2.GetCurrentUserRequest(),
+            metadata=who.metadata(who.consistency_token),
+            timeout=5,
+        )
+    except grpc.aio.AioRpcError as exc:
+        return exc.code()
+    return grpc.StatusCode.OK
+
+
+@pytest.mark.parametrize("outage", ["stop", "kill"])
+async def test_a_restarted_postgresql_is_survived_without_a_restart(
+    settings: Settings, tmp_path: Path, outage: str
+) -> None:
+    """`pg_ctl stop -m fast` (sessions told and ended) or kill -9 of the postmaster (a crash:
+    the sockets just close), then the same cluster restarted on the same port: one server
+    process, never restarted, serves again — commands, the projector, the account listener
+    and the mail sender."""
+    if server_binaries() is None:
+        pytest.skip("PostgreSQL server binaries not found under /usr/lib/postgresql")
+    serving = health_pb2.HealthCheckResponse.SERVING
+    not_serving = health_pb2.HealthCheckResponse.NOT_SERVING
+    async with contextlib.AsyncExitStack() as stack:
+        cluster = await stack.enter_async_context(private_postgres())
+        database = f"learnflow_{uuid.uuid4().hex[:8]}"
+        await cluster.create_database(database)
+        owner = cluster.url(database).replace("postgresql://", "postgresql+psycopg://", 1)
+        await asyncio.to_thread(upgrade_to_head, owner)  # creates learnflow_app (0003)
+        read_side = f"lffault_{uuid.uuid4().hex[:8]}"
+        stack.push_async_callback(_drop_read_store, settings.mongo_url, read_side)
+        smtp_port = stack.enter_context(smtp_server(tmp_path / "mail"))
+        box = Mailbox(tmp_path / "mail")
+        server = await stack.enter_async_context(
+            server_process(
+                dataclasses.replace(
+                    settings,
+                    postgres_url=owner.replace("://postgres@", "://learnflow_app@", 1),
+                    postgres_migration_url=owner,
+                    mongo_database=read_side,
+                ),
+                extra_env={
+                    "LEARNFLOW_PROJECTOR_POLL_S": "0.2",
+                    "LEARNFLOW_BCRYPT_ROUNDS": "4",
+                    "LEARNFLOW_SMTP_HOST": "127.0.0.1",
+                    "LEARNFLOW_SMTP_PORT": str(smtp_port),
+                    "LEARNFLOW_SMTP_SECURITY": "none",
+                    "LEARNFLOW_MAIL_POLL_S": "0.1",
+                    "LEARNFLOW_MAIL_BACKOFF_S": "0.2",
+                    "LEARNFLOW_MAIL_BACKOFF_MAX_S": "1",
+                    "LEARNFLOW_LOG_LEVEL": "INFO",
+                },
+                log_path=tmp_path / "server.log",
+            )
+        )
+        channel = await stack.enter_async_context(grpc.aio.insecure_channel(server.target))
+        admin = await Caller.with_role(channel, owner, "admin")
+        instructor = await Caller.with_role(channel, owner, "instructor")
+        course, _ = await published_course(instructor)
+        before = await _rename(instructor, course.id, "Before The Outage")
+        await catalog(channel).GetCourse(  # projected, hence listed in the public catalog
+            courses_pb2.GetCourseRequest(course_id=course.id),
+            metadata=instructor.metadata(before.consistency_token),
+            timeout=10,
+        )
+        assert await _account_listeners(cluster, database) == 1
+
+        if outage == "stop":
+            await cluster.stop_fast()
+        else:
+            await cluster.kill()
+        down_s = await _health_becomes(server.target, not_serving, HEALTH_BOUND_S)
+        started = time.monotonic()
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await _rename(instructor, course.id, "During The Outage")
+        refused_s = time.monotonic() - started
+        assert refused.value.code() == grpc.StatusCode.UNAVAILABLE, refused.value
+        assert "PostgreSQL" in (refused.value.details() or ""), refused.value.details()
+        # The public catalog is read from MongoDB alone: it stays up.
+        listed = await catalog(channel).ListCourses(courses_pb2.ListCoursesRequest(), timeout=5)
+        assert course.id in [c.id for c in listed.courses]
+
+        await cluster.start()
+        restarted = time.monotonic()
+        up_s = await _health_becomes(server.target, serving, PG_RECOVERY_BOUND_S)
+        updated = await _until_ok(
+            lambda: _rename(instructor, course.id, "After The Outage"), PG_RECOVERY_BOUND_S
+        )
+        command_s = time.monotonic() - restarted
+        # The projector is back: the write reads back with its consistency token.
+        reply = await catalog(channel).GetCourse(
+            courses_pb2.GetCourseRequest(course_id=course.id),
+            metadata=instructor.metadata(updated.consistency_token),
+            timeout=10,
+        )
+        assert reply.course.title == "After The Outage"
+        projected_s = time.monotonic() - restarted
+        # The account listener reconnected, and a user disabled now is refused at once.
+        while await _account_listeners(cluster, database) != 1:
+            assert time.monotonic() - restarted < PG_RECOVERY_BOUND_S, "no account listener"
+            await asyncio.sleep(0.1)
+        listening_s = time.monotonic() - restarted
+        learner = await Caller.register(channel)
+        assert await _me(learner) == grpc.StatusCode.OK
+        await identity_pb2_grpc.IdentityServiceStub(channel).SetUserDisabled(
+            identity_pb2.SetUserDisabledRequest(user_id=learner.user_id, disabled=True),
+            metadata=admin.metadata(),
+        )
+        disabled = time.monotonic()
+        while await _me(learner) == grpc.StatusCode.OK:
+            assert time.monotonic() - disabled < 5, "the disabled user is still served"
+            await asyncio.sleep(0.02)
+        refused_after_disable_s = time.monotonic() - disabled
+        # The mail sender is back: the learner's verification mail, queued after the restart.
+        await wait_for_mail(box, learner.user.email, timeout_s=PG_RECOVERY_BOUND_S)
+        mailed_s = time.monotonic() - restarted
+        assert server.process.returncode is None  # the same process all along
+        os.kill(server.pid, 0)  # and it is alive
+        log_text = await asyncio.to_thread((tmp_path / "server.log").read_text, errors="replace")
+    print(
+        f"PostgreSQL {outage}: NOT_SERVING after {down_s:.2f} s, a command refused UNAVAILABLE"
+        f" in {refused_s:.3f} s; restarted: SERVING after {up_s:.2f} s, a command after"
+        f" {command_s:.2f} s, read back with its token after {projected_s:.2f} s, account"
+        f" listener after {listening_s:.2f} s, mail after {mailed_s:.2f} s; disabled user"
+        f" refused in {refused_after_disable_s:.3f} s"
+    )
+    assert refused_s < PG_REFUSED_BOUND_S
+    assert refused_after_disable_s < 1.0
+    assert max(up_s, command_s, projected_s, listening_s, mailed_s) < PG_RECOVERY_BOUND_S
+    assert "unhandled error" not in log_text, "a call failed INTERNAL during the outage"

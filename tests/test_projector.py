@@ -5,19 +5,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import uuid
 from typing import Any
 
+import grpc
 import psycopg
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from learnflow.positions import ZERO, EventKey
 from learnflow.projections.base import Batch
 from learnflow.projections.projector import Projector, fetch_events, head, libpq_url
 from learnflow.projections.registry import all_projections
 from learnflow.projections.store import Deposed, ReadStore
-from learnflow.server import Backend
+from learnflow.server import READ_SIDE_HEALTH, Backend, build
 from learnflow.settings import Settings
 from tests.read_support import projector_stopped, settle, snapshot
 from tests.support import Caller
@@ -218,3 +221,90 @@ async def test_a_deposed_leader_cannot_overwrite_its_successors_documents(
         assert (await db["courses"].find_one({"_id": "known"}) or {})["title"] == "v10"
     finally:
         await client.drop_database(db.name)
+
+
+async def test_a_read_side_ahead_of_the_event_log_stops_the_projector(
+    backend: Backend, settings: Settings, postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Read models whose checkpoint names an event the log does not hold (what a PostgreSQL
+    crash with synchronous_commit off leaves: the kill -9 fault test hit it) are not projected
+    into, since events reusing the lost ids would sort before the checkpoint and be skipped;
+    a rebuild makes read models the projector accepts again."""
+    store = ReadStore.connect(settings.mongo_url, f"lftest_ahead_{uuid.uuid4().hex[:8]}")
+    async with await psycopg.AsyncConnection.connect(libpq_url(postgres_url)) as conn:
+        last = await head(conn) or ZERO
+    lost = EventKey(last.txid + 1000, last.position + 1000)  # applied, then lost by the log
+    await ReadStore.save_checkpoint(await store.active(max_age_s=0), lost)
+    projector = Projector(settings.postgres_url, store, all_projections(), poll_s=0.1)
+    stop = asyncio.Event()
+    try:
+        async with projector_stopped(backend):  # the session's projector holds the lock
+            task = asyncio.create_task(projector.run(stop))
+            for _ in range(100):
+                if projector.ahead:
+                    break
+                await asyncio.sleep(0.05)
+            assert lost.token() in projector.ahead
+            assert "projections rebuild" in projector.ahead
+            assert not projector.is_leader
+            assert await ReadStore.checkpoint(await store.active(max_age_s=0)) == lost
+            assert any(
+                r.levelname == "ERROR" and "projector stopped" in r.getMessage()
+                for r in caplog.records
+            )
+            stop.set()
+            await asyncio.wait_for(task, 5)
+
+            # `learnflow projections rebuild`: the new generation's checkpoint is a real event.
+            await projector.rebuild()
+            stop = asyncio.Event()
+            task = asyncio.create_task(projector.run(stop))
+            for _ in range(100):
+                if projector.is_leader:
+                    break
+                await asyncio.sleep(0.05)
+            assert projector.is_leader and not projector.ahead
+            stop.set()
+            await asyncio.wait_for(task, 5)
+    finally:
+        stop.set()
+        for generation in range(1, await store.active_generation() + 2):
+            await store.client.drop_database(store.database(generation).name)
+        await store.client.drop_database(f"{store.name}_meta")
+        await store.close()
+
+
+async def test_health_reports_a_read_side_ahead_of_the_event_log(
+    backend: Backend, settings: Settings, postgres_url: str
+) -> None:
+    """A server whose projector refuses such read models says so on `learnflow.ReadModels`."""
+    name = f"lftest_ahead_{uuid.uuid4().hex[:8]}"
+    store = ReadStore.connect(settings.mongo_url, name)
+    async with await psycopg.AsyncConnection.connect(libpq_url(postgres_url)) as conn:
+        last = await head(conn) or ZERO
+    await ReadStore.save_checkpoint(
+        await store.active(max_age_s=0), EventKey(last.txid + 1000, last.position + 1000)
+    )
+    try:
+        async with projector_stopped(backend):
+            ahead = await build(dataclasses.replace(settings, mongo_database=name))
+            try:
+                async with grpc.aio.insecure_channel(f"127.0.0.1:{ahead.port}") as channel:
+                    health = health_pb2_grpc.HealthStub(channel)
+                    request = health_pb2.HealthCheckRequest(service=READ_SIDE_HEALTH)
+                    status = None
+                    for _ in range(100):  # the watcher's rounds are 2 s apart
+                        # NOT_FOUND until the watcher's first round names the service.
+                        with contextlib.suppress(grpc.aio.AioRpcError):
+                            status = (await health.Check(request, timeout=2)).status
+                        if status == health_pb2.HealthCheckResponse.NOT_SERVING:
+                            break
+                        await asyncio.sleep(0.1)
+                    assert status == health_pb2.HealthCheckResponse.NOT_SERVING
+                    assert ahead.projector.ahead and not ahead.projector.is_leader
+            finally:
+                await ahead.close(grace_s=1)
+    finally:
+        await store.client.drop_database(store.database(1).name)
+        await store.client.drop_database(f"{name}_meta")
+        await store.close()

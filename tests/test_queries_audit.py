@@ -61,3 +61,31 @@ async def test_students_and_instructors_may_not_read_the_audit_trail(
             audit_pb2.ListAuditEventsRequest(page_token="bad"), metadata=admin.metadata()
         )
     assert "page_token" in field_violations(err.value)
+
+
+async def test_admins_list_the_events_on_one_resource(
+    channel: grpc.aio.Channel, admin: Caller, instructor: Caller, caller: Caller
+) -> None:
+    course, _ = await published_course(instructor)
+    token = (await enroll(caller, course.id)).consistency_token
+    resource = f"courses/{course.id}/enrollments/{caller.user_id}"
+    stub = audit(channel)
+    reply = await stub.ListAuditEvents(
+        audit_pb2.ListAuditEventsRequest(resource=resource, page_size=1),
+        metadata=admin.metadata(token),
+    )
+    assert [(e.action, e.resource) for e in reply.audit_events] == [("enrollment.enroll", resource)]
+    # Nothing else was done to that enrollment: one page, and a token bound to its filter.
+    assert reply.next_page_token == ""
+    other = await stub.ListAuditEvents(
+        audit_pb2.ListAuditEventsRequest(resource=f"courses/{course.id}"),
+        metadata=admin.metadata(),
+    )
+    assert {e.resource for e in other.audit_events} == {f"courses/{course.id}"}
+    assert "course.publish" in {e.action for e in other.audit_events}
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stub.ListAuditEvents(
+            audit_pb2.ListAuditEventsRequest(resource="x" * 201), metadata=admin.metadata()
+        )
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "resource" in field_violations(err.value)

@@ -10,6 +10,9 @@
   an existing Deployment; every referenced ConfigMap/Secret (and key) exists; every Deployment
   container has requests, limits, readiness and liveness probes, runs as non-root with a
   read-only root filesystem.
+- deploy/otel-collector.yaml (compose's `tracing` profile): every pipeline names receivers,
+  processors and exporters it defines; every *_OTLP_ENDPOINT default in compose.yaml names a
+  compose service and the port the collector's OTLP/gRPC receiver listens on.
 - Both: every LEARNFLOW_* variable set is a real setting (learnflow/settings.py,
   gateway/settings.py), so a typo cannot silently fall back to a default.
 Needs PyYAML and jsonschema (in the project's dev environment). Exit 1 with one line per problem.
@@ -98,6 +101,43 @@ def check_compose(schema_path: Path, known: set[str]) -> None:
     written = set(re.findall(r"echo \"([A-Z_]+)=", (DEPLOY / "init-secrets.sh").read_text()))
     for variable in sorted(set(re.findall(r"\$\{([A-Z_]+):\?", text)) - written):
         problem(where, f"${{{variable}}} is required but deploy/init-secrets.sh does not write it")
+
+
+# -------------------------------------------------------------------------------- collector
+
+
+def check_collector() -> None:
+    where = "deploy/otel-collector.yaml"
+    config = yaml.safe_load((DEPLOY / "otel-collector.yaml").read_text())
+    pipelines = (config.get("service") or {}).get("pipelines") or {}
+    if "traces" not in pipelines:
+        problem(where, "no traces pipeline")
+    for name, pipeline in pipelines.items():
+        for section in ("receivers", "processors", "exporters"):
+            defined = set(config.get(section) or {})
+            for component in pipeline.get(section) or []:
+                if component not in defined:
+                    problem(where, f"pipeline {name}: {component} is not defined in {section}")
+    grpc = (((config.get("receivers") or {}).get("otlp") or {}).get("protocols") or {}).get("grpc")
+    port = str((grpc or {}).get("endpoint", "0.0.0.0:4317")).rpartition(":")[2]
+
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    services: dict[str, Any] = compose.get("services", {})
+    for service_name, service in services.items():
+        environment = service.get("environment") or {}
+        if not isinstance(environment, dict):
+            continue
+        for variable, value in environment.items():
+            if not variable.endswith("OTLP_ENDPOINT"):
+                continue
+            here = f"deploy/compose.yaml services.{service_name} {variable}"
+            default = re.fullmatch(r"\$\{[A-Z_]+:-(.*)\}", str(value))
+            endpoint = default.group(1) if default else str(value)
+            host, _, endpoint_port = endpoint.split("://")[-1].rpartition(":")
+            if host not in services:
+                problem(here, f"{endpoint}: no compose service {host}")
+            elif endpoint_port != port:
+                problem(here, f"{endpoint}: the collector's OTLP/gRPC receiver is on port {port}")
 
 
 # ------------------------------------------------------------------------------- kubernetes
@@ -200,12 +240,16 @@ def main() -> None:
         raise SystemExit(__doc__)
     known = known_settings()
     check_compose(Path(sys.argv[1]), known)
+    check_collector()
     check_kubernetes(known)
     for line in problems:
         print(line, file=sys.stderr)
     if problems:
         raise SystemExit(1)
-    print("deploy/: compose.yaml and deploy/k8s consistent (schema, references, settings)")
+    print(
+        "deploy/: compose.yaml, otel-collector.yaml and deploy/k8s consistent"
+        " (schema, references, settings)"
+    )
 
 
 if __name__ == "__main__":

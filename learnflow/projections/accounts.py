@@ -85,6 +85,8 @@ class AuditTrail(Projection):
         await db["audit_events"].create_index([("seq", DESCENDING)])
         await db["audit_events"].create_index([("actor_id", ASCENDING), ("seq", DESCENDING)])
         await db["audit_events"].create_index([("action", ASCENDING), ("seq", DESCENDING)])
+        # The admin's "events about this user/course" view.
+        await db["audit_events"].create_index([("resource", ASCENDING), ("seq", DESCENDING)])
         await db["audit_events"].create_index(
             [("actor_id", ASCENDING), ("action", ASCENDING), ("seq", DESCENDING)]
         )

@@ -13,6 +13,12 @@
   aggregate, error, attempts, time; an ERROR log line names it) and the checkpoint moves past
   it. `learnflow projections status` lists parked events, health reports them, and
   `learnflow projections retry` applies them again once the cause is fixed.
+- Never ahead of the event log: on taking the lock it checks that the event its checkpoint
+  names is in the outbox (events are never deleted). If not, PostgreSQL lost transactions the
+  read models already applied (a crash with `synchronous_commit` off, a restore from backup, a
+  failover to a lagging replica) or the read store belongs to another database; the lost ids
+  are handed out again and projecting on would skip new events for good. It stops and says so
+  until `learnflow projections rebuild` replaces the read models.
 """
 
 from __future__ import annotations
@@ -118,6 +124,15 @@ def _unreachable(exc: BaseException) -> bool:
     return isinstance(exc, ConnectionFailure | psycopg.OperationalError | OSError | Deposed)
 
 
+class ReadSideAhead(Exception):
+    """The active read models applied an event the event log does not hold (see above)."""
+
+
+# How long a projector that found the read side ahead waits before it checks again: nothing
+# changes that until a rebuild, and each check logs an ERROR.
+AHEAD_RECHECK_S = 10.0
+
+
 def parked_record(event: Event, error: BaseException, attempts: int) -> Document:
     """The dead-letter record of an event the projector gave up on (for now)."""
     text = f"{type(error).__name__}: {error}"
@@ -176,6 +191,7 @@ class Projector:
         self.is_leader = False
         self.epoch: int | None = None  # while leader (see `ReadStore.next_epoch`)
         self.applied = 0
+        self.ahead = ""  # why it refuses to project (ReadSideAhead), empty while it does not
         self.cache = DocumentCache(cache_docs)
 
     async def apply_batch(
@@ -344,6 +360,12 @@ class Projector:
                 self.is_leader = False
                 _raise_if_cancelling()
                 log.warning("%s; standing by", exc)
+            except ReadSideAhead as exc:
+                self.is_leader = False
+                self.ahead = str(exc)
+                log.error("projector stopped: %s", exc)
+                await _pause(stop, AHEAD_RECHECK_S)
+                continue
             except Exception:
                 _raise_if_cancelling()
                 # Anything else (a read-model write refused or timed out, a bad event) must not
@@ -368,6 +390,8 @@ class Projector:
                 await _pause(stop, self.poll_s)
             if stop.is_set():
                 return
+            await self._check_not_ahead(conn)
+            self.ahead = ""
             self.epoch = await self.store.next_epoch()
             self.cache.clear()  # a new epoch starts from what the store holds
             self.is_leader = True
@@ -390,6 +414,17 @@ class Projector:
                         },
                     )
                 await self._wait_for_notify(conn, stop)
+
+    async def _check_not_ahead(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        """ReadSideAhead unless the event the active read models' checkpoint names exists."""
+        checkpoint = await self.store.checkpoint(await self.store.active(max_age_s=0))
+        if checkpoint != ZERO and await fetch_event(conn, checkpoint) is None:
+            raise ReadSideAhead(
+                f"the read models' checkpoint {checkpoint.token()} is not in the event log:"
+                " PostgreSQL lost transactions they had applied (a crash with synchronous_commit"
+                " off, a restore from backup, a failover to a lagging replica) or the read store"
+                " belongs to another database; run `learnflow projections rebuild`"
+            )
 
     async def _wait_for_notify(
         self, conn: psycopg.AsyncConnection[Any], stop: asyncio.Event

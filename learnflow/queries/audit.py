@@ -1,4 +1,4 @@
-"""The audit trail for admins: newest first, by actor and/or action."""
+"""The audit trail for admins: newest first, by actor, action and/or resource."""
 
 from __future__ import annotations
 
@@ -45,7 +45,12 @@ class AuditQueries(audit_pb2_grpc.AuditServiceServicer):
             query["actor_id"] = request.actor_id
         if request.action:
             query["action"] = request.action
+        if request.resource:
+            query["resource"] = request.resource
         scope = f"audit|{request.actor_id}|{request.action}"
+        if request.resource:
+            # Appended only when set, so page tokens issued before this filter stay valid.
+            scope += f"|{request.resource}"
         after = decode_token(request.page_token, scope)
         if after is not None:
             if not isinstance(after, int):

@@ -36,6 +36,7 @@ from learnflow.errors import (
     PermissionDenied,
     ResourceExhausted,
     Unauthenticated,
+    Unavailable,
     internal_status,
 )
 from learnflow.security.access import MethodRule, api_services
@@ -50,6 +51,7 @@ from learnflow.security.denials import (
 )
 from learnflow.security.field_limits import RequestLimits
 from learnflow.security.rate_limits import RateLimiter
+from learnflow.storage.outages import unreachable_database
 from learnflow.values import nul_text_violations
 
 log = logging.getLogger("learnflow.rpc")
@@ -382,6 +384,11 @@ class ApiInterceptor(AsyncServerInterceptor):
             name = code.name if isinstance(code, grpc.StatusCode) else "UNKNOWN"
             self._log(call, name, started, streaming=streaming)
             raise exc
+        unreachable = unreachable_database(exc)
+        if unreachable is not None:
+            # A database restarting or away (the health service says NOT_SERVING meanwhile):
+            # retryable, and no bug to report with a request id.
+            exc = Unavailable(f"{unreachable} is unreachable; retry shortly", retry_after_s=1)
         if isinstance(exc, DomainError):
             status = exc.to_status()
             self._log(call, exc.code.name, started, error=exc.message, streaming=streaming)

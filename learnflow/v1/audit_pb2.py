@@ -28,7 +28,7 @@ from learnflow.v1 import access_pb2 as learnflow_dot_v1_dot_access__pb2
 from learnflow.v1 import limits_pb2 as learnflow_dot_v1_dot_limits__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18learnflow/v1/audit.proto\x12\x0clearnflow.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19learnflow/v1/access.proto\x1a\x19learnflow/v1/limits.proto\"\xba\x01\n\nAuditEvent\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08\x61\x63tor_id\x18\x02 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x03 \x01(\t\x12\x10\n\x08resource\x18\x04 \x01(\t\x12\x0f\n\x07outcome\x18\x05 \x01(\t\x12\x12\n\nrequest_id\x18\x06 \x01(\t\x12\x16\n\x0e\x63lient_address\x18\x07 \x01(\t\x12/\n\x0b\x63reate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"z\n\x16ListAuditEventsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x1b\n\npage_token\x18\x02 \x01(\tB\x07\xb2\xbb\x18\x03\x08\x80\x04\x12\x18\n\x08\x61\x63tor_id\x18\x03 \x01(\tB\x06\xb2\xbb\x18\x02\x08$\x12\x16\n\x06\x61\x63tion\x18\x04 \x01(\tB\x06\xb2\xbb\x18\x02\x08\x64\"b\n\x17ListAuditEventsResponse\x12.\n\x0c\x61udit_events\x18\x01 \x03(\x0b\x32\x18.learnflow.v1.AuditEvent\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\x93\x01\n\x0c\x41uditService\x12\x82\x01\n\x0fListAuditEvents\x12$.learnflow.v1.ListAuditEventsRequest\x1a%.learnflow.v1.ListAuditEventsResponse\"\"\xaa\xbb\x18\x07\x08\x02\x12\x01\x03\x18\x01\x82\xd3\xe4\x93\x02\x11\x12\x0f/v1/auditEventsb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18learnflow/v1/audit.proto\x12\x0clearnflow.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19learnflow/v1/access.proto\x1a\x19learnflow/v1/limits.proto\"\xba\x01\n\nAuditEvent\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08\x61\x63tor_id\x18\x02 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x03 \x01(\t\x12\x10\n\x08resource\x18\x04 \x01(\t\x12\x0f\n\x07outcome\x18\x05 \x01(\t\x12\x12\n\nrequest_id\x18\x06 \x01(\t\x12\x16\n\x0e\x63lient_address\x18\x07 \x01(\t\x12/\n\x0b\x63reate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x95\x01\n\x16ListAuditEventsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x1b\n\npage_token\x18\x02 \x01(\tB\x07\xb2\xbb\x18\x03\x08\x80\x04\x12\x18\n\x08\x61\x63tor_id\x18\x03 \x01(\tB\x06\xb2\xbb\x18\x02\x08$\x12\x16\n\x06\x61\x63tion\x18\x04 \x01(\tB\x06\xb2\xbb\x18\x02\x08\x64\x12\x19\n\x08resource\x18\x05 \x01(\tB\x07\xb2\xbb\x18\x03\x08\xc8\x01\"b\n\x17ListAuditEventsResponse\x12.\n\x0c\x61udit_events\x18\x01 \x03(\x0b\x32\x18.learnflow.v1.AuditEvent\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\x93\x01\n\x0c\x41uditService\x12\x82\x01\n\x0fListAuditEvents\x12$.learnflow.v1.ListAuditEventsRequest\x1a%.learnflow.v1.ListAuditEventsResponse\"\"\xaa\xbb\x18\x07\x08\x02\x12\x01\x03\x18\x01\x82\xd3\xe4\x93\x02\x11\x12\x0f/v1/auditEventsb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -41,14 +41,16 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTAUDITEVENTSREQUEST'].fields_by_name['actor_id']._serialized_options = b'\262\273\030\002\010$'
   _globals['_LISTAUDITEVENTSREQUEST'].fields_by_name['action']._loaded_options = None
   _globals['_LISTAUDITEVENTSREQUEST'].fields_by_name['action']._serialized_options = b'\262\273\030\002\010d'
+  _globals['_LISTAUDITEVENTSREQUEST'].fields_by_name['resource']._loaded_options = None
+  _globals['_LISTAUDITEVENTSREQUEST'].fields_by_name['resource']._serialized_options = b'\262\273\030\003\010\310\001'
   _globals['_AUDITSERVICE'].methods_by_name['ListAuditEvents']._loaded_options = None
   _globals['_AUDITSERVICE'].methods_by_name['ListAuditEvents']._serialized_options = b'\252\273\030\007\010\002\022\001\003\030\001\202\323\344\223\002\021\022\017/v1/auditEvents'
   _globals['_AUDITEVENT']._serialized_start=160
   _globals['_AUDITEVENT']._serialized_end=346
-  _globals['_LISTAUDITEVENTSREQUEST']._serialized_start=348
-  _globals['_LISTAUDITEVENTSREQUEST']._serialized_end=470
-  _globals['_LISTAUDITEVENTSRESPONSE']._serialized_start=472
-  _globals['_LISTAUDITEVENTSRESPONSE']._serialized_end=570
-  _globals['_AUDITSERVICE']._serialized_start=573
-  _globals['_AUDITSERVICE']._serialized_end=720
+  _globals['_LISTAUDITEVENTSREQUEST']._serialized_start=349
+  _globals['_LISTAUDITEVENTSREQUEST']._serialized_end=498
+  _globals['_LISTAUDITEVENTSRESPONSE']._serialized_start=500
+  _globals['_LISTAUDITEVENTSRESPONSE']._serialized_end=598
+  _globals['_AUDITSERVICE']._serialized_start=601
+  _globals['_AUDITSERVICE']._serialized_end=748
 # @@protoc_insertion_point(module_scope)

@@ -81,6 +81,7 @@ class ListAuditEventsRequest(_message.Message):
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     ACTOR_ID_FIELD_NUMBER: _builtins.int
     ACTION_FIELD_NUMBER: _builtins.int
+    RESOURCE_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
     """1..100, default 50."""
     page_token: _builtins.str
@@ -89,6 +90,8 @@ class ListAuditEventsRequest(_message.Message):
     """Only events by this actor. At most 36 characters."""
     action: _builtins.str
     """Only events with this action. At most 100 characters."""
+    resource: _builtins.str
+    """Only events on this resource, e.g. "users/123" (exact). At most 200 characters."""
     def __init__(
         self,
         *,
@@ -96,10 +99,11 @@ class ListAuditEventsRequest(_message.Message):
         page_token: _builtins.str = ...,
         actor_id: _builtins.str = ...,
         action: _builtins.str = ...,
+        resource: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "actor_id", b"actor_id", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "actor_id", b"actor_id", "page_size", b"page_size", "page_token", b"page_token", "resource", b"resource"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

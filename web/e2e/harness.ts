@@ -48,7 +48,11 @@ export interface AxeViolation {
 /** Serious and critical axe violations on the current page (none is the goal). */
 export async function seriousViolations(page: Page): Promise<AxeViolation[]> {
   // A page fading in has not its final colours yet: judge contrast once animations are done.
-  await page.evaluate(() => Promise.all(document.getAnimations().map((a) => a.finished)));
+  // An animation cancelled meanwhile (the element left, a new page replaced it) rejects its
+  // `finished` with an AbortError: it is over all the same.
+  await page.evaluate(() =>
+    Promise.all(document.getAnimations().map((a) => a.finished.catch(() => undefined))),
+  );
   // Evaluated through the DevTools protocol rather than a <script> tag, which the page's CSP
   // would rightly refuse.
   await page.evaluate(axe.source);

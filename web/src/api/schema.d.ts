@@ -2212,6 +2212,8 @@ export interface operations {
                 actorId?: string;
                 /** @description Only events with this action. At most 100 characters. */
                 action?: string;
+                /** @description Only events on this resource, e.g. "users/123" (exact). At most 200 characters. */
+                resource?: string;
             };
             header?: {
                 /** @description The token a write answered with (its `X-Consistency-Token` response header): the read waits until it reflects that write (read your writes). */

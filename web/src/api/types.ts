@@ -60,3 +60,14 @@ export type Comment = Item<NonNullable<ResponseOf<'/v1/courses/{course_id}/lesso
 export type Certificate = NonNullable<ResponseOf<'/v1/certificates/{certificate_id}', 'get'>['certificate']>;
 export type UserUpdate = BodyOf<'/v1/users/me', 'patch'>;
 export type ChangePasswordBody = BodyOf<'/v1/users/me:changePassword', 'post'>;
+
+// Instructor studio and admin screens.
+export type AuthoredCoursesQuery = QueryOf<'/v1/users/me/authoredCourses', 'get'>;
+export type CreateCourseBody = BodyOf<'/v1/courses', 'post'>;
+export type CourseUpdate = BodyOf<'/v1/courses/{course_id}', 'patch'>;
+export type LessonUpdate = BodyOf<'/v1/courses/{course_id}/lessons/{lesson_id}', 'patch'>;
+export type RosterQuery = QueryOf<'/v1/courses/{course_id}/enrollments', 'get'>;
+export type RosterEntry = Item<NonNullable<ResponseOf<'/v1/courses/{course_id}/enrollments', 'get'>['enrollments']>>;
+export type ListUsersQuery = QueryOf<'/v1/users', 'get'>;
+export type AuditQuery = QueryOf<'/v1/auditEvents', 'get'>;
+export type AuditEvent = Item<NonNullable<ResponseOf<'/v1/auditEvents', 'get'>['auditEvents']>>;

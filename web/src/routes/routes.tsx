@@ -15,7 +15,12 @@ const NotFoundPage = lazy(() => import('../pages/NotFoundPage'));
 const ForgotPasswordPage = lazy(() => import('../pages/account/ForgotPasswordPage'));
 const ResetPasswordPage = lazy(() => import('../pages/account/ResetPasswordPage'));
 const VerifyEmailPage = lazy(() => import('../pages/account/VerifyEmailPage'));
-const Placeholder = lazy(() => import('../pages/PlaceholderPage'));
+const StudioPage = lazy(() => import('../pages/studio/StudioPage'));
+const CourseEditorPage = lazy(() => import('../pages/studio/CourseEditorPage'));
+const RosterPage = lazy(() => import('../pages/studio/RosterPage'));
+const UsersPage = lazy(() => import('../pages/admin/UsersPage'));
+const UserDetailPage = lazy(() => import('../pages/admin/UserDetailPage'));
+const AuditPage = lazy(() => import('../pages/admin/AuditPage'));
 // Learner pages (src/pages/learn/).
 const CoursePage = lazy(() => import('../pages/learn/CoursePage'));
 const LessonPage = lazy(() => import('../pages/learn/LessonPage'));
@@ -24,7 +29,6 @@ const ProgressPage = lazy(() => import('../pages/learn/ProgressPage'));
 const CertificatePage = lazy(() => import('../pages/learn/CertificatePage'));
 const ProfilePage = lazy(() => import('../pages/learn/ProfilePage'));
 
-const soon = (title: string): ReactNode => <Placeholder title={title} />;
 const guard = (roles: typeof LEARNERS, element: ReactNode) => (
   <RequireRole roles={roles}>{element}</RequireRole>
 );
@@ -49,12 +53,13 @@ export const routes: RouteObject[] = [
       { path: 'certificates/:certificateId', element: <CertificatePage /> },
       { path: 'profile', element: guard(LEARNERS, <ProfilePage />) },
       // Phase 2: instructor studio
-      { path: 'studio', element: guard(INSTRUCTORS, soon('My courses')) },
-      { path: 'studio/courses/:courseId', element: guard(INSTRUCTORS, soon('Course editor')) },
-      { path: 'studio/courses/:courseId/roster', element: guard(INSTRUCTORS, soon('Roster')) },
+      { path: 'studio', element: guard(INSTRUCTORS, <StudioPage />) },
+      { path: 'studio/courses/:courseId', element: guard(INSTRUCTORS, <CourseEditorPage />) },
+      { path: 'studio/courses/:courseId/roster', element: guard(INSTRUCTORS, <RosterPage />) },
       // Phase 2: admin
-      { path: 'admin/users', element: guard(ADMINS, soon('Users')) },
-      { path: 'admin/audit', element: guard(ADMINS, soon('Audit log')) },
+      { path: 'admin/users', element: guard(ADMINS, <UsersPage />) },
+      { path: 'admin/users/:userId', element: guard(ADMINS, <UserDetailPage />) },
+      { path: 'admin/audit', element: guard(ADMINS, <AuditPage />) },
       { path: '*', element: <NotFoundPage /> },
     ],
   },
