@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import logging
 import math
 import re
@@ -48,6 +49,8 @@ _RETRY_INFO = error_details_pb2.RetryInfo.DESCRIPTOR.full_name
 _BAD_REQUEST_URL = "type.googleapis.com/" + error_details_pb2.BadRequest.DESCRIPTOR.full_name
 # One segment of a field path: a field name, optionally followed by an index or map key.
 _SEGMENT = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(\[[^\]]*\])?")
+# A snake_case word not in quotes (quoted text is what the client sent: left as it is).
+_SNAKE_WORD = re.compile(r"""(?<!["'])\b[a-z][a-z0-9]*(?:_[a-z0-9]+)+\b""")
 
 
 def http_status(code: grpc.StatusCode) -> int:
@@ -155,24 +158,62 @@ def json_field_path(path: str, message: Descriptor | None) -> str:
     return ".".join(out)
 
 
+@functools.lru_cache(maxsize=256)
+def _json_names(message: Descriptor) -> dict[str, str]:
+    """Proto name -> JSON name of every field whose two differ, in the message and in every
+    message it holds (a resource's fields, which an update mask names)."""
+    names: dict[str, str] = {}
+    seen: set[str] = set()
+    stack = [message]
+    while stack:
+        current = stack.pop()
+        if current.full_name in seen:
+            continue
+        seen.add(current.full_name)
+        for field in current.fields:
+            if field.json_name != field.name:
+                names[field.name] = field.json_name
+            if field.message_type is not None:
+                stack.append(field.message_type)
+    return names
+
+
+def json_field_words(text: str, message: Descriptor | None) -> str:
+    """`text` with each snake_case field name of the request (`enrollment_close_time`, as a
+    backend lists what an update mask may name) in the JSON form the client must send
+    (`enrollmentCloseTime`). Other words, and anything in quotes, are left alone."""
+    if message is None or "_" not in text:
+        return text
+    names = _json_names(message)
+    return _SNAKE_WORD.sub(lambda m: names.get(m.group(0), m.group(0)), text)
+
+
 def _json_violation_paths(
     details: list[Any], message: Descriptor | None, body_field: str = ""
-) -> None:
+) -> bool:
     """Field violations as the client addressed the fields: JSON names, and relative to the
     body when the body is one field of the request (a PATCH's resource: the client sent
-    `{"avatarUrl": …}`, not `{"user": {"avatarUrl": …}}`)."""
+    `{"avatarUrl": …}`, not `{"user": {"avatarUrl": …}}`); field names in their descriptions
+    too. Whether there were any."""
     if message is None:
-        return
+        return False
     body = message.fields_by_name.get(body_field) if body_field not in ("", "*") else None
     prefix = body.json_name + "." if body is not None else ""
+    found = False
     for detail in details:
         if isinstance(detail, dict) and detail.get("@type") == _BAD_REQUEST_URL:
             for violation in detail.get("fieldViolations", ()):
-                if isinstance(violation, dict) and isinstance(violation.get("field"), str):
+                if not isinstance(violation, dict):
+                    continue
+                found = True
+                if isinstance(violation.get("field"), str):
                     path = json_field_path(violation["field"], message)
                     if prefix and path.startswith(prefix):
                         path = path[len(prefix) :]
                     violation["field"] = path
+                if isinstance(violation.get("description"), str):
+                    violation["description"] = json_field_words(violation["description"], message)
+    return found
 
 
 def from_status(
@@ -192,11 +233,14 @@ def from_status(
     if rich is not None:
         pools = [p for p in (pool, descriptor_pool.Default()) if p is not None]
         details = [_detail_json(d, pools) for d in rich.details]
-        _json_violation_paths(details, request_type, body_field)
+        violations = _json_violation_paths(details, request_type, body_field)
         retry_after = _retry_after(rich.details)
         if retry_after is not None:
             headers["Retry-After"] = retry_after
         message = message or rich.message
+        if violations:
+            # The backend's message repeats its violations in proto names: say them as JSON.
+            message = json_field_words(message, request_type)
     if code is grpc.StatusCode.UNAUTHENTICATED:
         headers["WWW-Authenticate"] = "Bearer"
     return HttpError(http_status(code), status_json(code, message, details), headers)

@@ -16,12 +16,23 @@ backend enforces its own limits.
 Access rules are recognised the same way, by shape (see `_AUDIENCE`): they give each operation
 its `security` (`[]` when public, the bearer scheme otherwise) and `x-required-roles`.
 
+Requests and responses: a message has a response form and an input form. The response form
+says what is always there: the gateway prints every field without presence (scalars at their
+defaults, enums by name, repeated fields as `[]`, maps as `{}`), so those are `required`; fields
+with presence (singular messages, oneof members, proto3 `optional`) may be absent and are not.
+The input form requires what the contract marks `REQUIRED`. Naming rule: the response form keeps
+the message's name (`Course`); the input form of a message that also appears in a response is
+`<Name>Input` (`CourseInput`), and a message only ever sent keeps its name
+(`CreateCourseRequest`); where the two forms are identical there is one component, under the
+name. Error details are printed without defaults, so they are typed like input (only `@type` is
+required).
+
 For client generators: component names have no dots (the short name, or PascalCase of the full
-name on a clash); a PATCH body is `<Resource>Update`, the resource with nothing required and no
-output-only fields; a oneof is a `oneOf` of "this member, the others absent" alternatives;
-`google.rpc.Status` details are a `oneOf` of the standard detail types discriminated by
-`@type`; each operation lists the error statuses it can answer (the map of gateway.errors)
-as shared `components.responses`.
+name on a clash, suffixes kept); a PATCH body is `<Resource>Update`, the resource with nothing
+required and no output-only fields; a oneof is a `oneOf` of "this member, the others absent"
+alternatives; `google.rpc.Status` details are a `oneOf` of the standard detail types
+discriminated by `@type`; each operation lists the error statuses it can answer (the map of
+gateway.errors) as shared `components.responses`.
 """
 
 from __future__ import annotations
@@ -72,6 +83,9 @@ _FIELD_MASK = "google.protobuf.FieldMask"
 UPDATE_MASK = "update_mask"
 # Key suffix of the component that types a PATCH body: the resource with nothing required.
 _UPDATE_SUFFIX = "#update"
+# Key suffix of a message's input form (what a client sends); the bare full name is its
+# response form (what the gateway prints). See `_Builder.message_schema`.
+_INPUT_SUFFIX = "#input"
 # A custom MethodOptions extension whose message has a field named `audience` and/or a
 # repeated field named `roles` is read as the method's access rule (the way size limits are
 # recognised): an `audience` whose value (enum value name or string) ends in `PUBLIC` needs no
@@ -363,14 +377,16 @@ class _Builder:
             self.components[enum.full_name] = schema
         return {"$ref": REF + enum.full_name}
 
-    def message_ref(self, message: Descriptor) -> dict[str, Any]:
+    def message_ref(self, message: Descriptor, *, output: bool) -> dict[str, Any]:
+        """The message's response form (`output`) or input form, as a reference."""
         if message.full_name in _WKT_SCHEMAS:
             return dict(_WKT_SCHEMAS[message.full_name])
-        if message.full_name not in self.components:
+        key = message.full_name if output else message.full_name + _INPUT_SUFFIX
+        if key not in self.components:
             # Reserve the name first: messages may be recursive.
-            self.components[message.full_name] = {}
-            self.components[message.full_name] = self.message_schema(message)
-        return {"$ref": REF + message.full_name}
+            self.components[key] = {}
+            self.components[key] = self.message_schema(message, output=output)
+        return {"$ref": REF + key}
 
     def update_ref(self, message: Descriptor) -> dict[str, Any]:
         """A PATCH body: the resource with nothing required and no output-only fields, so a
@@ -383,7 +399,7 @@ class _Builder:
             output_only = frozenset(
                 f.name for f in message.fields if "OUTPUT_ONLY" in self.field_behaviors(f)
             )
-            schema = self.message_schema(message, exclude=output_only, partial=True)
+            schema = self.message_schema(message, exclude=output_only, partial=True, output=False)
             schema["description"] = "\n\n".join(
                 filter(
                     None,
@@ -405,7 +421,9 @@ class _Builder:
             if descriptor is None:
                 continue  # an older runtime without this detail type
             url = TYPE_URL_PREFIX + descriptor.full_name
-            schema = self.message_schema(descriptor)
+            # The gateway prints a backend's details without their default values (unlike
+            # responses), so their fields are typed like input: nothing required but `@type`.
+            schema = self.message_schema(descriptor, output=False)
             schema["properties"] = {
                 "@type": {"type": "string", "const": url},
                 **schema["properties"],
@@ -460,14 +478,22 @@ class _Builder:
         *,
         exclude: frozenset[str] = frozenset(),
         partial: bool = False,
+        output: bool,
     ) -> dict[str, Any]:
-        """The message's JSON object; `partial`: nothing required (a PATCH body)."""
+        """The message's JSON object.
+
+        `output`: the response form. The gateway prints every field without presence (proto3
+        scalars at their defaults, enums by name, repeated fields and maps empty), so exactly
+        those are required; fields with presence (singular messages, oneof members, proto3
+        `optional`) may be absent. Otherwise the input form: the contract's `REQUIRED` fields
+        are required, unless `partial` (a PATCH body: nothing is).
+        """
         properties: dict[str, Any] = {}
         required: list[str] = []
         for field in message.fields:
             if field.name in exclude:
                 continue
-            prop = self.field_schema(field)
+            prop = self.field_schema(field, output=output)
             behaviors = self.field_behaviors(field)
             if "OUTPUT_ONLY" in behaviors:
                 prop["readOnly"] = True
@@ -477,7 +503,10 @@ class _Builder:
                 prop["x-immutable"] = True
                 note = "Immutable: set when the resource is created, never changed after."
                 prop["description"] = " ".join(filter(None, [prop.get("description"), note]))
-            if "REQUIRED" in behaviors and not partial:
+            if output:
+                if not field.has_presence:
+                    required.append(field.json_name)
+            elif "REQUIRED" in behaviors and not partial:
                 required.append(field.json_name)
             oneof = field.containing_oneof
             if oneof is not None and not _synthetic(oneof):
@@ -509,25 +538,26 @@ class _Builder:
                 schema["allOf"] = [{"oneOf": choice} for choice in choices]
         return schema
 
-    def value_schema(self, field: FieldDescriptor) -> dict[str, Any]:
+    def value_schema(self, field: FieldDescriptor, *, output: bool) -> dict[str, Any]:
         """Schema of one value of the field (an element, for repeated fields)."""
         if field.message_type is not None:
-            return self.message_ref(field.message_type)
+            return self.message_ref(field.message_type, output=output)
         if field.enum_type is not None:
             return self.enum_ref(field.enum_type)
         return dict(_SCALARS[field.type])
 
-    def field_schema(self, field: FieldDescriptor) -> dict[str, Any]:
+    def field_schema(self, field: FieldDescriptor, *, output: bool) -> dict[str, Any]:
         message = field.message_type
         if message is not None and message.GetOptions().map_entry:
+            value = message.fields_by_name["value"]
             schema: dict[str, Any] = {
                 "type": "object",
-                "additionalProperties": self.value_schema(message.fields_by_name["value"]),
+                "additionalProperties": self.value_schema(value, output=output),
             }
         elif field.is_repeated:
-            schema = {"type": "array", "items": self.value_schema(field)}
+            schema = {"type": "array", "items": self.value_schema(field, output=output)}
         else:
-            schema = self.value_schema(field)
+            schema = self.value_schema(field, output=output)
         self._apply_limits(field, schema)
         owner = field.containing_type
         description = self.comments.get(f"{owner.full_name}.{field.name}") if owner else None
@@ -574,7 +604,7 @@ class _Builder:
                 param = {
                     "name": mask.json_name,
                     "in": "query",
-                    "schema": self.field_schema(mask),
+                    "schema": self.field_schema(mask, output=False),
                 }
                 if "description" in param["schema"]:
                     param["description"] = param["schema"].pop("description")
@@ -589,7 +619,7 @@ class _Builder:
         return params
 
     def _path_schema(self, field: FieldDescriptor) -> dict[str, Any]:
-        schema = self.value_schema(field)
+        schema = self.value_schema(field, output=False)
         if not field.is_repeated:
             self._apply_limits(field, schema)  # path segments have the field's limits too
         return schema
@@ -638,7 +668,7 @@ class _Builder:
                 "google.protobuf.Empty",
             ):
                 continue
-            schema = self.field_schema(field)
+            schema = self.field_schema(field, output=False)
             param: dict[str, Any] = {"name": name, "in": "query", "schema": schema}
             if "description" in schema:
                 param["description"] = schema.pop("description")
@@ -658,7 +688,7 @@ class _Builder:
             mask = _body_star_mask(route)
             idempotency = self.idempotency_field(route)
             if top_bound or mask is not None or idempotency is not None:
-                schema = self.message_schema(request, exclude=top_bound)
+                schema = self.message_schema(request, exclude=top_bound, output=False)
                 props = schema["properties"]
                 if mask is not None:
                     props[mask.json_name]["deprecated"] = True
@@ -677,7 +707,7 @@ class _Builder:
                     prop = props[idempotency.json_name]
                     prop["description"] = _alias_note(prop.get("description"))
             else:
-                schema = self.message_ref(request)
+                schema = self.message_ref(request, output=False)
             # An empty body is an empty request message, but a POST documents `{}` as the body.
             required = route.http_method == "POST"
         else:
@@ -693,15 +723,15 @@ class _Builder:
                 if description:
                     schema["description"] = description
             else:
-                schema = self.field_schema(field)
+                schema = self.field_schema(field, output=False)
             required = route.http_method == "POST" or "REQUIRED" in self.field_behaviors(field)
         return {"required": required, "content": {"application/json": {"schema": schema}}}
 
     def response_schema(self, route: Route) -> dict[str, Any]:
         output = route.method.output_type
         if route.response_body:
-            return self.field_schema(output.fields_by_name[route.response_body])
-        return self.message_ref(output)
+            return self.field_schema(output.fields_by_name[route.response_body], output=True)
+        return self.message_ref(output, output=True)
 
     def operation(self, route: Route, operation_id: str, names: Sequence[str]) -> dict[str, Any]:
         method = route.method
@@ -1018,32 +1048,79 @@ def _pascal(full_name: str) -> str:
 
 
 def _component_names(keys: Sequence[str]) -> dict[str, str]:
-    """Component keys (full proto names, `#update` for PATCH bodies) -> names without dots.
+    """Component keys (full proto names; `#input` and `#update` forms) -> names without dots.
 
-    The short name (`Course`, `Status`, `CourseUpdate`) where no other component wants it; on
-    a clash, PascalCase of the full name (`GoogleRpcStatus`) for every claimant.
+    The short name where no other message has it; on a clash, PascalCase of the full name
+    (`GoogleRpcStatus`) for every claimant, in all its forms. A message's response form keeps
+    the name; its input form is `<Name>Input` when the message also has a response form (else
+    it is the only form and keeps the name); a PATCH body is `<Name>Update`.
     """
 
-    def short(key: str) -> str:
-        full, _, suffix = key.partition("#")
-        return full.rsplit(".", 1)[-1] + ("Update" if suffix else "")
+    def suffix(key: str) -> str:
+        full, _, form = key.partition("#")
+        if form == _UPDATE_SUFFIX[1:]:
+            return "Update"
+        if form == _INPUT_SUFFIX[1:] and full in keys:
+            return "Input"
+        return ""
 
-    def long(key: str) -> str:
-        full, _, suffix = key.partition("#")
-        return _pascal(full) + ("Update" if suffix else "")
-
+    # Clashes are settled per message, so that all forms of one message share a base name.
     claims: dict[str, list[str]] = {}
-    for key in keys:
-        claims.setdefault(short(key), []).append(key)
-    names = {key: name for name, owners in claims.items() if len(owners) == 1 for key in owners}
-    taken = set(names.values())
-    for key in sorted(k for k in keys if k not in names):
-        name = long(key)
+    for full in sorted({key.partition("#")[0] for key in keys}):
+        claims.setdefault(full.rsplit(".", 1)[-1], []).append(full)
+    base = {
+        full: short if len(owners) == 1 else _pascal(full)
+        for short, owners in claims.items()
+        for full in owners
+    }
+    names: dict[str, str] = {}
+    taken: set[str] = set()
+    # Bare names first: a message's own name wins over another's suffixed form.
+    for key in sorted(keys, key=lambda k: ("#" in k, k)):
+        name = base[key.partition("#")[0]] + suffix(key)
         while name in taken:  # never seen in practice; keeps names unique regardless
             name += "_"
         names[key] = name
         taken.add(name)
     return names
+
+
+def _same_forms(components: dict[str, Any]) -> dict[str, str]:
+    """Input forms identical to their message's response form -> that response form's key.
+
+    Identical means equal once each reference to an input form is read as one to its
+    response form, for messages whose two forms are themselves identical: the largest such
+    set, found by dropping messages whose forms differ until none changes (messages may
+    refer to each other in cycles).
+    """
+    same = {key for key in components if key + _INPUT_SUFFIX in components}
+
+    def equal(out: Any, inp: Any) -> bool:
+        if isinstance(out, dict) and isinstance(inp, dict):
+            if out.keys() != inp.keys():
+                return False
+            for name, value in out.items():
+                other = inp[name]
+                if name == "$ref" and isinstance(value, str) and isinstance(other, str):
+                    if value != other and not (
+                        other == value + _INPUT_SUFFIX and value[len(REF) :] in same
+                    ):
+                        return False
+                elif not equal(value, other):
+                    return False
+            return True
+        if isinstance(out, list) and isinstance(inp, list):
+            return len(out) == len(inp) and all(map(equal, out, inp))
+        return bool(out == inp)
+
+    changed = True
+    while changed:
+        changed = False
+        for key in sorted(same):
+            if not equal(components[key], components[key + _INPUT_SUFFIX]):
+                same.discard(key)
+                changed = True
+    return {key + _INPUT_SUFFIX: key for key in same}
 
 
 def _rename_refs(node: Any, names: dict[str, str]) -> Any:
@@ -1116,7 +1193,11 @@ def build_document(
         if service.full_name in builder.comments:
             tag["description"] = builder.comments[service.full_name]
         tags.append(tag)
+    merged = _same_forms(builder.components)
+    for key in merged:
+        del builder.components[key]
     component_names = _component_names(list(builder.components))
+    component_names.update({key: component_names[target] for key, target in merged.items()})
     document: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {"title": title, "version": version or schema.fingerprint[:12]},

@@ -120,13 +120,14 @@ async def test_openapi_shows_the_contracts_limits(http: httpx.AsyncClient) -> No
     attempt_props = body["properties"]
     assert attempt_props["answers"]["maxItems"] == 50
     assert attempt_props["requestId"]["maxLength"] == 128
-    answer = schemas["learnflow.v1.QuizAnswer"]["properties"]
+    # What a client sends: the input forms (gateway/openapi.py names them).
+    answer = schemas["QuizAnswer"]["properties"]
     assert answer["choiceIndexes"]["maxItems"] == 10
-    course = schemas["learnflow.v1.Course"]["properties"]
+    course = schemas["CourseInput"]["properties"]
     assert course["title"]["maxLength"] == 120
     assert course["tags"]["maxItems"] == 10
     assert course["tags"]["items"]["maxLength"] == 30
-    question = schemas["learnflow.v1.QuizQuestion"]["properties"]
+    question = schemas["QuizQuestionInput"]["properties"]
     assert question["choices"]["maxItems"] == 10
     assert question["choices"]["items"]["maxLength"] == 500
-    assert schemas["learnflow.v1.Article"]["properties"]["markdown"]["maxLength"] == 100_000
+    assert schemas["Article"]["properties"]["markdown"]["maxLength"] == 100_000

@@ -69,7 +69,8 @@ async def test_cors_preflight(client: httpx.AsyncClient) -> None:
             "Origin": ORIGIN,
             "Access-Control-Request-Method": "PATCH",
             "Access-Control-Request-Headers": (
-                "authorization, content-type, x-request-id, x-consistency-token"
+                "authorization, content-type, x-request-id, x-consistency-token, "
+                "idempotency-key, last-event-id"
             ),
         },
     )
@@ -77,8 +78,16 @@ async def test_cors_preflight(client: httpx.AsyncClient) -> None:
     assert response.headers["access-control-allow-origin"] == ORIGIN
     assert "PATCH" in response.headers["access-control-allow-methods"]
     allowed = response.headers["access-control-allow-headers"].lower()
-    for header in ("authorization", "content-type", "x-request-id", "x-consistency-token"):
-        assert header in allowed
+    # Idempotency-Key (the documented form of requestId) and Last-Event-ID (SSE resume) too.
+    for header in (
+        "authorization",
+        "content-type",
+        "x-request-id",
+        "x-consistency-token",
+        "idempotency-key",
+        "last-event-id",
+    ):
+        assert header in allowed, header
     refused = await client.options(
         "/v1/things/t1",
         headers={"Origin": "http://evil.example", "Access-Control-Request-Method": "GET"},

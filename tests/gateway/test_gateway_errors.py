@@ -164,3 +164,53 @@ def test_field_violation_paths_become_the_json_names_the_client_sent() -> None:
     assert json_field_path("course_item.a b", message) == "courseItem.a b"
     assert json_field_path("", message) == ""
     assert json_field_path("course_item", None) == "course_item"
+
+
+def test_field_names_in_violation_texts_become_json_names() -> None:
+    from google.protobuf import any_pb2, descriptor_pb2
+    from google.rpc import error_details_pb2, status_pb2
+
+    from gateway.errors import json_field_words
+
+    # An update request holding a resource: the mask names the resource's fields.
+    file = descriptor_pb2.FileDescriptorProto(name="words.proto", package="w", syntax="proto3")
+    thing = file.message_type.add(name="Thing")
+    thing.field.add(name="close_time", number=1, type=9, label=1, json_name="closeTime")
+    thing.field.add(name="title", number=2, type=9, label=1, json_name="title")
+    update = file.message_type.add(name="UpdateThingRequest")
+    update.field.add(
+        name="the_thing", number=1, type=11, label=1, type_name=".w.Thing", json_name="theThing"
+    )
+    update.field.add(name="update_mask", number=2, type=9, label=1, json_name="updateMask")
+    pool = DescriptorPool()
+    pool.Add(file)
+    request = pool.FindMessageTypeByName("w.UpdateThingRequest")
+    said = "unknown field(s) slug; updatable: close_time, title"
+    assert json_field_words(said, request) == "unknown field(s) slug; updatable: closeTime, title"
+    # Words that are no field of the request, and quoted input, stay as they are.
+    assert json_field_words('not_a_field or "close_time"', request) == (
+        'not_a_field or "close_time"'
+    )
+    assert json_field_words("close_time", None) == "close_time"
+
+    bad = error_details_pb2.BadRequest(
+        field_violations=[
+            error_details_pb2.BadRequest.FieldViolation(field="update_mask", description=said)
+        ]
+    )
+    detail = any_pb2.Any()
+    detail.Pack(bad)
+    rich = status_pb2.Status(code=3, message="update_mask: " + said, details=[detail])
+    err = from_status(
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "update_mask: " + said,
+        [("grpc-status-details-bin", rich.SerializeToString())],
+        None,
+        request,
+    )
+    assert err.body["message"] == "updateMask: unknown field(s) slug; updatable: closeTime, title"
+    [violation] = err.body["details"][0]["fieldViolations"]
+    assert violation == {
+        "field": "updateMask",
+        "description": "unknown field(s) slug; updatable: closeTime, title",
+    }

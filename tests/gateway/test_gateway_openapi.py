@@ -107,7 +107,7 @@ def test_parameters_have_types(doc: dict[str, Any]) -> None:
 
 
 def test_message_schemas_follow_proto3_json(doc: dict[str, Any]) -> None:
-    thing = schemas(doc)["Thing"]
+    thing = schemas(doc)["ThingInput"]  # what a client sends (CreateThingRequest.thing)
     props = thing["properties"]
     assert thing["additionalProperties"] is False
     assert thing["required"] == ["displayName"]
@@ -264,14 +264,29 @@ def test_clashing_names_take_the_pascal_case_full_name() -> None:
     from gateway.openapi import _component_names
 
     names = _component_names(
-        ["google.rpc.Status", "a.v1.Status", "a.v1.Course", "a.v1.Course#update", "b.Thing_x"]
+        [
+            "google.rpc.Status",
+            "a.v1.Status",
+            "a.v1.Course",
+            "a.v1.Course#update",
+            "a.v1.Course#input",
+            "a.v1.CreateCourseRequest#input",
+            "b.Thing_x",
+            "b.Thing_x#input",
+            "c.Thing_x#input",
+        ]
     )
     assert names == {
         "google.rpc.Status": "GoogleRpcStatus",
         "a.v1.Status": "AV1Status",
-        "a.v1.Course": "Course",
+        "a.v1.Course": "Course",  # the response form keeps the name
         "a.v1.Course#update": "CourseUpdate",
-        "b.Thing_x": "Thing_x",
+        "a.v1.Course#input": "CourseInput",
+        "a.v1.CreateCourseRequest#input": "CreateCourseRequest",  # only ever sent
+        # A clash is settled per message: all forms of one message share the long name.
+        "b.Thing_x": "BThingX",
+        "b.Thing_x#input": "BThingXInput",
+        "c.Thing_x#input": "CThingX",
     }
 
 
@@ -360,19 +375,20 @@ def test_patch_bodies_accept_partial_updates(doc: dict[str, Any]) -> None:
     assert "required" not in update
     assert "id" not in update["properties"]  # output only
     assert _valid({"tags": ["a"]}, "ThingUpdate", doc)
-    assert not _valid({"tags": ["a"]}, "Thing", doc)  # displayName is required there
+    assert not _valid({"tags": ["a"]}, "ThingInput", doc)  # displayName is required there
     assert not _valid({"tags": ["a"], "bogus": 1}, "ThingUpdate", doc)
 
 
 def test_oneofs_are_one_of(doc: dict[str, Any]) -> None:
-    thing = schemas(doc)["Thing"]
+    thing = schemas(doc)["ThingInput"]
     text = thing["oneOf"][0]
     assert text["properties"] == {"text": {"type": "string"}, "number": False}
     assert text["required"] == ["text"]
-    assert _valid({"displayName": "x", "text": "a"}, "Thing", doc)
-    assert _valid({"displayName": "x", "number": 2}, "Thing", doc)
-    assert _valid({"displayName": "x"}, "Thing", doc)
-    assert not _valid({"displayName": "x", "text": "a", "number": 2}, "Thing", doc)
+    assert _valid({"displayName": "x", "text": "a"}, "ThingInput", doc)
+    assert _valid({"displayName": "x", "number": 2}, "ThingInput", doc)
+    assert _valid({"displayName": "x"}, "ThingInput", doc)
+    assert not _valid({"displayName": "x", "text": "a", "number": 2}, "ThingInput", doc)
+    assert schemas(doc)["Thing"]["oneOf"] == thing["oneOf"]  # the response form's too
 
 
 def test_immutable_and_output_only_fields_are_marked(doc: dict[str, Any]) -> None:
@@ -433,3 +449,74 @@ async def test_update_mask_is_a_query_parameter_even_with_a_whole_request_body(
     assert violation["field"] == "updateMask"
     other = await client.patch("/v1/things/t1:rename?displayName=x", json={})
     assert other.status_code == 400  # the mask is the only query parameter such a route takes
+
+
+def test_response_forms_require_what_the_gateway_always_prints(doc: dict[str, Any]) -> None:
+    thing = schemas(doc)["Thing"]  # what GET /v1/things/{thing_id} answers
+    assert thing["required"] == [
+        # proto3 scalars and enums (at their defaults), repeated fields and maps (empty)...
+        "id",
+        "displayName",
+        "color",
+        "big",
+        "tags",
+        "labels",
+        "flag",
+        "score",
+        "blob",
+        "ubig",
+        "palette",
+    ]
+    # ...but not what has presence: messages (wrappers and well-known types included) and
+    # oneof members may be absent.
+    for absent in ("when", "ttl", "limit", "nickname", "inner", "text", "number", "extra"):
+        assert absent in thing["properties"] and absent not in thing["required"], absent
+    get = doc["paths"]["/v1/things/{thing_id}"]["get"]
+    assert get["responses"]["200"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/Thing"
+    }
+    create = doc["paths"]["/v1/shelves/{shelf}/things"]["post"]
+    body = create["requestBody"]["content"]["application/json"]["schema"]
+    assert body == {"$ref": "#/components/schemas/ThingInput"}  # body: "thing"
+    assert schemas(doc)["Inner"]["required"] == ["note", "level", "shade", "counts"]
+    assert "required" not in schemas(doc)["InnerInput"]
+
+
+async def test_real_answers_have_every_required_field(
+    client: httpx.AsyncClient, doc: dict[str, Any]
+) -> None:
+    answers = {
+        "Thing": [
+            (await client.get("/v1/things/t1")).json(),
+            (await client.get("/v1/things/featured")).json(),  # almost everything at defaults
+            (await client.post("/v1/shelves/s/things", json={"displayName": "d"})).json(),
+        ],
+    }
+    for name, bodies in answers.items():
+        for body in bodies:
+            missing = [f for f in schemas(doc)[name]["required"] if f not in body]
+            assert not missing, (name, body)
+            assert _valid(body, name, doc), body
+    assert "when" not in answers["Thing"][1]  # a message field with presence: absent
+    # The response form is the stricter one: a sparse body is input, not an answer.
+    assert _valid({"displayName": "d"}, "ThingInput", doc)
+    assert not _valid({"displayName": "d"}, "Thing", doc)
+
+
+def test_identical_forms_are_one_component() -> None:
+    from gateway.openapi import _same_forms
+
+    ref = "#/components/schemas/"
+    # A and B refer to each other; only their input refs differ: each is one component.
+    # C's forms differ in what they require; D's only in referring to C's differing forms.
+    components = {
+        "p.A": {"properties": {"b": {"$ref": ref + "p.B"}}},
+        "p.A#input": {"properties": {"b": {"$ref": ref + "p.B#input"}}},
+        "p.B": {"properties": {"a": {"$ref": ref + "p.A"}}},
+        "p.B#input": {"properties": {"a": {"$ref": ref + "p.A#input"}}},
+        "p.C": {"properties": {"n": {"type": "integer"}}, "required": ["n"]},
+        "p.C#input": {"properties": {"n": {"type": "integer"}}},
+        "p.D": {"properties": {"c": {"$ref": ref + "p.C"}}},
+        "p.D#input": {"properties": {"c": {"$ref": ref + "p.C#input"}}},
+    }
+    assert _same_forms(components) == {"p.A#input": "p.A", "p.B#input": "p.B"}

@@ -44,7 +44,12 @@ def test_a_tampered_copy_is_verified_and_refused(tmp_path: Path) -> None:
     token = tokens.issue(uuid.uuid4(), "student", 0)
     tokens.verify(token)
     header, payload, signature = token.split(".")
-    forged = f"{header}.{payload}.{signature[:-2]}AA"
+    # Change a character in the middle: all its 6 bits are signature bits (the last character's
+    # low bits are padding a decoder may ignore, and the old `[:-2] + "AA"` was sometimes the
+    # same signature: a flaky test).
+    middle = len(signature) // 2
+    flipped = "B" if signature[middle] == "A" else "A"
+    forged = f"{header}.{payload}.{signature[:middle]}{flipped}{signature[middle + 1 :]}"
     with pytest.raises(Unauthenticated):
         tokens.verify(forged)
     other = service(tmp_path / "other")  # another key set never trusts this one's tokens

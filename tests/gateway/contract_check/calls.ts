@@ -21,7 +21,8 @@ type Ok<Op> = Op extends {
 type Query<Op> = Op extends { parameters: { query?: infer Q } } ? NonNullable<Q> : never;
 type Headers<Op> = Op extends { parameters: { header?: infer H } } ? NonNullable<H> : never;
 
-// Schema names a generator keeps as they are: short, no dots.
+// Schema names a generator keeps as they are: short, no dots. A message's response form keeps
+// its name (`Lesson`); what a client sends of a message that is also answered is `LessonInput`.
 export const status: Schemas["Status"] = { code: 3, message: "invalid", details: [] };
 
 // PATCH bodies are partial: reordering a lesson sends only its position.
@@ -51,21 +52,24 @@ export const untitled: JsonBody<operations["CourseService_CreateCourse"]> = { co
 export const article: JsonBody<operations["CourseService_CreateLesson"]> = {
   lesson: { title: "Intro", article: { markdown: "# Hello" } },
 };
-export const quiz: Schemas["Lesson"] = {
+export const quiz: Schemas["LessonInput"] = {
   title: "Check",
   quiz: { questions: [{ prompt: "2 + 2?", choices: ["3", "4"], correctChoiceIndexes: [1] }] },
 };
 // @ts-expect-error an article and a video at once
-export const both: Schemas["Lesson"] = {
+export const both: Schemas["LessonInput"] = {
   title: "x",
   article: { markdown: "a" },
   video: { url: "u" },
 };
 
+// @ts-expect-error a lesson answered by the server has an id, a position...: input is not output
+export const sentIsNotAnswered: Schemas["Lesson"] = { title: "x", article: { markdown: "a" } };
+
 export function contentKind(lesson: Schemas["Lesson"]): string {
   if (lesson.article !== undefined) return lesson.article.markdown;
-  if (lesson.video !== undefined) return lesson.video.url ?? "";
-  if (lesson.quiz !== undefined) return String(lesson.quiz.questions?.length ?? 0);
+  if (lesson.video !== undefined) return `${lesson.video.url} (${lesson.video.durationSeconds}s)`;
+  if (lesson.quiz !== undefined) return String(lesson.quiz.questions.length);
   if (lesson.codeExercise !== undefined) return "code";
   return "none";
 }
@@ -95,11 +99,42 @@ export const readAfterWrite: Headers<operations["CatalogService_GetCourse"]> = {
   "X-Consistency-Token": "token-from-the-write",
 };
 
-// Responses are typed.
+// Responses are typed, and say what is always there: the gateway prints every scalar, enum,
+// list and map (at its default when unset), so those need no `?.` or `!`...
+export function catalogLine(reply: Ok<operations["CatalogService_ListCourses"]>): string[] {
+  const total: number = reply.totalSize;
+  return reply.courses.map(
+    (c) =>
+      `${c.title} [${c.level}] ${c.lessonCount} lessons, ${c.tags.join(", ")} ` +
+      `(${c.id}, page ${reply.nextPageToken}, ${total} in all)`,
+  );
+}
+export function outline(reply: Ok<operations["CatalogService_GetCourse"]>): string[] {
+  return reply.lessons.map((l) => `${l.position}. ${l.title} (${l.contentType})`);
+}
+export function progressLine(progress: Schemas["CourseProgress"]): string {
+  const scores = Object.entries(progress.quizBestScores).map(([id, s]) => `${id}: ${s}`);
+  const done = `${progress.percentComplete}% of ${progress.lessonCount}`;
+  return `${done}, next ${progress.nextLessonId}, ${scores.join(" ")}`;
+}
+export function bearer(reply: Ok<operations["IdentityService_CreateSession"]>): string {
+  return `${reply.tokenType} ${reply.accessToken} (${reply.expiresIn}s)`;
+}
+export function whoAmI(user: Schemas["User"]): string {
+  return `${user.displayName} <${user.email}> ${user.role} verified=${user.emailVerified}`;
+}
+export function errorLine(error: Schemas["Status"]): string {
+  return `${error.code}: ${error.message} (${error.details.length} details)`;
+}
+// ...while message fields have presence and may be absent.
 export function courseTitle(
   reply: Ok<operations["CatalogService_GetCourse"]>,
 ): string | undefined {
   return reply.course?.title;
+}
+export function unchecked(reply: Ok<operations["CatalogService_GetCourse"]>): string {
+  // @ts-expect-error `course` is a message field: it may be absent
+  return reply.course.title;
 }
 export type ListCourses = paths["/v1/courses"]["get"];
 export const page: Query<ListCourses> = { pageSize: 10 };

@@ -859,7 +859,7 @@ export interface components {
             /** @description The course after the change. */
             course?: components["schemas"]["Course"];
             /** @description Event position of the write. */
-            consistencyToken?: string;
+            consistencyToken: string;
         };
         /** @description Markdown content. */
         Article: {
@@ -869,19 +869,19 @@ export interface components {
         /** @description One audited action. */
         AuditEvent: {
             /** @description Identifier. */
-            id?: string;
+            id: string;
             /** @description The acting user, empty when anonymous. */
-            actorId?: string;
+            actorId: string;
             /** @description What happened, e.g. "user.register", "session.create". */
-            action?: string;
+            action: string;
             /** @description The resource acted on, e.g. "users/123". */
-            resource?: string;
+            resource: string;
             /** @description "success" or "failure", with a reason for failures. */
-            outcome?: string;
+            outcome: string;
             /** @description The request id of the call. */
-            requestId?: string;
+            requestId: string;
             /** @description The client's address. */
-            clientAddress?: string;
+            clientAddress: string;
             /**
              * Format: date-time
              * @description When.
@@ -903,15 +903,15 @@ export interface components {
          */
         Certificate: {
             /** @description Public, unguessable identifier (22 URL-safe characters). */
-            id?: string;
+            id: string;
             /** @description The completed course. */
-            courseId?: string;
+            courseId: string;
             /** @description The course's title at completion. */
-            courseTitle?: string;
+            courseTitle: string;
             /** @description The learner's display name at completion. */
-            learnerName?: string;
+            learnerName: string;
             /** @description The course instructor's display name at completion. */
-            instructorName?: string;
+            instructorName: string;
             /**
              * Format: date-time
              * @description When the learner completed the course.
@@ -933,21 +933,30 @@ export interface components {
          */
         ChangePasswordResponse: {
             /** @description Short-lived JWT for `Authorization: Bearer`, replacing the caller's old one. */
-            accessToken?: string;
+            accessToken: string;
             /** @description Opaque token for RefreshSession; the caller's old refresh token is revoked. */
-            refreshToken?: string;
+            refreshToken: string;
             /**
              * Format: int32
              * @description Lifetime of the access token in seconds.
              */
-            expiresIn?: number;
+            expiresIn: number;
             /** @description Always "Bearer". */
-            tokenType?: string;
+            tokenType: string;
             /** @description Event position of the change. */
-            consistencyToken?: string;
+            consistencyToken: string;
         };
         /** @description A coding exercise. */
         CodeExercise: {
+            /** @description Programming language, e.g. "python". At most 40 characters. */
+            language: string;
+            /** @description What to build. At most 100,000 characters. */
+            prompt: string;
+            /** @description Code the learner starts from. At most 100,000 characters. */
+            starterCode: string;
+        };
+        /** @description A coding exercise. */
+        CodeExerciseInput: {
             /** @description Programming language, e.g. "python". At most 40 characters. */
             language: string;
             /** @description What to build. At most 100,000 characters. */
@@ -958,21 +967,21 @@ export interface components {
         /** @description A discussion comment. */
         Comment: {
             /** @description Server-assigned identifier (UUID). */
-            readonly id?: string;
+            readonly id: string;
             /** @description The course. */
-            readonly courseId?: string;
+            readonly courseId: string;
             /** @description The lesson. */
-            readonly lessonId?: string;
+            readonly lessonId: string;
             /** @description The comment replied to, empty for a top-level comment. */
-            parentId?: string;
+            parentId: string;
             /** @description The author. */
-            readonly authorId?: string;
+            readonly authorId: string;
             /** @description The author's display name (read model). */
-            readonly authorName?: string;
+            readonly authorName: string;
             /** @description 1 to 10,000 characters; empty once deleted. */
-            body?: string;
+            body: string;
             /** @description Whether the comment was deleted. */
-            readonly deleted?: boolean;
+            readonly deleted: boolean;
             /**
              * Format: date-time
              * @description Creation time.
@@ -989,20 +998,81 @@ export interface components {
             /** @description The enrollment after the change (COMPLETED once every lesson is done). */
             enrollment?: components["schemas"]["Enrollment"];
             /** @description Event position of the write. */
-            consistencyToken?: string;
+            consistencyToken: string;
         };
         /** @description Response of ConfirmEmailVerification. */
         ConfirmEmailVerificationResponse: {
             /** @description Pass as `x-consistency-token` to read `email_verified: true` back immediately. */
-            consistencyToken?: string;
+            consistencyToken: string;
         };
         /** @description Response of ConfirmPasswordReset. No session is opened: log in with the new password. */
         ConfirmPasswordResetResponse: {
             /** @description Event position of the change. */
-            consistencyToken?: string;
+            consistencyToken: string;
         };
         /** @description A course. */
         Course: {
+            /** @description Server-assigned identifier (UUID). At most 36 characters. */
+            id: string;
+            /** @description 3 to 120 characters. */
+            title: string;
+            /** @description URL slug derived from the title, unique. At most 160 characters. */
+            readonly slug: string;
+            /** @description Up to 2,000 characters. */
+            summary: string;
+            /** @description Up to 10 tags of 1 to 30 characters [a-z0-9-]. */
+            tags: string[];
+            /** @description Difficulty level. */
+            level: components["schemas"]["CourseLevel"];
+            /** @description Lifecycle state. */
+            readonly state: components["schemas"]["CourseState"];
+            /**
+             * Format: int32
+             * @description Maximum active enrollments; 0 means unlimited.
+             */
+            capacity: number;
+            /**
+             * Format: date-time
+             * @description Enrollment opens at this time when set.
+             */
+            enrollmentOpenTime?: string;
+            /**
+             * Format: date-time
+             * @description Enrollment closes at this time when set.
+             */
+            enrollmentCloseTime?: string;
+            /** @description The owning instructor. At most 36 characters. */
+            readonly ownerId: string;
+            /** @description The owning instructor's display name (read model). At most 80 characters. */
+            readonly instructorName: string;
+            /**
+             * Format: int32
+             * @description Number of lessons (read model).
+             */
+            readonly lessonCount: number;
+            /**
+             * Format: int32
+             * @description Number of active enrollments (read model).
+             */
+            readonly enrollmentCount: number;
+            /**
+             * Format: date-time
+             * @description Creation time.
+             */
+            readonly createTime?: string;
+            /**
+             * Format: date-time
+             * @description Last update time.
+             */
+            readonly updateTime?: string;
+            /**
+             * Format: date-time
+             * @description Publication time.
+             */
+            readonly publishTime?: string;
+        };
+        /** @description A course. */
+        CourseInput: {
             /** @description Server-assigned identifier (UUID). At most 36 characters. */
             id?: string;
             /** @description 3 to 120 characters. */
@@ -1074,25 +1144,25 @@ export interface components {
         /** @description A user's progress in one course (read model). */
         CourseProgress: {
             /** @description The course. */
-            courseId?: string;
+            courseId: string;
             /** @description Course title. */
-            courseTitle?: string;
+            courseTitle: string;
             /** @description Enrollment state. */
-            state?: components["schemas"]["EnrollmentState"];
+            state: components["schemas"]["EnrollmentState"];
             /** @description Completed lesson ids. */
-            completedLessonIds?: string[];
+            completedLessonIds: string[];
             /**
              * Format: int32
              * @description Lessons in the course.
              */
-            lessonCount?: number;
+            lessonCount: number;
             /**
              * Format: int32
              * @description 0..100.
              */
-            percentComplete?: number;
+            percentComplete: number;
             /** @description Best score per quiz lesson id, 0..100. */
-            quizBestScores?: {
+            quizBestScores: {
                 [key: string]: number;
             };
             /**
@@ -1101,11 +1171,11 @@ export interface components {
              */
             lastActivityTime?: string;
             /** @description Resume: the lesson the learner last completed or attempted; empty before any. */
-            lastLessonId?: string;
+            lastLessonId: string;
             /** @description Resume: the first lesson in outline order not completed yet; empty when none is left. */
-            nextLessonId?: string;
+            nextLessonId: string;
             /** @description The completion certificate (GetCertificate), once the enrollment is completed. */
-            certificateId?: string;
+            certificateId: string;
         };
         /**
          * @description Lifecycle state of a course.
@@ -1153,26 +1223,26 @@ export interface components {
             /** @description The new comment. */
             comment?: components["schemas"]["Comment"];
             /** @description Event position of the write. */
-            consistencyToken?: string;
+            consistencyToken: string;
         };
         /** @description Response of CreateCourse. */
         CreateCourseResponse: {
             /** @description The created course. */
             course?: components["schemas"]["Course"];
             /** @description Event position of the write. */
-            consistencyToken?: string;
+            consistencyToken: string;
         };
         /** @description Response of CreateLesson. */
         CreateLessonResponse: {
             /** @description The created lesson. */
             lesson?: components["schemas"]["Lesson"];
             /** @description Event position of the write. */
-            consistencyToken?: string;
+            consistencyToken: string;
         };
         /** @description Response of CreatePasswordReset: the same whether or not the email has an account. */
         CreatePasswordResetResponse: {
             /** @description Event position of the request's audit record. */
-            consistencyToken?: string;
+            consistencyToken: string;
         };
         /** @description Response of CreateQuizAttempt. */
         CreateQuizAttemptResponse: {
@@ -1180,16 +1250,16 @@ export interface components {
              * Format: int32
              * @description This attempt's score, 0..100.
              */
-            score?: number;
+            score: number;
             /** @description Whether this attempt reached the pass threshold. */
-            passed?: boolean;
+            passed: boolean;
             /**
              * Format: int32
              * @description Best score over all attempts.
              */
-            bestScore?: number;
+            bestScore: number;
             /** @description Event position of the write. */
-            consistencyToken?: string;
+            consistencyToken: string;
         };
         /** @description Request of CreateSession. */
         CreateSessionRequest: {
@@ -1206,18 +1276,18 @@ export interface components {
         /** @description Response of CreateSession and RefreshSession. */
         CreateSessionResponse: {
             /** @description Short-lived JWT for `Authorization: Bearer`. */
-            accessToken?: string;
+            accessToken: string;
             /** @description Opaque token for RefreshSession; single use. */
-            refreshToken?: string;
+            refreshToken: string;
             /**
              * Format: int32
              * @description Lifetime of the access token in seconds.
              */
-            expiresIn?: number;
+            expiresIn: number;
             /** @description Always "Bearer". */
-            tokenType?: string;
+            tokenType: string;
             /** @description Event position of the login's audit record. */
-            consistencyToken?: string;
+            consistencyToken: string;
         };
         /** @description Debugging information from the server. */
         DebugInfo: {
@@ -1232,33 +1302,33 @@ export interface components {
         /** @description Response of DeleteComment. */
         DeleteCommentResponse: {
             /** @description Event position of the write. */
-            consistencyToken?: string;
+            consistencyToken: string;
         };
         /** @description Response of DeleteCourse. */
         DeleteCourseResponse: {
             /** @description Event position of the write. */
-            consistencyToken?: string;
+            consistencyToken: string;
         };
         /** @description Response of DeleteLesson. */
         DeleteLessonResponse: {
             /** @description Event position of the write. */
-            consistencyToken?: string;
+            consistencyToken: string;
         };
         /** @description Response of EnrollInCourse. */
         EnrollInCourseResponse: {
             /** @description The enrollment. */
             enrollment?: components["schemas"]["Enrollment"];
             /** @description Event position of the write. */
-            consistencyToken?: string;
+            consistencyToken: string;
         };
         /** @description A user's enrollment in a course. */
         Enrollment: {
             /** @description The course. */
-            courseId?: string;
+            courseId: string;
             /** @description The user. */
-            userId?: string;
+            userId: string;
             /** @description State. */
-            state?: components["schemas"]["EnrollmentState"];
+            state: components["schemas"]["EnrollmentState"];
             /**
              * Format: date-time
              * @description When the user (re-)enrolled.
@@ -1291,7 +1361,7 @@ export interface components {
             field?: string;
             description?: string;
             reason?: string;
-            localizedMessage?: components["schemas"]["LocalizedMessage"];
+            localizedMessage?: components["schemas"]["LocalizedMessageInput"];
         };
         /** @description Response of GetCertificate. */
         GetCertificateResponse: {
@@ -1303,7 +1373,7 @@ export interface components {
             /** @description The course. */
             course?: components["schemas"]["Course"];
             /** @description Its lessons in order. */
-            lessons?: components["schemas"]["LessonSummary"][];
+            lessons: components["schemas"]["LessonSummary"][];
         };
         /** @description Response of GetCourseProgress. */
         GetCourseProgressResponse: {
@@ -1315,7 +1385,7 @@ export interface components {
             /** @description The course. */
             course?: components["schemas"]["Course"];
             /** @description Its lessons in order. */
-            lessons?: components["schemas"]["LessonSummary"][];
+            lessons: components["schemas"]["LessonSummary"][];
         };
         /** @description Response of GetCurrentUser. */
         GetCurrentUserResponse: {
@@ -1330,7 +1400,7 @@ export interface components {
         /** @description A JSON Web Key Set (RFC 7517); field names match the RFC in proto3 JSON. */
         GetSigningKeysResponse: {
             /** @description The public keys currently accepted for verification. */
-            keys?: components["schemas"]["JsonWebKey"][];
+            keys: components["schemas"]["JsonWebKey"][];
         };
         /** @description Response of GetUser. */
         GetUserResponse: {
@@ -1376,31 +1446,31 @@ export interface components {
         /** @description One public key (OKP/Ed25519). */
         JsonWebKey: {
             /** @description Key type, "OKP". */
-            kty?: string;
+            kty: string;
             /** @description Curve, "Ed25519". */
-            crv?: string;
+            crv: string;
             /** @description Public key, base64url. */
-            x?: string;
+            x: string;
             /** @description Key id, matched against the token header's `kid`. */
-            kid?: string;
+            kid: string;
             /** @description Algorithm, "EdDSA". */
-            alg?: string;
+            alg: string;
             /** @description Use, "sig". */
-            use?: string;
+            use: string;
         };
         /** @description A lesson of a course. */
         Lesson: {
             /** @description Server-assigned identifier (UUID). At most 36 characters. */
-            id?: string;
+            id: string;
             /** @description The course it belongs to. At most 36 characters. */
-            courseId?: string;
+            courseId: string;
             /** @description 1 to 120 characters. */
             title: string;
             /**
              * Format: int32
              * @description 1-based position within the course.
              */
-            position?: number;
+            position: number;
             /** @description Markdown text. Member of oneof `content`; excludes video, quiz, codeExercise. */
             article?: components["schemas"]["Article"];
             /** @description A video. Member of oneof `content`; excludes article, quiz, codeExercise. */
@@ -1410,11 +1480,11 @@ export interface components {
             /** @description A coding exercise. Member of oneof `content`; excludes article, video, quiz. */
             codeExercise?: components["schemas"]["CodeExercise"];
             /** @description The course title (read model). At most 120 characters. */
-            readonly courseTitle?: string;
+            readonly courseTitle: string;
             /** @description Previous lesson's id, empty for the first (read model). At most 36 characters. */
-            readonly previousLessonId?: string;
+            readonly previousLessonId: string;
             /** @description Next lesson's id, empty for the last (read model). At most 36 characters. */
-            readonly nextLessonId?: string;
+            readonly nextLessonId: string;
         } & ({
             article: components["schemas"]["Article"];
             video?: never;
@@ -1441,19 +1511,72 @@ export interface components {
             quiz?: never;
             codeExercise?: never;
         });
+        /** @description A lesson of a course. */
+        LessonInput: {
+            /** @description Server-assigned identifier (UUID). At most 36 characters. */
+            id?: string;
+            /** @description The course it belongs to. At most 36 characters. */
+            courseId?: string;
+            /** @description 1 to 120 characters. */
+            title: string;
+            /**
+             * Format: int32
+             * @description 1-based position within the course.
+             */
+            position?: number;
+            /** @description Markdown text. Member of oneof `content`; excludes video, quiz, codeExercise. */
+            article?: components["schemas"]["Article"];
+            /** @description A video. Member of oneof `content`; excludes article, quiz, codeExercise. */
+            video?: components["schemas"]["VideoInput"];
+            /** @description A graded quiz. Member of oneof `content`; excludes article, video, codeExercise. */
+            quiz?: components["schemas"]["QuizInput"];
+            /** @description A coding exercise. Member of oneof `content`; excludes article, video, quiz. */
+            codeExercise?: components["schemas"]["CodeExerciseInput"];
+            /** @description The course title (read model). At most 120 characters. */
+            readonly courseTitle?: string;
+            /** @description Previous lesson's id, empty for the first (read model). At most 36 characters. */
+            readonly previousLessonId?: string;
+            /** @description Next lesson's id, empty for the last (read model). At most 36 characters. */
+            readonly nextLessonId?: string;
+        } & ({
+            article: components["schemas"]["Article"];
+            video?: never;
+            quiz?: never;
+            codeExercise?: never;
+        } | {
+            article?: never;
+            video: components["schemas"]["VideoInput"];
+            quiz?: never;
+            codeExercise?: never;
+        } | {
+            article?: never;
+            video?: never;
+            quiz: components["schemas"]["QuizInput"];
+            codeExercise?: never;
+        } | {
+            article?: never;
+            video?: never;
+            quiz?: never;
+            codeExercise: components["schemas"]["CodeExerciseInput"];
+        } | {
+            article?: never;
+            video?: never;
+            quiz?: never;
+            codeExercise?: never;
+        });
         /** @description One entry of a course outline. */
         LessonSummary: {
             /** @description Lesson id. */
-            id?: string;
+            id: string;
             /** @description Lesson title. */
-            title?: string;
+            title: string;
             /**
              * Format: int32
              * @description 1-based position.
              */
-            position?: number;
+            position: number;
             /** @description "article", "video", "quiz" or "code_exercise". */
-            contentType?: string;
+            contentType: string;
         };
         /**
          * @description A lesson of a course.
@@ -1475,11 +1598,11 @@ export interface components {
             /** @description Markdown text. Member of oneof `content`; excludes video, quiz, codeExercise. */
             article?: components["schemas"]["Article"];
             /** @description A video. Member of oneof `content`; excludes article, quiz, codeExercise. */
-            video?: components["schemas"]["Video"];
+            video?: components["schemas"]["VideoInput"];
             /** @description A graded quiz. Member of oneof `content`; excludes article, video, codeExercise. */
-            quiz?: components["schemas"]["Quiz"];
+            quiz?: components["schemas"]["QuizInput"];
             /** @description A coding exercise. Member of oneof `content`; excludes article, video, quiz. */
-            codeExercise?: components["schemas"]["CodeExercise"];
+            codeExercise?: components["schemas"]["CodeExerciseInput"];
         } & ({
             article: components["schemas"]["Article"];
             video?: never;
@@ -1487,19 +1610,19 @@ export interface components {
             codeExercise?: never;
         } | {
             article?: never;
-            video: components["schemas"]["Video"];
+            video: components["schemas"]["VideoInput"];
             quiz?: never;
             codeExercise?: never;
         } | {
             article?: never;
             video?: never;
-            quiz: components["schemas"]["Quiz"];
+            quiz: components["schemas"]["QuizInput"];
             codeExercise?: never;
         } | {
             article?: never;
             video?: never;
             quiz?: never;
-            codeExercise: components["schemas"]["CodeExercise"];
+            codeExercise: components["schemas"]["CodeExerciseInput"];
         } | {
             article?: never;
             video?: never;
@@ -1513,56 +1636,56 @@ export interface components {
         /** @description Response of ListAuditEvents. */
         ListAuditEventsResponse: {
             /** @description The page of events. */
-            auditEvents?: components["schemas"]["AuditEvent"][];
+            auditEvents: components["schemas"]["AuditEvent"][];
             /** @description Empty on the last page. */
-            nextPageToken?: string;
+            nextPageToken: string;
         };
         /** @description Response of ListAuthoredCourses. */
         ListAuthoredCoursesResponse: {
             /** @description The page of courses, newest first. */
-            courses?: components["schemas"]["Course"][];
+            courses: components["schemas"]["Course"][];
             /** @description Empty on the last page. */
-            nextPageToken?: string;
+            nextPageToken: string;
         };
         /** @description Response of ListComments. */
         ListCommentsResponse: {
             /** @description The page of comments. */
-            comments?: components["schemas"]["Comment"][];
+            comments: components["schemas"]["Comment"][];
             /** @description Empty on the last page. */
-            nextPageToken?: string;
+            nextPageToken: string;
         };
         /** @description Response of ListCourseEnrollments. */
         ListCourseEnrollmentsResponse: {
             /** @description The page of learners. */
-            enrollments?: components["schemas"]["RosterEntry"][];
+            enrollments: components["schemas"]["RosterEntry"][];
             /** @description Empty on the last page. */
-            nextPageToken?: string;
+            nextPageToken: string;
         };
         /** @description Response of ListCourses. */
         ListCoursesResponse: {
             /** @description The page of courses. */
-            courses?: components["schemas"]["Course"][];
+            courses: components["schemas"]["Course"][];
             /** @description Empty on the last page. */
-            nextPageToken?: string;
+            nextPageToken: string;
             /**
              * Format: int32
              * @description How many courses match, on the first page only (0 on the following pages).
              */
-            totalSize?: number;
+            totalSize: number;
         };
         /** @description Response of ListMyEnrollments. */
         ListMyEnrollmentsResponse: {
             /** @description Courses with progress, most recent activity first. */
-            enrollments?: components["schemas"]["CourseProgress"][];
+            enrollments: components["schemas"]["CourseProgress"][];
             /** @description Empty on the last page. */
-            nextPageToken?: string;
+            nextPageToken: string;
         };
         /** @description Response of ListUsers. */
         ListUsersResponse: {
             /** @description Users ordered by email. */
-            users?: components["schemas"]["User"][];
+            users: components["schemas"]["User"][];
             /** @description Token of the next page; empty on the last page. */
-            nextPageToken?: string;
+            nextPageToken: string;
         };
         /** @description The error message in the user's language. */
         LocalizedMessage: {
@@ -1571,6 +1694,10 @@ export interface components {
              * @enum {string}
              */
             "@type": "type.googleapis.com/google.rpc.LocalizedMessage";
+            locale?: string;
+            message?: string;
+        };
+        LocalizedMessageInput: {
             locale?: string;
             message?: string;
         };
@@ -1588,12 +1715,34 @@ export interface components {
             /** @description The course after the change. */
             course?: components["schemas"]["Course"];
             /** @description Event position of the write. */
-            consistencyToken?: string;
+            consistencyToken: string;
         };
         /** @description A quiz; graded on the server. */
         Quiz: {
             /** @description 1 to 50 questions. */
-            questions?: components["schemas"]["QuizQuestion"][];
+            questions: components["schemas"]["QuizQuestion"][];
+            /**
+             * Format: int32
+             * @description Percentage (1..100) needed to pass; 70 when unset.
+             */
+            passThresholdPercent: number;
+            /**
+             * Format: int32
+             * @description Graded attempts allowed per learner, 0 to 100; 0 (unset) means unlimited.
+             */
+            maxAttempts: number;
+        };
+        /** @description One answer of a quiz attempt. */
+        QuizAnswer: {
+            /** @description The question. At most 64 characters. */
+            questionId: string;
+            /** @description Chosen choice indexes. At most 10 items. */
+            choiceIndexes?: number[];
+        };
+        /** @description A quiz; graded on the server. */
+        QuizInput: {
+            /** @description 1 to 50 questions. */
+            questions?: components["schemas"]["QuizQuestionInput"][];
             /**
              * Format: int32
              * @description Percentage (1..100) needed to pass; 70 when unset.
@@ -1605,15 +1754,22 @@ export interface components {
              */
             maxAttempts?: number;
         };
-        /** @description One answer of a quiz attempt. */
-        QuizAnswer: {
-            /** @description The question. At most 64 characters. */
-            questionId: string;
-            /** @description Chosen choice indexes. At most 10 items. */
-            choiceIndexes?: number[];
-        };
         /** @description One multiple-choice question. */
         QuizQuestion: {
+            /** @description Stable identifier within the quiz; assigned when empty. At most 64 characters. */
+            id: string;
+            /** @description The question text. At most 2,000 characters. */
+            prompt: string;
+            /** @description 2 to 10 choices. At most 10 items of at most 500 characters each. */
+            choices: string[];
+            /**
+             * @description Indexes into `choices` of the correct answers; only course staff ever see them.
+             *     At most 10 items.
+             */
+            correctChoiceIndexes: number[];
+        };
+        /** @description One multiple-choice question. */
+        QuizQuestionInput: {
             /** @description Stable identifier within the quiz; assigned when empty. At most 64 characters. */
             id?: string;
             /** @description The question text. At most 2,000 characters. */
@@ -1648,18 +1804,18 @@ export interface components {
         /** @description Response of RefreshSession. */
         RefreshSessionResponse: {
             /** @description Short-lived JWT for `Authorization: Bearer`. */
-            accessToken?: string;
+            accessToken: string;
             /** @description The replacement refresh token. */
-            refreshToken?: string;
+            refreshToken: string;
             /**
              * Format: int32
              * @description Lifetime of the access token in seconds.
              */
-            expiresIn?: number;
+            expiresIn: number;
             /** @description Always "Bearer". */
-            tokenType?: string;
+            tokenType: string;
             /** @description Event position of the refresh. */
-            consistencyToken?: string;
+            consistencyToken: string;
         };
         /**
          * @description Where a session's refresh token travels.
@@ -1679,7 +1835,7 @@ export interface components {
              */
             user?: components["schemas"]["User"];
             /** @description Pass as `x-consistency-token` to read this write back immediately. */
-            consistencyToken?: string;
+            consistencyToken: string;
         };
         /** @description The request the server saw, to quote when reporting a problem. */
         RequestInfo: {
@@ -1708,7 +1864,7 @@ export interface components {
             /** @description The course after the change. */
             course?: components["schemas"]["Course"];
             /** @description Event position of the write. */
-            consistencyToken?: string;
+            consistencyToken: string;
         };
         /** @description When to retry: wait at least `retryDelay` (also sent as `Retry-After`). */
         RetryInfo: {
@@ -1738,7 +1894,7 @@ export interface components {
         /** @description Response of RevokeSession. */
         RevokeSessionResponse: {
             /** @description Event position of the revocation. */
-            consistencyToken?: string;
+            consistencyToken: string;
         };
         /**
          * @description A user's role on the platform.
@@ -1752,11 +1908,11 @@ export interface components {
         /** @description One learner of a course's roster. */
         RosterEntry: {
             /** @description The learner. */
-            userId?: string;
+            userId: string;
             /** @description The learner's display name. */
-            displayName?: string;
+            displayName: string;
             /** @description Enrollment state. */
-            state?: components["schemas"]["EnrollmentState"];
+            state: components["schemas"]["EnrollmentState"];
             /**
              * Format: date-time
              * @description When the learner (last) enrolled.
@@ -1766,14 +1922,14 @@ export interface components {
              * Format: int32
              * @description 0..100.
              */
-            percentComplete?: number;
+            percentComplete: number;
             /**
              * Format: int32
              * @description Completed lessons.
              */
-            completedLessonCount?: number;
+            completedLessonCount: number;
             /** @description Best score per quiz lesson id, 0..100. */
-            quizBestScores?: {
+            quizBestScores: {
                 [key: string]: number;
             };
             /**
@@ -1790,21 +1946,21 @@ export interface components {
         /** @description Response of SendVerificationEmail. */
         SendVerificationEmailResponse: {
             /** @description Event position of the request's audit record. */
-            consistencyToken?: string;
+            consistencyToken: string;
         };
         /** @description Response of SetUserDisabled. */
         SetUserDisabledResponse: {
             /** @description The user after the change. */
             user?: components["schemas"]["User"];
             /** @description Event position of the change. */
-            consistencyToken?: string;
+            consistencyToken: string;
         };
         /** @description Response of SetUserRole. */
         SetUserRoleResponse: {
             /** @description The user after the change. */
             user?: components["schemas"]["User"];
             /** @description Event position of the change. */
-            consistencyToken?: string;
+            consistencyToken: string;
         };
         /** @description The error model (google.rpc.Status): a gRPC status code, a message for the developer and typed details, told apart by their `@type`. */
         Status: {
@@ -1822,62 +1978,62 @@ export interface components {
             /** @description The course after the change. */
             course?: components["schemas"]["Course"];
             /** @description Event position of the write. */
-            consistencyToken?: string;
+            consistencyToken: string;
         };
         /** @description Response of UpdateComment. */
         UpdateCommentResponse: {
             /** @description The edited comment. */
             comment?: components["schemas"]["Comment"];
             /** @description Event position of the write. */
-            consistencyToken?: string;
+            consistencyToken: string;
         };
         /** @description Response of UpdateCourse. */
         UpdateCourseResponse: {
             /** @description The updated course. */
             course?: components["schemas"]["Course"];
             /** @description Event position of the write. */
-            consistencyToken?: string;
+            consistencyToken: string;
         };
         /** @description Response of UpdateCurrentUser. */
         UpdateCurrentUserResponse: {
             /** @description The profile after the change. */
             user?: components["schemas"]["User"];
             /** @description Event position of the change. */
-            consistencyToken?: string;
+            consistencyToken: string;
         };
         /** @description Response of UpdateLesson. */
         UpdateLessonResponse: {
             /** @description The updated lesson. */
             lesson?: components["schemas"]["Lesson"];
             /** @description Event position of the write. */
-            consistencyToken?: string;
+            consistencyToken: string;
         };
         /** @description A LearnFlow account. */
         User: {
             /** @description Server-assigned identifier (UUID). At most 36 characters. */
-            readonly id?: string;
+            readonly id: string;
             /**
              * @description Login email, stored lower-cased. Not changed by UpdateCurrentUser.
              *     At most 254 characters.
              */
-            email?: string;
+            email: string;
             /** @description Name shown to other users: 1 to 80 characters. */
-            displayName?: string;
+            displayName: string;
             /** @description Platform role. */
-            readonly role?: components["schemas"]["Role"];
+            readonly role: components["schemas"]["Role"];
             /** @description Whether the account is disabled. */
-            readonly disabled?: boolean;
+            readonly disabled: boolean;
             /**
              * Format: date-time
              * @description When the account was created.
              */
             readonly createTime?: string;
             /** @description A few words about the user, shown on their profile: at most 1,000 characters. */
-            bio?: string;
+            bio: string;
             /** @description Picture shown beside the name: an https URL of at most 2,048 characters, or empty. */
-            avatarUrl?: string;
+            avatarUrl: string;
             /** @description Whether the owner confirmed the email address (a mailed verification or reset link). */
-            readonly emailVerified?: boolean;
+            readonly emailVerified: boolean;
         };
         /**
          * @description A LearnFlow account.
@@ -1905,6 +2061,16 @@ export interface components {
              * Format: int32
              * @description Length in seconds, 1 to 86,400.
              */
+            durationSeconds: number;
+        };
+        /** @description Video content. */
+        VideoInput: {
+            /** @description An https URL. At most 2,048 characters. */
+            url: string;
+            /**
+             * Format: int32
+             * @description Length in seconds, 1 to 86,400.
+             */
             durationSeconds?: number;
         };
         /** @description One message of WatchCourseProgress. */
@@ -1917,7 +2083,7 @@ export interface components {
             /** @description The enrollment after the change. */
             enrollment?: components["schemas"]["Enrollment"];
             /** @description Event position of the write. */
-            consistencyToken?: string;
+            consistencyToken: string;
         };
     };
     responses: {
@@ -2145,7 +2311,7 @@ export interface operations {
             content: {
                 "application/json": {
                     /** @description The course to create; output-only fields are ignored. */
-                    course: components["schemas"]["Course"];
+                    course: components["schemas"]["CourseInput"];
                     /** @description Optional idempotency key. At most 128 characters. An alias of the `Idempotency-Key` header, the documented place for it over HTTP; send one or the other (the same value in both is accepted). */
                     requestId?: string;
                 };
@@ -2798,7 +2964,7 @@ export interface operations {
             content: {
                 "application/json": {
                     /** @description The lesson; `position` 0 appends. */
-                    lesson: components["schemas"]["Lesson"];
+                    lesson: components["schemas"]["LessonInput"];
                     /** @description Optional idempotency key. At most 128 characters. An alias of the `Idempotency-Key` header, the documented place for it over HTTP; send one or the other (the same value in both is accepted). */
                     requestId?: string;
                 };

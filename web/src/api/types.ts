@@ -71,3 +71,8 @@ export type RosterEntry = Item<NonNullable<ResponseOf<'/v1/courses/{course_id}/e
 export type ListUsersQuery = QueryOf<'/v1/users', 'get'>;
 export type AuditQuery = QueryOf<'/v1/auditEvents', 'get'>;
 export type AuditEvent = Item<NonNullable<ResponseOf<'/v1/auditEvents', 'get'>['auditEvents']>>;
+
+// What a client sends of a message the server also answers: the input forms (only the
+// contract's REQUIRED fields required), where the response types above say what is always there.
+export type CourseInput = NonNullable<CreateCourseBody['course']>;
+export type LessonInput = NonNullable<BodyOf<'/v1/courses/{course_id}/lessons', 'post'>['lesson']>;

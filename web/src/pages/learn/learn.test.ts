@@ -2,18 +2,36 @@ import { describe, expect, it } from 'vitest';
 import { changedMask, enrolBlocker, newerProgress, percentOf, resumeLessonId } from './progress';
 import { attemptsLeft, passThreshold, toAnswers, toggleChoice, unanswered } from './quiz';
 import { backoffMs } from '../../api/streams';
+import type { CourseProgress, QuizQuestion } from '../../api';
+
+/** A progress snapshot as the server answers it, with the fields a test cares about. */
+function progress(fields: Partial<CourseProgress>): CourseProgress {
+  return {
+    courseId: 'c1',
+    courseTitle: 'Course',
+    state: 'ENROLLMENT_STATE_ACTIVE',
+    completedLessonIds: [],
+    lessonCount: 0,
+    percentComplete: 0,
+    quizBestScores: {},
+    lastLessonId: '',
+    nextLessonId: '',
+    certificateId: '',
+    ...fields,
+  };
+}
 
 const lessons = [{ id: 'a' }, { id: 'b' }, { id: 'c' }];
 
 describe('resumeLessonId', () => {
   it("prefers the server's next lesson", () => {
-    expect(resumeLessonId({ nextLessonId: 'c', lastLessonId: 'a', completedLessonIds: ['a'] }, lessons)).toBe('c');
+    expect(resumeLessonId(progress({ nextLessonId: 'c', lastLessonId: 'a', completedLessonIds: ['a'] }), lessons)).toBe('c');
   });
   it('falls back to the first lesson not completed in outline order', () => {
-    expect(resumeLessonId({ completedLessonIds: ['a', 'c'] }, lessons)).toBe('b');
+    expect(resumeLessonId(progress({ completedLessonIds: ['a', 'c'] }), lessons)).toBe('b');
   });
   it('goes to the last lesson touched when everything is done', () => {
-    expect(resumeLessonId({ completedLessonIds: ['a', 'b', 'c'], lastLessonId: 'b' }, lessons)).toBe('b');
+    expect(resumeLessonId(progress({ completedLessonIds: ['a', 'b', 'c'], lastLessonId: 'b' }), lessons)).toBe('b');
   });
   it('starts at the first lesson without progress, and is null without lessons', () => {
     expect(resumeLessonId(null, lessons)).toBe('a');
@@ -22,21 +40,20 @@ describe('resumeLessonId', () => {
 });
 
 describe('percentOf', () => {
-  it('uses the server figure, clamped', () => {
-    expect(percentOf({ percentComplete: 50 })).toBe(50);
-    expect(percentOf({ percentComplete: 140 })).toBe(100);
+  it("uses the server's figure, clamped", () => {
+    expect(percentOf(progress({ percentComplete: 50 }))).toBe(50);
+    expect(percentOf(progress({ percentComplete: 140 }))).toBe(100);
   });
-  it('computes from the completed ids when the figure is missing', () => {
-    expect(percentOf({ completedLessonIds: ['a'], lessonCount: 3 })).toBe(33);
-    expect(percentOf({ lessonCount: 0 })).toBe(0);
+  it('is 0 without progress', () => {
+    expect(percentOf(progress({ lessonCount: 0 }))).toBe(0);
     expect(percentOf(null)).toBe(0);
   });
 });
 
 describe('newerProgress', () => {
   it('keeps the snapshot with the later activity', () => {
-    const old = { lastActivityTime: '2026-01-01T00:00:00Z', completedLessonIds: ['a', 'b'] };
-    const fresh = { lastActivityTime: '2026-01-02T00:00:00Z', completedLessonIds: ['a'] };
+    const old = progress({ lastActivityTime: '2026-01-01T00:00:00Z', completedLessonIds: ['a', 'b'] });
+    const fresh = progress({ lastActivityTime: '2026-01-02T00:00:00Z', completedLessonIds: ['a'] });
     expect(newerProgress(old, fresh)).toBe(fresh);
     expect(newerProgress(fresh, old)).toBe(fresh);
     expect(newerProgress(null, old)).toBe(old);
@@ -58,7 +75,10 @@ describe('enrolBlocker', () => {
 });
 
 describe('quiz state', () => {
-  const questions = [{ id: 'q1', prompt: 'one', choices: ['x', 'y'] }, { id: 'q2', prompt: 'two', choices: ['x', 'y', 'z'] }];
+  const questions: QuizQuestion[] = [
+    { id: 'q1', prompt: 'one', choices: ['x', 'y'], correctChoiceIndexes: [] },
+    { id: 'q2', prompt: 'two', choices: ['x', 'y', 'z'], correctChoiceIndexes: [] },
+  ];
   it('toggles choices immutably and sorted', () => {
     const a = toggleChoice({}, 'q2', 2);
     const b = toggleChoice(a, 'q2', 0);

@@ -25,13 +25,10 @@ export function resumeLessonId(
   return lessons[0]?.id ?? null;
 }
 
-/** 0..100, from the server's figure or, failing that, the completed ids over the lessons. */
-export function percentOf(progress: Pick<CourseProgress, 'percentComplete' | 'completedLessonIds' | 'lessonCount'> | null | undefined): number {
+/** 0..100: the server's figure (always present in its answers), clamped. */
+export function percentOf(progress: Pick<CourseProgress, 'percentComplete'> | null | undefined): number {
   if (!progress) return 0;
-  if (typeof progress.percentComplete === 'number') return clamp(progress.percentComplete);
-  const count = progress.lessonCount ?? 0;
-  if (!count) return 0;
-  return clamp(Math.floor(((progress.completedLessonIds?.length ?? 0) * 100) / count));
+  return clamp(progress.percentComplete);
 }
 
 export function isComplete(progress: Pick<CourseProgress, 'state'> | null | undefined): boolean {

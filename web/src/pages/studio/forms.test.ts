@@ -18,10 +18,16 @@ import {
 const course: Course = {
   id: 'c1',
   title: 'Intro',
+  slug: 'intro',
   summary: 'About',
   tags: ['web'],
   level: 'COURSE_LEVEL_BEGINNER',
+  state: 'COURSE_STATE_DRAFT',
   capacity: 0,
+  ownerId: 'u1',
+  instructorName: 'Ivan',
+  lessonCount: 0,
+  enrollmentCount: 0,
 };
 
 describe('course form', () => {
@@ -81,6 +87,10 @@ describe('lesson form', () => {
   it('patches only what changed; content goes whole under "content"', () => {
     const saved: Lesson = {
       id: 'l1',
+      courseId: 'c1',
+      courseTitle: 'Intro',
+      previousLessonId: '',
+      nextLessonId: '',
       title: 'Quiz',
       position: 2,
       quiz: { passThresholdPercent: 70, maxAttempts: 0, questions: [{ id: 'q1', prompt: 'P', choices: ['a', 'b'], correctChoiceIndexes: [0] }] },
@@ -107,9 +117,9 @@ describe('lesson form', () => {
 
 describe('reordering', () => {
   const lessons: LessonSummary[] = [
-    { id: 'a', title: 'A', position: 1 },
-    { id: 'b', title: 'B', position: 2 },
-    { id: 'c', title: 'C', position: 3 },
+    { id: 'a', title: 'A', position: 1, contentType: 'article' },
+    { id: 'b', title: 'B', position: 2, contentType: 'video' },
+    { id: 'c', title: 'C', position: 3, contentType: 'quiz' },
   ];
 
   it('moves up and down, renumbering positions', () => {

@@ -3,7 +3,7 @@
  * (forms.test.ts): course fields and their update mask, lesson drafts of every content type,
  * and reordering.
  */
-import type { Course, CourseLevel, CourseUpdate, Lesson, LessonSummary, LessonUpdate } from '../../api';
+import type { Course, CourseLevel, CourseUpdate, Lesson, LessonInput, LessonSummary, LessonUpdate } from '../../api';
 
 // ------------------------------------------------------------------ courses
 
@@ -147,13 +147,14 @@ export function lessonKind(lesson: Lesson): LessonKind {
 
 const int = (text: string): number => Number.parseInt(text || '0', 10) || 0;
 
-type Article = NonNullable<Lesson['article']>;
-type Video = NonNullable<Lesson['video']>;
-type Quiz = NonNullable<Lesson['quiz']>;
-type CodeExercise = NonNullable<Lesson['codeExercise']>;
+// What a client sends (the input forms: ids and defaults may be left out), not what it reads.
+type Article = NonNullable<LessonInput['article']>;
+type Video = NonNullable<LessonInput['video']>;
+type Quiz = NonNullable<LessonInput['quiz']>;
+type CodeExercise = NonNullable<LessonInput['codeExercise']>;
 /** The content oneof: exactly one of them. */
 export type LessonContent = { article: Article } | { video: Video } | { quiz: Quiz } | { codeExercise: CodeExercise };
-export type NewLesson = Lesson;
+export type NewLesson = LessonInput;
 
 /** The lesson's content message for its kind (exactly one of the oneof is set). */
 export function lessonContent(draft: LessonDraft): LessonContent {
