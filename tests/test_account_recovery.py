@@ -403,9 +403,17 @@ async def test_a_registration_retried_with_its_request_id_mails_once(
 async def test_sent_mail_is_counted_in_the_metrics(
     channel: grpc.aio.Channel, caller: Caller, box: Mailbox
 ) -> None:
-    before = metrics.EMAILS_SENT.labels(kind="password_reset")._value.get()
+    sent = metrics.EMAILS_SENT.labels(kind="password_reset")
+    before = sent._value.get()
     await _reset_token(caller, box)
-    assert metrics.EMAILS_SENT.labels(kind="password_reset")._value.get() == before + 1
+    # The sink has the message as soon as SMTP accepted it; the sender counts it right after,
+    # once it has recorded the delivery: wait for that, then require exactly one more.
+    for _ in range(100):
+        if sent._value.get() != before:
+            break
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.2)  # a second (wrong) count would show by now
+    assert sent._value.get() == before + 1
     text = metrics.metrics_text()
     assert 'learnflow_email_jobs{state="queued"}' in text
     assert 'learnflow_emails_failed_total{kind="password_reset",outcome="gave_up"}' in text
