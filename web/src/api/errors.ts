@@ -118,3 +118,8 @@ export function networkError(cause: unknown): ApiError {
     0,
   );
 }
+
+/** Any thrown value as an ApiError (a network failure or a bug becomes code `UNKNOWN`). */
+export function asApiError(e: unknown): ApiError {
+  return e instanceof ApiError ? e : new ApiError('UNKNOWN', String(e), 0);
+}

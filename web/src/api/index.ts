@@ -16,5 +16,6 @@ export function onSessionEnded(listener: Listener): () => void {
 }
 
 export { ApiError, call, actionHeaders, newActionKey } from './client';
+export { asApiError } from './errors';
 export * from './types';
 export * as auth from './auth';

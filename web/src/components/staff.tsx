@@ -14,10 +14,8 @@ export const secondary =
   'bg-white! text-slate-900! border border-slate-300 hover:bg-slate-100! dark:bg-slate-900! dark:text-slate-100! dark:border-slate-600 dark:hover:bg-slate-800!';
 export const danger = 'bg-red-700! hover:bg-red-800!';
 
-/** Any thrown value as an ApiError. */
-export function asApiError(e: unknown): ApiError {
-  return e instanceof ApiError ? e : new ApiError('UNKNOWN', String(e), 0);
-}
+// One definition, in the service layer; re-exported for the pages that import it from here.
+export { asApiError } from '../api';
 
 /** The first violation among the given JSON paths (`course.title`, `title`). */
 export function fieldError(error: ApiError | null, ...paths: string[]): string | undefined {

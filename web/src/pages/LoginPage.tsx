@@ -1,7 +1,7 @@
-import { useState, type FormEvent } from 'react';
+import { type FormEvent } from 'react';
 import { Link, useNavigate, useSearchParams } from 'react-router';
-import { ApiError } from '../api';
 import { useAuth } from '../auth/AuthContext';
+import { useAction } from '../components/useAction';
 import { safeNext } from '../routes/guards';
 import { Alert, Button, Field, PageTitle } from '../components/ui';
 
@@ -9,21 +9,13 @@ export default function LoginPage() {
   const { login } = useAuth();
   const navigate = useNavigate();
   const [params] = useSearchParams();
-  const [error, setError] = useState<ApiError | null>(null);
-  const [busy, setBusy] = useState(false);
+  const { busy, error, run } = useAction();
 
   async function submit(event: FormEvent<HTMLFormElement>) {
     event.preventDefault();
     const form = new FormData(event.currentTarget);
-    setBusy(true);
-    setError(null);
-    try {
-      await login(String(form.get('email')), String(form.get('password')));
+    if (await run(() => login(String(form.get('email')), String(form.get('password'))))) {
       navigate(safeNext(params.get('next')), { replace: true });
-    } catch (e) {
-      setError(e instanceof ApiError ? e : new ApiError('UNKNOWN', String(e), 0));
-    } finally {
-      setBusy(false);
     }
   }
 

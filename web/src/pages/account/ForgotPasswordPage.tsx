@@ -1,28 +1,19 @@
 import { useState, type FormEvent } from 'react';
 import { Link } from 'react-router';
-import { ApiError, api, call } from '../../api';
+import { api, call } from '../../api';
 import { Alert, Button, Field, PageTitle } from '../../components/ui';
+import { useAction } from '../../components/useAction';
 
 /** Asks for a reset link. The server answers alike whether or not the address has an
  * account, and so does this page: it never says which emails exist. */
 export default function ForgotPasswordPage() {
-  const [error, setError] = useState<ApiError | null>(null);
+  const { busy, error, run } = useAction();
   const [sentTo, setSentTo] = useState<string | null>(null);
-  const [busy, setBusy] = useState(false);
 
   async function submit(event: FormEvent<HTMLFormElement>) {
     event.preventDefault();
     const email = String(new FormData(event.currentTarget).get('email')).trim();
-    setBusy(true);
-    setError(null);
-    try {
-      await call(api.POST('/v1/passwordResets', { body: { email } }));
-      setSentTo(email);
-    } catch (e) {
-      setError(e instanceof ApiError ? e : new ApiError('UNKNOWN', String(e), 0));
-    } finally {
-      setBusy(false);
-    }
+    if (await run(() => call(api.POST('/v1/passwordResets', { body: { email } })))) setSentTo(email);
   }
 
   return (

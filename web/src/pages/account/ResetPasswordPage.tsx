@@ -1,30 +1,21 @@
 import { useState, type FormEvent } from 'react';
 import { Link, useSearchParams } from 'react-router';
-import { ApiError, api, call } from '../../api';
+import { api, call } from '../../api';
 import { Alert, Button, Field, PageTitle } from '../../components/ui';
+import { useAction } from '../../components/useAction';
 
 /** The mailed link's page (`/reset-password?token=…`): a new password for the account. Every
  * session of the account ends; the user logs in again with the new password. */
 export default function ResetPasswordPage() {
   const [params] = useSearchParams();
   const token = params.get('token') ?? '';
-  const [error, setError] = useState<ApiError | null>(null);
+  const { busy, error, run } = useAction();
   const [done, setDone] = useState(false);
-  const [busy, setBusy] = useState(false);
 
   async function submit(event: FormEvent<HTMLFormElement>) {
     event.preventDefault();
     const newPassword = String(new FormData(event.currentTarget).get('newPassword'));
-    setBusy(true);
-    setError(null);
-    try {
-      await call(api.POST('/v1/passwordResets:confirm', { body: { token, newPassword } }));
-      setDone(true);
-    } catch (e) {
-      setError(e instanceof ApiError ? e : new ApiError('UNKNOWN', String(e), 0));
-    } finally {
-      setBusy(false);
-    }
+    setDone(await run(() => call(api.POST('/v1/passwordResets:confirm', { body: { token, newPassword } }))));
   }
 
   if (!token) {

@@ -1,28 +1,19 @@
 import { useState } from 'react';
 import { Link, useSearchParams } from 'react-router';
-import { ApiError, api, call } from '../../api';
+import { api, call } from '../../api';
 import { Alert, Button, PageTitle } from '../../components/ui';
+import { useAction } from '../../components/useAction';
 
 /** The verification link's page (`/verify-email?token=…`). It confirms on a click, not on
  * load: mail scanners that open links must not spend the token. */
 export default function VerifyEmailPage() {
   const [params] = useSearchParams();
   const token = params.get('token') ?? '';
-  const [error, setError] = useState<ApiError | null>(null);
+  const { busy, error, run } = useAction();
   const [done, setDone] = useState(false);
-  const [busy, setBusy] = useState(false);
 
   async function confirm() {
-    setBusy(true);
-    setError(null);
-    try {
-      await call(api.POST('/v1/emailVerifications:confirm', { body: { token } }));
-      setDone(true);
-    } catch (e) {
-      setError(e instanceof ApiError ? e : new ApiError('UNKNOWN', String(e), 0));
-    } finally {
-      setBusy(false);
-    }
+    setDone(await run(() => call(api.POST('/v1/emailVerifications:confirm', { body: { token } }))));
   }
 
   return (

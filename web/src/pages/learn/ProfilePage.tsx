@@ -8,6 +8,7 @@ import { actionHeaders, api, ApiError, auth, call, client, newActionKey, type Us
 import { useAuth } from '../../auth/AuthContext';
 import { Loading } from '../../components/Loading';
 import { Alert, Button, Field, PageTitle } from '../../components/ui';
+import { useAction } from '../../components/useAction';
 import { asApiError, control, Status } from './common';
 import { changedMask } from './progress';
 
@@ -35,21 +36,11 @@ export default function ProfilePage() {
 /** An unverified address: the account works, and the confirmation link can be mailed again
  * (a limited number of times: the server's refusal says when to try again). */
 function VerifyEmailNotice() {
-  const [error, setError] = useState<ApiError | null>(null);
+  const { busy, error, run } = useAction();
   const [sent, setSent] = useState(false);
-  const [busy, setBusy] = useState(false);
 
   async function send() {
-    setBusy(true);
-    setError(null);
-    try {
-      await call(api.POST('/v1/users/me:sendVerificationEmail', {}));
-      setSent(true);
-    } catch (e) {
-      setError(asApiError(e));
-    } finally {
-      setBusy(false);
-    }
+    setSent(await run(() => call(api.POST('/v1/users/me:sendVerificationEmail', {}))));
   }
 
   return (

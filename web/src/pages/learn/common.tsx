@@ -1,6 +1,6 @@
 /** Pieces shared by the learner's pages: data hooks, the progress bar, small formatters. */
 import { useCallback, useEffect, useRef, useState } from 'react';
-import { api, ApiError, call, session, type CourseDetail, type CourseProgress } from '../../api';
+import { api, ApiError, asApiError, call, session, type CourseDetail, type CourseProgress } from '../../api';
 import { watchStream } from '../../api/streams';
 import { newerProgress } from './progress';
 
@@ -16,9 +16,8 @@ export const secondaryButton =
 export const control =
   'rounded-md border border-slate-300 bg-white px-3 py-2 text-slate-900 dark:border-slate-600 dark:bg-slate-900 dark:text-slate-100';
 
-export function asApiError(e: unknown): ApiError {
-  return e instanceof ApiError ? e : new ApiError('UNKNOWN', String(e), 0);
-}
+// One definition, in the service layer; re-exported for the pages that import it from here.
+export { asApiError } from '../../api';
 
 export function formatDate(iso: string | undefined): string {
   const t = Date.parse(iso ?? '');
