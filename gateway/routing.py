@@ -17,6 +17,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import Enum
+from functools import cached_property
 from urllib.parse import unquote
 
 from google.api import annotations_pb2, http_pb2
@@ -71,9 +72,20 @@ class PathTemplate:
     def literal_count(self) -> int:
         return sum(1 for s in self.segments if s.kind is SegmentKind.LITERAL)
 
-    @property
+    # Cached: asked for every candidate route of every request.
+    @cached_property
     def has_deep_wildcard(self) -> bool:
         return any(s.kind is SegmentKind.DEEP_WILDCARD for s in self.segments)
+
+    @cached_property
+    def fixed_segments(self) -> int:
+        """Segments a path must have exactly (or at least, with a trailing `**`)."""
+        return len(self.segments) - (1 if self.has_deep_wildcard else 0)
+
+    def accepts_segment_count(self, count: int) -> bool:
+        if self.has_deep_wildcard:
+            return count >= self.fixed_segments
+        return count == self.fixed_segments
 
     def match(self, path: str) -> dict[str, str] | None:
         """Bind variables for a raw (still percent-encoded) request path, or None."""
@@ -86,7 +98,7 @@ class PathTemplate:
             return None
         parts = path[1:].split("/")
         deep = self.has_deep_wildcard
-        fixed = len(self.segments) - (1 if deep else 0)
+        fixed = self.fixed_segments
         if len(parts) < fixed or (not deep and len(parts) != fixed):
             return None
         for segment, part in zip(self.segments[:fixed], parts, strict=False):
@@ -363,14 +375,44 @@ class Router:
     def __init__(self, routes: Iterable[Route]) -> None:
         # Stable sort: among equally specific templates, declaration order decides.
         self.routes: tuple[Route, ...] = tuple(sorted(routes, key=Route.specificity))
+        # Candidates by the path's segment count (a verb never contains "/", so the count is
+        # the same with or without it), in the order above: a request tries the few templates
+        # of its length instead of every one. Counts beyond the longest fixed template can only
+        # match templates ending in `**`. Bounded by the templates, not by what clients send.
+        # A template with a verb needs a path whose last segment has a ":", so paths without
+        # one skip those templates too.
+        longest = max((r.template.fixed_segments for r in self.routes), default=0)
+        self._by_shape: dict[tuple[int, bool], tuple[Route, ...]] = {
+            (count, colon): tuple(
+                r
+                for r in self.routes
+                if r.template.accepts_segment_count(count) and (colon or not r.template.verb)
+            )
+            for count in range(longest + 1)
+            for colon in (False, True)
+        }
+        self._longer = {
+            colon: tuple(
+                r
+                for r in self.routes
+                if r.template.has_deep_wildcard and (colon or not r.template.verb)
+            )
+            for colon in (False, True)
+        }
 
     @classmethod
     def for_methods(cls, methods: Iterable[MethodDescriptor]) -> Router:
         return cls(route for m in methods for route in routes_for_method(m))
 
+    def candidates(self, path: str) -> tuple[Route, ...]:
+        """The routes that can match `path`, in matching order."""
+        shape = (path.count("/"), ":" in path[path.rfind("/") + 1 :])
+        found = self._by_shape.get(shape)
+        return self._longer[shape[1]] if found is None else found
+
     def match(self, http_method: str, path: str) -> Match | MethodNotAllowed | None:
         allowed: list[str] = []
-        for route in self.routes:
+        for route in self.candidates(path):
             params = route.template.match(path)
             if params is None:
                 continue

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from starlette.applications import Starlette
 
@@ -9,10 +11,12 @@ from gateway.proxy import Gateway
 from gateway.routing import (
     Match,
     MethodNotAllowed,
+    Router,
     SegmentKind,
     TemplateError,
     parse_template,
 )
+from learnflow.v1 import audit_pb2, courses_pb2, discussion_pb2, identity_pb2, learning_pb2
 
 
 def test_simple_variables_and_literals() -> None:
@@ -107,3 +111,51 @@ async def test_longest_literal_wins_and_methods_are_distinguished(app: Starlette
     wrong = router.match("PUT", "/v1/things:stream")
     assert isinstance(wrong, MethodNotAllowed) and wrong.allowed == ("GET",)
     assert router.match("GET", "/v2/unknown") is None
+
+
+def _linear_match(router: Router, http_method: str, path: str) -> Match | MethodNotAllowed | None:
+    """The reference: every route in order, as the router did before it indexed them."""
+    allowed: list[str] = []
+    for route in router.routes:
+        params = route.template.match(path)
+        if params is None:
+            continue
+        if route.http_method == http_method:
+            return Match(route, params)
+        if route.http_method not in allowed:
+            allowed.append(route.http_method)
+    return MethodNotAllowed(tuple(allowed)) if allowed else None
+
+
+def test_the_indexed_router_answers_exactly_as_a_scan_of_every_route() -> None:
+    methods = [
+        method
+        for module in (courses_pb2, identity_pb2, learning_pb2, discussion_pb2, audit_pb2)
+        for service in module.DESCRIPTOR.services_by_name.values()
+        for method in service.methods
+    ]
+    deep = parse_template("/v1/{name=files/**}")
+    router = Router(
+        [
+            *Router.for_methods(methods).routes,
+            # A `**` template: paths longer than every fixed template still reach it.
+            dataclasses.replace(Router.for_methods(methods).routes[0], template=deep),
+        ]
+    )
+    paths = {"/", "", "v1/courses", "/v1/files", "/v1/files/a/b/c/d/e/f/g/h/i/j:x"}
+    for route in router.routes:
+        concrete = route.template.openapi_path().replace("{", "").replace("}", "")
+        paths |= {concrete, concrete + ":publish", concrete + "/x", concrete[:-1], concrete + "/"}
+        paths.add(concrete.replace("/v1/", "/v1/%63"))  # an encoded literal
+    assert len(paths) > 150
+    compared = 0
+    for path in sorted(paths):
+        for verb in ("GET", "POST", "PATCH", "DELETE"):
+            assert router.match(verb, path) == _linear_match(router, verb, path), (verb, path)
+            compared += 1
+    # Something matched, something was refused by method, something found nothing.
+    results = [router.match("GET", p) for p in paths]
+    assert any(isinstance(r, Match) for r in results)
+    assert any(isinstance(r, MethodNotAllowed) for r in results)
+    assert any(r is None for r in results)
+    assert len(router.candidates("/v1/courses/c1")) < len(router.routes) / 3
