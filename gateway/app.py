@@ -6,6 +6,7 @@ import asyncio
 import hmac
 import json
 import logging
+import random
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -63,15 +64,27 @@ CORS_EXPOSE_HEADERS = (
 
 
 class RequestContextMiddleware:
-    """Request id in and out, one structured access-log line per request, its metrics, and
-    its span while tracing is on."""
+    """Request id in and out, a structured access-log line, its metrics, and its span while
+    tracing is on.
+
+    The line is written for every failed (4xx/5xx) or slow request and for a `log_sample`
+    share of the others: at production rates a JSON line per fast success costs more than
+    the request's own routing (metrics still count every request)."""
 
     def __init__(
-        self, app: ASGIApp, metrics: HttpMetrics | None = None, tracing: Tracing | None = None
+        self,
+        app: ASGIApp,
+        metrics: HttpMetrics | None = None,
+        tracing: Tracing | None = None,
+        *,
+        log_sample: float = 1.0,
+        log_slow_ms: float = 250.0,
     ) -> None:
         self.app = app
         self.metrics = metrics
         self.tracing = tracing
+        self.log_sample = log_sample
+        self.log_slow_s = log_slow_ms / 1000
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -110,20 +123,27 @@ class RequestContextMiddleware:
             if self.metrics is not None:
                 self.metrics.in_flight.dec()
                 self.metrics.finished(scope["method"], route, status, seconds)
-            line: dict[str, Any] = {
-                "event": "http_request",
-                "method": scope["method"],
-                "path": scope["path"],
-                "status": status,
-                "grpc_method": state.get("grpc_method"),
-                "duration_ms": round(seconds * 1000, 2),
-                "request_id": request_id,
-            }
             if span is not None:
                 finish(span, scope["method"], route, status)
                 span.set_attribute("learnflow.request_id", request_id)
-                line.update(log_ids())
-            access_log.info(json.dumps(line))
+            if self._wants_line(status, seconds):
+                line: dict[str, Any] = {
+                    "event": "http_request",
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "status": status,
+                    "grpc_method": state.get("grpc_method"),
+                    "duration_ms": round(seconds * 1000, 2),
+                    "request_id": request_id,
+                }
+                if span is not None:
+                    line.update(log_ids())
+                access_log.info(json.dumps(line))
+
+    def _wants_line(self, status: int, seconds: float) -> bool:
+        if status >= 400 or seconds >= self.log_slow_s:
+            return True
+        return self.log_sample > 0 and random.random() < self.log_sample
 
 
 def _route_template(scope: Scope) -> str | None:
@@ -355,7 +375,13 @@ def create_app(settings: Settings | None = None, tracing: Tracing | None = None)
         ],
         exception_handlers={HTTPException: starlette_error},
         middleware=[
-            Middleware(RequestContextMiddleware, metrics=metrics, tracing=tracing),
+            Middleware(
+                RequestContextMiddleware,
+                metrics=metrics,
+                tracing=tracing,
+                log_sample=settings.access_log_sample,
+                log_slow_ms=settings.access_log_slow_ms,
+            ),
             Middleware(
                 CORSMiddleware,
                 allow_origins=list(settings.cors_origins),

@@ -74,6 +74,10 @@ class Settings:
     # not SERVING makes the answer DEGRADED (still 200: the gateway serves), with the details
     # its health check carries as trailing metadata (e.g. a count).
     ready_services: tuple[str, ...] = ()
+    # Share (0..1) of fast successful requests that get an access-log line; failures (4xx,
+    # 5xx) and requests slower than access_log_slow_ms always do (metrics count every one).
+    access_log_sample: float = 0.01
+    access_log_slow_ms: float = 250.0
     # OpenTelemetry tracing: `off` (nothing installed) or `otlp` (spans exported over
     # OTLP/gRPC); the standard OTEL_* variables apply where the SDK reads them.
     tracing: str = "off"
@@ -130,7 +134,12 @@ class Settings:
         ratio = number("TRACE_SAMPLE_RATIO", defaults.trace_sample_ratio)
         if ratio > 1:
             raise SettingsError(f"{_PREFIX}TRACE_SAMPLE_RATIO must be between 0 and 1")
+        log_sample = number("ACCESS_LOG_SAMPLE", defaults.access_log_sample)
+        if log_sample > 1:
+            raise SettingsError(f"{_PREFIX}ACCESS_LOG_SAMPLE must be between 0 and 1")
         return cls(
+            access_log_sample=log_sample,
+            access_log_slow_ms=number("ACCESS_LOG_SLOW_MS", defaults.access_log_slow_ms),
             tracing=tracing,
             otlp_endpoint=get("OTLP_ENDPOINT") or defaults.otlp_endpoint,
             trace_sample_ratio=ratio,

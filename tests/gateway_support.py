@@ -92,6 +92,7 @@ async def running_gateway(
         cors_origins=tuple(cors_origins),
         reload_interval_s=0,
         ready_services=tuple(ready_services),
+        access_log_sample=1.0,  # every line, for the tests that read them
     )
     app = create_app(settings)
     async with running_app(app, host) as running:

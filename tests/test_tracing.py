@@ -53,6 +53,7 @@ def _gateway_settings(backend: Backend) -> GatewaySettings:
         grpc_target=f"127.0.0.1:{backend.port}",
         cors_origins=(),
         reload_interval_s=0,
+        access_log_sample=1.0,
     )
 
 

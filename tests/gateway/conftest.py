@@ -332,6 +332,7 @@ def settings(backend: Backend) -> Settings:
         reload_interval_s=0,
         cors_expose_metadata=("x-echo-initial",),
         reload_token=RELOAD_TOKEN,
+        access_log_sample=1.0,  # every line, for the tests that read them
     )
 
 

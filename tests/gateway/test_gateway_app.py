@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import socket
@@ -143,6 +144,31 @@ async def test_one_json_access_log_line_per_request(
     assert line["status"] == 200 and line["request_id"] == "log-1"
     assert line["grpc_method"] == "/gwtest.v1.ThingService/GetThing"
     assert isinstance(line["duration_ms"], float)
+
+
+async def test_fast_successes_are_sampled_and_failures_always_logged(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = create_app(dataclasses.replace(settings, access_log_sample=0.0))
+    gateway: Gateway = app.state.gateway
+    await gateway.start()
+    try:
+        await gateway.wait_loaded(within=10)
+        transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 1))
+        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+            with caplog.at_level(logging.INFO, logger="gateway.access"):
+                ok = await client.get("/v1/things/t1")
+                missing = await client.get("/v1/nothing-here")
+    finally:
+        await gateway.stop()
+    assert (ok.status_code, missing.status_code) == (200, 404)
+    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "gateway.access"]
+    assert [(line["path"], line["status"]) for line in lines] == [("/v1/nothing-here", 404)]
+    assert (
+        Settings.from_env({"LEARNFLOW_GATEWAY_ACCESS_LOG_SAMPLE": "0.5"}).access_log_sample == 0.5
+    )
+    with pytest.raises(SettingsError):
+        Settings.from_env({"LEARNFLOW_GATEWAY_ACCESS_LOG_SAMPLE": "2"})
 
 
 async def test_reload_does_not_exist_without_a_configured_token() -> None:
