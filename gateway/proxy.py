@@ -23,6 +23,7 @@ from starlette.types import Receive, Scope, Send
 
 from gateway import errors, jsonlimits
 from gateway.descriptors import EOF, DescriptorLoader, Schema
+from gateway.memo import JsonMemo, Printed
 from gateway.metadata import (
     GRPC_HEADERS_RESERVE,
     HeaderError,
@@ -60,11 +61,14 @@ class Registry:
 
     schema: Schema
     router: Router
+    # JSON of replies seen before (gateway/memo.py); None when turned off.
+    memo: JsonMemo | None = None
 
     @classmethod
-    def build(cls, schema: Schema) -> Registry:
+    def build(cls, schema: Schema, memo_bytes: int = 0) -> Registry:
         methods: list[MethodDescriptor] = [m for s in schema.services for m in s.methods]
-        return cls(schema=schema, router=Router.for_methods(methods))
+        memo = JsonMemo(memo_bytes) if memo_bytes > 0 else None
+        return cls(schema=schema, router=Router.for_methods(methods), memo=memo)
 
 
 class Gateway:
@@ -77,6 +81,8 @@ class Gateway:
         self._call_channels: list[grpc.aio.Channel] = []
         self.tickets = StreamTickets()
         self._next_channel = 0
+        # Multi-callables by (channel, method path): made once, not per request.
+        self._unary: dict[tuple[int, str], Any] = {}
         self._loader: DescriptorLoader | None = None
         self.registry: Registry | None = None
         self._loaded = asyncio.Event()
@@ -98,6 +104,19 @@ class Gateway:
         self._next_channel = (self._next_channel + 1) % len(self._call_channels)
         return self._call_channels[self._next_channel]
 
+    def unary(self, grpc_path: str) -> Any:
+        """The next call channel's multi-callable for `grpc_path`, returning the reply's
+        bytes (kept: channels live as long as the gateway, and paths are the contract's)."""
+        channel = self.call_channel()
+        key = (id(channel), grpc_path)
+        found = self._unary.get(key)
+        if found is None:
+            found = channel.unary_unary(
+                grpc_path, request_serializer=_serialize, response_deserializer=None
+            )
+            self._unary[key] = found
+        return found
+
     @property
     def loader(self) -> DescriptorLoader:
         if self._loader is None:
@@ -108,7 +127,7 @@ class Gateway:
         self._listeners.append(listener)
 
     def _install(self, schema: Schema) -> None:
-        registry = Registry.build(schema)
+        registry = Registry.build(schema, self.settings.response_memo_bytes)
         self.registry = registry
         for listener in self._listeners:
             listener(registry)
@@ -159,6 +178,7 @@ class Gateway:
         for channel in self._call_channels:
             await channel.close(grace=None)
         self._call_channels = []
+        self._unary.clear()
         if self._channel is not None:
             await self._channel.close(grace=None)
             self._channel = None
@@ -263,7 +283,7 @@ class Dispatcher:
             err.headers["Allow"] = ", ".join(found.allowed)
             return error_response(err)
         request.state.grpc_method = found.route.grpc_path
-        request.state.route = found.route.template.openapi_path()  # the metrics' label
+        request.state.route = found.route.label  # the metrics' label
         try:
             return await self._call(request, found, registry)
         except (TranscodeError, HeaderError) as exc:
@@ -379,17 +399,14 @@ class Dispatcher:
             apply_idempotency_key(message, key, settings.idempotency_field)
         # RFC 9745: the request used a form kept for one release only (see the OpenAPI).
         deprecation = [("Deprecation", "true")] if uses_deprecated_body_mask(route, body) else []
-        output_class = GetMessageClass(route.method.output_type)
         if route.method.server_streaming:
             return await self._stream(request, route, registry, message, deadline_s, metadata)
-        callable_ = self.gateway.call_channel().unary_unary(
-            route.grpc_path,
-            request_serializer=_serialize,
-            response_deserializer=output_class.FromString,
+        # The reply stays bytes: a reply seen before is not even parsed (see `_printed`).
+        call: Any = self.gateway.unary(route.grpc_path)(
+            message, timeout=deadline_s, metadata=metadata
         )
-        call: Any = callable_(message, timeout=deadline_s, metadata=metadata)
         try:
-            reply = await call
+            reply: bytes = await call
             initial = pairs(await call.initial_metadata())
             trailing = pairs(await call.trailing_metadata())
         except grpc.aio.AioRpcError as exc:
@@ -406,12 +423,13 @@ class Dispatcher:
                     *deprecation,
                 ],
             )
-        response = JSONResponse(response_to_json(route, reply, registry.schema.pool))
+        printed = _printed(route, reply, registry)
+        response = Response(printed.body, media_type=_JSON_MEDIA)
         answer_headers = response_headers(initial, trailing, as_headers=settings.metadata_headers)
         for key, value in [*answer_headers, *deprecation]:
             response.headers.append(key, value)
         if request.method == "GET":
-            return conditional(request, response, initial, trailing)
+            return conditional(request, response, printed.etag, initial, trailing)
         return response
 
     async def _stream(
@@ -485,16 +503,35 @@ class Dispatcher:
         return response
 
 
+def _printed(route: Route, reply: bytes, registry: Registry) -> Printed:
+    """The JSON body and ETag of a unary reply, remembered by its bytes."""
+    memo = registry.memo
+    key = (route.memo_key, reply)
+    if memo is not None and (found := memo.get(key)) is not None:
+        return found
+    message = GetMessageClass(route.method.output_type).FromString(reply)
+    body = _dumps(response_to_json(route, message, registry.schema.pool)).encode()
+    printed = Printed(body, etag_of(body))
+    if memo is not None:
+        memo.put(key, printed)
+    return printed
+
+
+def etag_of(body: bytes) -> str:
+    """A strong validator: a digest of the body, so it changes exactly when what the client
+    would see does."""
+    return '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
+
+
 def conditional(
     request: Request,
     response: Response,
+    etag: str,
     *metadata: list[tuple[str, str | bytes]],
 ) -> Response:
-    """HTTP caching for a GET: an `ETag` (a digest of the body, so it changes exactly when
-    what the client would see does), `304 Not Modified` when `If-None-Match` names it, and a
-    `Cache-Control` the service chose (response metadata `cache-control`) or, by default,
-    `private, no-cache` (a client may keep it, and must ask again before using it)."""
-    etag = '"' + hashlib.blake2b(response.body, digest_size=12).hexdigest() + '"'
+    """HTTP caching for a GET: the `ETag`, `304 Not Modified` when `If-None-Match` names
+    it, and a `Cache-Control` the service chose (response metadata `cache-control`) or, by
+    default, `private, no-cache` (a client may keep it, and must ask again before using it)."""
     chosen = next(
         (
             value

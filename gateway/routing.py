@@ -268,6 +268,17 @@ class Route:
     def grpc_path(self) -> str:
         return f"/{self.method.containing_service.full_name}/{self.method.name}"
 
+    @cached_property
+    def label(self) -> str:
+        """The template as metrics and logs name it (`/v1/courses/{course_id}`)."""
+        return self.template.openapi_path()
+
+    @cached_property
+    def memo_key(self) -> str:
+        """What, beside the reply's bytes, decides its JSON: the method (hence the output
+        type) and the part of the reply the binding prints."""
+        return f"{self.grpc_path} {self.response_body}"
+
     def specificity(self) -> tuple[int, int, int, int]:
         # Longest literal prefix wins, like grpc-gateway: more literal segments first, then
         # templates without `**`, then those with a verb, then longer templates.

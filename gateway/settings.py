@@ -74,6 +74,9 @@ class Settings:
     # not SERVING makes the answer DEGRADED (still 200: the gateway serves), with the details
     # its health check carries as trailing metadata (e.g. a count).
     ready_services: tuple[str, ...] = ()
+    # Bytes of remembered reply transcodings (JSON and ETag by the reply's bytes, see
+    # gateway/memo.py); 0 turns the memo off.
+    response_memo_bytes: int = 16 * 1024 * 1024
     # Share (0..1) of fast successful requests that get an access-log line; failures (4xx,
     # 5xx) and requests slower than access_log_slow_ms always do (metrics count every one).
     access_log_sample: float = 0.01
@@ -139,6 +142,9 @@ class Settings:
             raise SettingsError(f"{_PREFIX}ACCESS_LOG_SAMPLE must be between 0 and 1")
         return cls(
             access_log_sample=log_sample,
+            response_memo_bytes=int(
+                number("RESPONSE_MEMO_BYTES", defaults.response_memo_bytes, integer=True)
+            ),
             access_log_slow_ms=number("ACCESS_LOG_SLOW_MS", defaults.access_log_slow_ms),
             tracing=tracing,
             otlp_endpoint=get("OTLP_ENDPOINT") or defaults.otlp_endpoint,
