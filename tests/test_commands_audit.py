@@ -73,7 +73,7 @@ async def test_audit_rows_carry_actor_action_resource_outcome_request_and_addres
         metadata=(*instructor.metadata(), ("x-request-id", request_id)),
     )
     reply = await call
-    assert dict(await call.initial_metadata())["x-request-id"] == request_id  # echoed back
+    assert dict(await call.trailing_metadata())["x-request-id"] == request_id  # echoed back
 
     [row] = await pg.rows(
         "SELECT actor_id::text, action, resource, outcome, request_id, client_address,"
@@ -110,7 +110,7 @@ async def test_a_request_without_an_id_gets_one(instructor: Caller, pg: Pg) -> N
         metadata=instructor.metadata(),
     )
     reply = await call
-    given = dict(await call.initial_metadata())["x-request-id"]
+    given = dict(await call.trailing_metadata())["x-request-id"]
     assert given
     assert (
         await pg.value(

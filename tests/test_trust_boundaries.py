@@ -18,7 +18,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from learnflow.security.addresses import client_address, parse_networks, peer_host, request_id
 from learnflow.server import build
 from learnflow.settings import Settings
-from learnflow.v1 import identity_pb2, identity_pb2_grpc
+from learnflow.v1 import courses_pb2, courses_pb2_grpc, identity_pb2, identity_pb2_grpc
 from tests.support import field_violations
 
 LOOPBACK = parse_networks(["127.0.0.0/8", "::1/128"])
@@ -95,7 +95,7 @@ async def test_the_server_replaces_an_unusable_request_id(channel: grpc.aio.Chan
             identity_pb2.GetSigningKeysRequest(), metadata=(("x-request-id", given),)
         )
         await call
-        echoed = dict(await call.initial_metadata())["x-request-id"]
+        echoed = dict(await call.trailing_metadata())["x-request-id"]
         assert (echoed == given) is kept
         if not kept:
             assert uuid.UUID(hex=echoed)
@@ -116,6 +116,19 @@ async def server_with(settings: Settings, **changes: Any) -> AsyncIterator[grpc.
 
 def _raw(data: bytes) -> bytes:
     return data
+
+
+async def test_a_refused_call_also_echoes_its_request_id(channel: grpc.aio.Channel) -> None:
+    # Unary calls carry it in the trailers (no headers frame of its own), refusals too.
+    stub = courses_pb2_grpc.CatalogServiceStub(channel)
+    call: Any = stub.GetCourse(
+        courses_pb2.GetCourseRequest(course_id=str(uuid.uuid4())),
+        metadata=(("x-request-id", "refused-1"),),
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await call
+    assert refused.value.code() == grpc.StatusCode.NOT_FOUND
+    assert dict(refused.value.trailing_metadata() or ())["x-request-id"] == "refused-1"
 
 
 @pytest.mark.parametrize(

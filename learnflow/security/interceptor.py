@@ -66,6 +66,7 @@ def _metadata(context: grpc.aio.ServicerContext[Any, Any]) -> dict[str, str]:
 
 
 HEALTH_WATCH = "/grpc.health.v1.Health/Watch"
+REQUEST_ID = "x-request-id"
 LOOPBACK = ("127.0.0.0/8", "::1/128")
 
 
@@ -195,7 +196,7 @@ class ApiInterceptor(AsyncServerInterceptor):
         metadata = _metadata(context)
         call = CallContext(
             method=method_name,
-            request_id=request_id(metadata.get("x-request-id", "")),
+            request_id=request_id(metadata.get(REQUEST_ID, "")),
             client_address=self._client_address(context),
             consistency_token=metadata.get("x-consistency-token", ""),
         )
@@ -210,7 +211,6 @@ class ApiInterceptor(AsyncServerInterceptor):
         metrics.GRPC_IN_FLIGHT.inc()
         in_flight = True  # until a stream takes over the count
         try:
-            await context.send_initial_metadata((("x-request-id", call.request_id),))
             call = await self._admit(call, metadata)
             set_call(call)
             if isinstance(request_or_iterator, Undecodable):
@@ -230,6 +230,8 @@ class ApiInterceptor(AsyncServerInterceptor):
                 watching = True
             result = method(request_or_iterator, context)
             if inspect.isasyncgen(result):
+                # A stream's caller learns its request id at once, in the headers.
+                await context.send_initial_metadata(((REQUEST_ID, call.request_id),))
                 authorization = metadata.get("authorization", "")
                 stream = self._stream(result, call, context, started, authorization, watching, span)
                 watching = False  # the stream releases its slot when it ends
@@ -237,6 +239,7 @@ class ApiInterceptor(AsyncServerInterceptor):
                 span = None  # and ends the span
                 return stream
             response = await result
+            _echo_request_id(context, call.request_id)
             self._log(call, "OK", started)
             return response
         except Exception as exc:
@@ -398,7 +401,7 @@ class ApiInterceptor(AsyncServerInterceptor):
             log.exception("unhandled error in %s", call.method)
             status = internal_status(call.request_id)
             self._log(call, "INTERNAL", started, error=type(exc).__name__, streaming=streaming)
-        await _abort(context, status)
+        await _abort(context, status, call.request_id)
 
     def _client_address(self, context: grpc.aio.ServicerContext[Any, Any]) -> str:
         # Only trusted proxies (by default the local gateway) may say who the client is.
@@ -485,8 +488,20 @@ def _span_outcome(span: Span, code: str, error: str) -> None:
         span.set_attribute("error.type", code)
 
 
-async def _abort(context: grpc.aio.ServicerContext[Any, Any], status: status_pb2.Status) -> None:
-    context.set_trailing_metadata((("grpc-status-details-bin", status.SerializeToString()),))
+def _echo_request_id(context: grpc.aio.ServicerContext[Any, Any], request_id: str) -> None:
+    """The call's request id back to the caller, in the trailers of a unary call: initial
+    metadata of its own would be a separate batch (and HEADERS frame) before the handler runs,
+    the largest single cost of a cached read. Added to what the handler set there."""
+    given = tuple(context.trailing_metadata() or ())
+    context.set_trailing_metadata((*given, (REQUEST_ID, request_id)))
+
+
+async def _abort(
+    context: grpc.aio.ServicerContext[Any, Any], status: status_pb2.Status, request_id: str
+) -> None:
+    context.set_trailing_metadata(
+        (("grpc-status-details-bin", status.SerializeToString()), (REQUEST_ID, request_id))
+    )
     await context.abort(_CODES.get(status.code, grpc.StatusCode.INTERNAL), status.message)
 
 
