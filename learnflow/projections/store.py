@@ -46,6 +46,7 @@ class ReadStore:
         self.name = name
         self.meta = client[f"{name}_meta"]["generations"]
         self._cached: tuple[float, int] | None = None
+        self._databases: dict[int, AsyncDatabase[Document]] = {}
         self._changed = asyncio.Event()
         # What this process's projector has written: checkpoints by database, and listeners
         # told which documents each batch rewrote (the read cache).
@@ -66,7 +67,11 @@ class ReadStore:
         await self.client.close()
 
     def database(self, generation: int) -> AsyncDatabase[Document]:
-        return self.client[f"{self.name}_g{generation}"]
+        # Made once per generation: every query asks, and a fresh AsyncDatabase is not free.
+        found = self._databases.get(generation)
+        if found is None:
+            found = self._databases[generation] = self.client[f"{self.name}_g{generation}"]
+        return found
 
     async def active_generation(self, max_age_s: float = 0.0) -> int:
         now = time.monotonic()

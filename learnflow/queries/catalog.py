@@ -150,6 +150,15 @@ async def visible_lesson(
     raise PermissionDenied("enroll in the course to read its lessons")
 
 
+def _course_reply(doc: Document) -> courses_pb2.GetCourseResponse:
+    return courses_pb2.GetCourseResponse(course=course_message(doc), lessons=_outline(doc))
+
+
+def _lesson_reply(lesson: Document) -> courses_pb2.GetLessonResponse:
+    # The learner's view: no answers (staff get theirs built each time, above).
+    return courses_pb2.GetLessonResponse(lesson=lesson_message(lesson, None))
+
+
 def _visible(doc: Document | None) -> bool:
     """Published courses are anyone's; drafts and archived ones only their staff's; a deleted
     one's tombstone nobody's."""
@@ -266,7 +275,7 @@ class CatalogQueries(courses_pb2_grpc.CatalogServiceServicer):
         if not _visible(doc):
             raise NotFound("course", course_name(request.course_id))
         assert doc is not None
-        return courses_pb2.GetCourseResponse(course=course_message(doc), lessons=_outline(doc))
+        return self.read_models.reply(doc, "GetCourse", _course_reply)
 
     async def GetCourseBySlug(
         self, request: courses_pb2.GetCourseBySlugRequest, context: Ctx = None
@@ -292,8 +301,8 @@ class CatalogQueries(courses_pb2_grpc.CatalogServiceServicer):
         lesson, staff = await visible_lesson(
             self.read_models, db, request.course_id, request.lesson_id
         )
-        answers = None
         if staff and lesson["content_type"] == "quiz":
             doc = await self.read_models.get(db, "quiz_answers", lesson["_id"])
             answers = answers_by_question(doc["answers"]) if doc else None
-        return courses_pb2.GetLessonResponse(lesson=lesson_message(lesson, answers))
+            return courses_pb2.GetLessonResponse(lesson=lesson_message(lesson, answers))
+        return self.read_models.reply(lesson, "GetLesson", _lesson_reply)

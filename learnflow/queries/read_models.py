@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any, TypeVar
+
 from pymongo.asynchronous.database import AsyncDatabase
 
 from learnflow.context import current_call
@@ -9,6 +13,39 @@ from learnflow.positions import EventKey
 from learnflow.projections.read_cache import ReadCache
 from learnflow.projections.store import Document, ReadStore
 from learnflow.projections.watcher import CheckpointWatcher
+
+
+T = TypeVar("T")
+
+
+class BuiltFrom:
+    """Replies built from cached documents, kept with the very document object they were
+    built from: the read cache hands every reader of a document the same object until the
+    document changes (then a new object), so `is` says whether a kept reply is current.
+    Holding the document also keeps its id from being reused while the entry lives. Bounded
+    (least recently used out). Replies are shared: handlers return them and never change them.
+    """
+
+    def __init__(self, max_entries: int) -> None:
+        self.max_entries = max_entries
+        self._entries: OrderedDict[tuple[int, str], tuple[Document, Any]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, doc: Document, purpose: str, build: Callable[[Document], T]) -> T:
+        key = (id(doc), purpose)
+        found = self._entries.get(key)
+        if found is not None and found[0] is doc:
+            self._entries.move_to_end(key)
+            built: T = found[1]
+            return built
+        value = build(doc)
+        self._entries[key] = (doc, value)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+        return value
 
 
 class ReadModels:
@@ -23,6 +60,13 @@ class ReadModels:
         self.watcher = watcher
         self.consistency_wait_s = consistency_wait_s
         self.cache = cache
+        self.built = BuiltFrom(cache.max_docs) if cache is not None else None
+
+    def reply(self, doc: Document, purpose: str, build: Callable[[Document], T]) -> T:
+        """`build(doc)`, or what it gave for this same cached document before."""
+        if self.built is None:
+            return build(doc)  # documents are fresh objects each time: nothing to keep
+        return self.built.get(doc, purpose, build)
 
     async def get(
         self, db: AsyncDatabase[Document], collection: str, doc_id: str
