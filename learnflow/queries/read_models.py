@@ -14,7 +14,6 @@ from learnflow.projections.read_cache import ReadCache
 from learnflow.projections.store import Document, ReadStore
 from learnflow.projections.watcher import CheckpointWatcher
 
-
 T = TypeVar("T")
 
 
