@@ -15,16 +15,34 @@ reloaded contract starts empty, since its JSON names may differ.
 
 from __future__ import annotations
 
+import gzip
 from collections import OrderedDict
-from dataclasses import dataclass
 
 Key = tuple[str, bytes]  # (route identity, reply bytes)
 
 
-@dataclass(frozen=True)
 class Printed:
-    body: bytes
-    etag: str
+    """A reply's JSON body and ETag, and (made on first use) its gzip-coded form: a reply
+    served many times is compressed once."""
+
+    __slots__ = ("_gzipped", "body", "etag")
+
+    def __init__(self, body: bytes, etag: str) -> None:
+        self.body = body
+        self.etag = etag
+        self._gzipped: bytes | None = None
+
+    @property
+    def gzipped(self) -> bytes:
+        if self._gzipped is None:
+            # Level 6 (zlib's default) and no timestamp: the same body always codes the same.
+            self._gzipped = gzip.compress(self.body, compresslevel=6, mtime=0)
+        return self._gzipped
+
+    @property
+    def gzip_etag(self) -> str:
+        """The coded representation's own strong validator (RFC 9110 8.8.3.3)."""
+        return self.etag[:-1] + '-gzip"'
 
 
 class JsonMemo:
@@ -60,5 +78,6 @@ class JsonMemo:
 
 
 def _cost(key: Key, printed: Printed) -> int:
-    # What the entry keeps alive, give or take the objects' headers.
-    return len(key[0]) + len(key[1]) + len(printed.body) + len(printed.etag) + 200
+    # What the entry keeps alive, give or take the objects' headers; twice the body for the
+    # gzip-coded copy it may get later (never larger than the body for what is worth coding).
+    return len(key[0]) + len(key[1]) + 2 * len(printed.body) + len(printed.etag) + 200

@@ -424,12 +424,19 @@ class Dispatcher:
                 ],
             )
         printed = _printed(route, reply, registry)
-        response = Response(printed.body, media_type=_JSON_MEDIA)
+        content, etag, coding = printed.body, printed.etag, []
+        if len(content) >= GZIP_MIN_BYTES and accepts_gzip(request.headers.get("accept-encoding")):
+            content, etag = printed.gzipped, printed.gzip_etag
+            coding = [("Content-Encoding", "gzip")]
+        response = Response(content, media_type=_JSON_MEDIA)
         answer_headers = response_headers(initial, trailing, as_headers=settings.metadata_headers)
-        for key, value in [*answer_headers, *deprecation]:
+        for key, value in [*answer_headers, *deprecation, *coding]:
             response.headers.append(key, value)
         if request.method == "GET":
-            return conditional(request, response, printed.etag, initial, trailing)
+            vary = ["Accept-Encoding"] if len(printed.body) >= GZIP_MIN_BYTES else []
+            return conditional(
+                request, response, etag, initial, trailing, vary=vary, same=printed.etag
+            )
         return response
 
     async def _stream(
@@ -523,27 +530,59 @@ def etag_of(body: bytes) -> str:
     return '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
 
 
+# Bodies at least this large are gzip-coded for clients that accept it (smaller ones gain
+# less than the coding's framing and time).
+GZIP_MIN_BYTES = 1024
+
+
+def accepts_gzip(accept_encoding: str | None) -> bool:
+    """Whether `Accept-Encoding` admits gzip (RFC 9110 12.5.3: by name or `*`, q above 0)."""
+    if not accept_encoding or len(accept_encoding) > 512:
+        return False
+    for part in accept_encoding.split(","):
+        name, _, params = part.strip().partition(";")
+        if name.strip().lower() not in ("gzip", "x-gzip", "*"):
+            continue
+        q = params.strip().lower()
+        if q.startswith("q="):
+            try:
+                if float(q[2:]) <= 0:
+                    continue
+            except ValueError:
+                continue
+        return True
+    return False
+
+
 def conditional(
     request: Request,
     response: Response,
     etag: str,
     *metadata: list[tuple[str, str | bytes]],
+    vary: list[str] | None = None,
+    same: str | None = None,
 ) -> Response:
     """HTTP caching for a GET: the `ETag`, `304 Not Modified` when `If-None-Match` names
-    it, and a `Cache-Control` the service chose (response metadata `cache-control`) or, by
-    default, `private, no-cache` (a client may keep it, and must ask again before using it)."""
-    chosen = next(
-        (
-            value
-            for group in metadata
-            for key, value in group
-            if key == "cache-control" and isinstance(value, str)
-        ),
-        "private, no-cache",
-    )
+    it (or `same`, the validator of the same content in another coding), a `Cache-Control`
+    the service chose (response metadata `cache-control`) or, by default, `private,
+    no-cache` (a client may keep it, and must ask again before using it), and `Vary`: the
+    gateway's own reasons (`vary`) and the request headers the service says its answer
+    depends on (response metadata `vary`), so a shared cache keeps the variants apart."""
+    chosen = "private, no-cache"
+    varies = list(vary or ())
+    for group in metadata:
+        for key, value in group:
+            if not isinstance(value, str):
+                continue
+            if key == "cache-control":
+                chosen = value
+            elif key == "vary":
+                varies.extend(v.strip() for v in value.split(",") if v.strip())
     headers = {"ETag": etag, "Cache-Control": chosen}
-    wanted = request.headers.get("if-none-match", "")
-    if etag in {tag.strip() for tag in wanted.split(",")} or wanted.strip() == "*":
+    if varies:
+        headers["Vary"] = ", ".join(dict.fromkeys(varies))
+    wanted = {tag.strip() for tag in request.headers.get("if-none-match", "").split(",")}
+    if etag in wanted or (same is not None and same in wanted) or "*" in wanted:
         not_modified = Response(status_code=304, headers=headers)
         for key in ("x-request-id", "x-consistency-token"):
             if key in response.headers:

@@ -9,7 +9,7 @@ import httpx
 from starlette.applications import Starlette
 
 from gateway.memo import JsonMemo, Printed
-from gateway.proxy import Gateway
+from gateway.proxy import GZIP_MIN_BYTES, Gateway, accepts_gzip
 
 
 def _printed(size: int) -> Printed:
@@ -64,3 +64,37 @@ async def test_a_repeated_reply_is_answered_from_the_memo_and_a_new_one_is_not(
     inner = await client.get("/v1/things/memo-a/inner")
     assert json.loads(inner.content)["note"] == "inner of memo-a"
     assert "id" not in json.loads(inner.content)
+
+
+def test_accept_encoding_admits_gzip_by_name_or_star_with_a_positive_q() -> None:
+    assert accepts_gzip("gzip") and accepts_gzip("br, GZIP;q=0.5") and accepts_gzip("*")
+    assert accepts_gzip("deflate, x-gzip")
+    for refused in (None, "", "identity", "br", "gzip;q=0", "gzip;q=0.0", "gzip;q=x", "gzipx"):
+        assert not accepts_gzip(refused), refused
+    assert not accepts_gzip("gzip" + ", br" * 200)  # an absurd header is not parsed
+
+
+async def test_a_large_reply_is_gzip_coded_once_for_clients_that_accept_it(
+    client: httpx.AsyncClient,
+) -> None:
+    path = "/v1/things/big?readMask=" + ",".join(f"fieldNumber{i:03d}" for i in range(90))
+    plain = await client.get(path, headers={"Accept-Encoding": "identity"})
+    coded = await client.get(path, headers={"Accept-Encoding": "gzip"})
+    assert plain.status_code == coded.status_code == 200
+    assert len(plain.content) >= GZIP_MIN_BYTES
+    assert "content-encoding" not in plain.headers
+    assert coded.headers["content-encoding"] == "gzip"
+    assert int(coded.headers["content-length"]) < len(plain.content) / 2
+    assert coded.content == plain.content  # httpx decoded it: the same JSON
+    assert plain.headers["vary"] == coded.headers["vary"]
+    assert "Accept-Encoding" in coded.headers["vary"]
+    assert coded.headers["etag"] != plain.headers["etag"]  # a validator per representation
+    assert coded.headers["etag"].endswith('-gzip"')
+    # Either validator of the same content answers 304, in either coding.
+    for tag in (plain.headers["etag"], coded.headers["etag"]):
+        again = await client.get(path, headers={"Accept-Encoding": "gzip", "If-None-Match": tag})
+        assert again.status_code == 304 and again.content == b""
+    # A small reply is left as it is.
+    small = await client.get("/v1/things/t1", headers={"Accept-Encoding": "gzip"})
+    assert "content-encoding" not in small.headers
+    assert "Accept-Encoding" not in small.headers.get("vary", "")
