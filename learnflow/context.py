@@ -58,3 +58,11 @@ def reset_call(token: contextvars.Token[CallContext | None]) -> None:
 # Handlers take the gRPC context for the servicer signature but never need it, so that the
 # same handlers run in-process (demo data, admin commands) with no gRPC call around them.
 Ctx = grpc.aio.ServicerContext[Any, Any] | None
+
+
+def add_trailing_metadata(context: Ctx, *pairs: tuple[str, str]) -> None:
+    """Adds to what the call already set for its trailers (gRPC keeps only the last set)."""
+    if context is None:
+        return
+    given = tuple(context.trailing_metadata() or ())
+    context.set_trailing_metadata((*given, *pairs))

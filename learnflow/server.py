@@ -149,7 +149,13 @@ async def build(
         if settings.read_cache_docs > 0
         else None
     )
-    read_models = ReadModels(store, watcher, settings.consistency_wait_s, read_cache)
+    read_models = ReadModels(
+        store,
+        watcher,
+        settings.consistency_wait_s,
+        read_cache,
+        public_max_age_s=settings.public_cache_max_age_s,
+    )
     projector = Projector(
         settings.postgres_url, store, all_projections(), settings.projector_poll_s
     )

@@ -81,6 +81,10 @@ class Settings:
     # How many queries may wait for their consistency token at once, per client and in all.
     consistency_waiters_per_client: int = 16
     consistency_waiters_total: int = 1000
+    # Seconds shared HTTP caches may keep a public catalog answer (a course, a certificate)
+    # given to an anonymous caller without a consistency token (`Cache-Control: public`);
+    # 0: every answer is `private, no-cache`.
+    public_cache_max_age_s: int = 5
     # Read-model documents cached per process (0: none), and how long an entry may serve a
     # read without a consistency token when another process's projector may have changed it.
     read_cache_docs: int = 20_000

@@ -889,7 +889,13 @@ async def test_conditional_gets_answer_304_until_the_resource_changes(
             await asyncio.sleep(0.05)
     assert first.status_code == 200
     etag = first.headers["etag"]
-    assert first.headers["cache-control"] == "private, no-cache"
+    # Anonymous, no token: shared caches may keep it; the variants stay apart by Vary.
+    assert first.headers["cache-control"] == "public, max-age=5"
+    varies = {v.strip().lower() for v in first.headers["vary"].split(",")}
+    assert {"authorization", "x-consistency-token"} <= varies
+    signed_in = await http.get(f"/v1/courses/{course_id}", headers=auth)
+    assert signed_in.headers["cache-control"] == "private, no-cache"
+    assert signed_in.headers["etag"] == etag  # the same representation
     again = await http.get(f"/v1/courses/{course_id}", headers={"If-None-Match": etag})
     assert again.status_code == 304
     assert again.content == b""
@@ -904,6 +910,7 @@ async def test_conditional_gets_answer_304_until_the_resource_changes(
     )
     assert changed.status_code == 200
     assert changed.headers["etag"] != etag
+    assert changed.headers["cache-control"] == "private, no-cache"  # read with a token
     assert changed.json()["course"]["title"] == "Renamed"
 
 

@@ -275,6 +275,7 @@ class CatalogQueries(courses_pb2_grpc.CatalogServiceServicer):
         if not _visible(doc):
             raise NotFound("course", course_name(request.course_id))
         assert doc is not None
+        self.read_models.shareable(context)
         return self.read_models.reply(doc, "GetCourse", _course_reply)
 
     async def GetCourseBySlug(
@@ -290,6 +291,7 @@ class CatalogQueries(courses_pb2_grpc.CatalogServiceServicer):
         if not _visible(doc):
             raise NotFound("course", f"courses:bySlug/{slug}")
         assert doc is not None
+        self.read_models.shareable(context)
         return courses_pb2.GetCourseBySlugResponse(
             course=course_message(doc), lessons=_outline(doc)
         )

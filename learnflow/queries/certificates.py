@@ -33,6 +33,7 @@ class CertificateQueries(learning_pb2_grpc.CertificateServiceServicer):
         doc = await self.read_models.get(db, "certificates", certificate_id)
         if doc is None:
             raise NotFound("certificate", f"certificates/{certificate_id}")
+        self.read_models.shareable(context)
         # Neither the learner's id nor their email: the record names them, nothing more.
         return learning_pb2.GetCertificateResponse(
             certificate=learning_pb2.Certificate(

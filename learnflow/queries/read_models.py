@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from learnflow.context import current_call
+from learnflow.context import Ctx, add_trailing_metadata, current_call
 from learnflow.positions import EventKey
 from learnflow.projections.read_cache import ReadCache
 from learnflow.projections.store import Document, ReadStore
@@ -54,12 +54,26 @@ class ReadModels:
         watcher: CheckpointWatcher,
         consistency_wait_s: float,
         cache: ReadCache | None = None,
+        public_max_age_s: int = 0,
     ) -> None:
         self.store = store
         self.watcher = watcher
         self.consistency_wait_s = consistency_wait_s
         self.cache = cache
         self.built = BuiltFrom(cache.max_docs) if cache is not None else None
+        self.public_max_age_s = public_max_age_s
+
+    def shareable(self, context: Ctx) -> None:
+        """Marks a public read's answer for HTTP caches (the gateway turns this metadata into
+        headers): an anonymous caller without a consistency token gets `public, max-age`, so
+        shared caches may keep the catalog for a few seconds; anyone else the gateway's default
+        (`private, no-cache`). `vary` keeps a cache from answering a signed-in or
+        token-carrying request with the anonymous copy."""
+        call = current_call()
+        pairs = [("vary", "authorization, x-consistency-token")]
+        if call.principal is None and not call.consistency_token and self.public_max_age_s > 0:
+            pairs.append(("cache-control", f"public, max-age={self.public_max_age_s}"))
+        add_trailing_metadata(context, *pairs)
 
     def reply(self, doc: Document, purpose: str, build: Callable[[Document], T]) -> T:
         """`build(doc)`, or what it gave for this same cached document before."""

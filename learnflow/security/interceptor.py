@@ -28,7 +28,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from learnflow import metrics, tracing
-from learnflow.context import CallContext, current_call, reset_call, set_call
+from learnflow.context import CallContext, add_trailing_metadata, current_call, reset_call, set_call
 from learnflow.errors import (
     DomainError,
     FieldViolation,
@@ -492,8 +492,7 @@ def _echo_request_id(context: grpc.aio.ServicerContext[Any, Any], request_id: st
     """The call's request id back to the caller, in the trailers of a unary call: initial
     metadata of its own would be a separate batch (and HEADERS frame) before the handler runs,
     the largest single cost of a cached read. Added to what the handler set there."""
-    given = tuple(context.trailing_metadata() or ())
-    context.set_trailing_metadata((*given, (REQUEST_ID, request_id)))
+    add_trailing_metadata(context, (REQUEST_ID, request_id))
 
 
 async def _abort(
