@@ -24,6 +24,8 @@ from limits.aio.strategies import (
 )
 from limits.storage import storage_from_string
 
+from learnflow.security.local_limits import AsyncLocalSlidingWindow
+
 STRATEGIES: tuple[type[RateLimiter], ...] = (
     FixedWindowRateLimiter,
     SlidingWindowCounterRateLimiter,
@@ -42,6 +44,17 @@ async def microseconds_per_hit(strategy: type[RateLimiter], hits: int, keys: int
     return (time.perf_counter() - started) / hits * 1e6
 
 
+async def local_microseconds_per_hit(hits: int, keys: int) -> float:
+    """The same algorithm in process (`learnflow.security.local_limits`), awaited as the
+    rate limiter awaits it."""
+    limiter = AsyncLocalSlidingWindow()
+    item = parse("1000000/minute")
+    started = time.perf_counter()
+    for i in range(hits):
+        await limiter.hit(item, "class:read", f"addr:{i % keys}")
+    return (time.perf_counter() - started) / hits * 1e6
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hits", type=int, default=20_000)
@@ -54,6 +67,8 @@ async def main() -> None:
             await microseconds_per_hit(strategy, args.hits, args.keys) for _ in range(args.rounds)
         ]
         medians[strategy.__name__] = statistics.median(runs)
+    local = [await local_microseconds_per_hit(args.hits, args.keys) for _ in range(args.rounds)]
+    medians["LocalSlidingWindow (learnflow, in-memory storage)"] = statistics.median(local)
     base = medians[FixedWindowRateLimiter.__name__]
     print(f"{args.hits} hits over {args.keys} keys, median of {args.rounds} rounds")
     print("| strategy | us per hit | vs fixed window |\n|---|---:|---:|")
