@@ -15,13 +15,24 @@ from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 from google.protobuf.message import Message
-from sqlalchemy import insert, select, text, update
+from sqlalchemy import (
+    ColumnElement,
+    Text,
+    case,
+    cast,
+    func,
+    insert,
+    literal,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from learnflow import tracing
 from learnflow.context import CallContext, current_call
 from learnflow.errors import FieldViolation, InvalidArgument
-from learnflow.events import AUDIT_RECORDED, SCHEMA_VERSION, AuditPayload, EventType, PayloadT
+from learnflow.events import AUDIT_RECORDED, SCHEMA_VERSION, EventType, PayloadT
 from learnflow.positions import ZERO, EventKey
 from learnflow.storage import tables
 
@@ -47,21 +58,13 @@ class UnitOfWork:
             "schema_version": SCHEMA_VERSION,
             "payload": payload,
         }
-        if tracing.tracer() is not None:
-            # The projector's batch span links to the span that wrote the event. Left out
-            # (not even NULL) while tracing is off: the statement stays what it was.
-            traceparent = tracing.current_traceparent()
-            if traceparent is not None:
-                values["trace_parent"] = traceparent
+        traceparent = _traceparent()
+        if traceparent is not None:
+            values["trace_parent"] = traceparent
         row = (
-            await self.conn.execute(
-                insert(tables.events)
-                .values(**values)
-                .returning(text("txid::text"), tables.events.c.position)
-            )
+            await self.conn.execute(insert(tables.events).values(**values).returning(*_APPENDED))
         ).one()
-        self.consistency_token = EventKey(int(row[0]), int(row[1])).token()
-        return self.consistency_token
+        return self._appended(row)
 
     async def audit(
         self,
@@ -71,33 +74,86 @@ class UnitOfWork:
         details: dict[str, Any] | None = None,
         actor_id: uuid.UUID | None = None,
     ) -> None:
-        row = (
+        """Append an audit row and its `audit.recorded` event (the audit read model is
+        projected from the event log like every other one).
+
+        One statement: the event's payload is built in SQL from the inserted row, so the row
+        and its event cost one round trip (commands run this with a row lock held).
+        """
+        row = insert(tables.audit_log).values(
+            actor_id=actor_id or self.call.actor_id,
+            action=action,
+            resource=resource,
+            outcome=outcome,
+            request_id=self.call.request_id,
+            client_address=self.call.client_address,
+            details=details or {},
+        )
+        audited = row.returning(*tables.audit_log.c).cte("audited")
+        # Exactly the keys and value formats of `AuditPayload` as Python used to build it.
+        payload = func.jsonb_build_object(
+            "id", audited.c.id,
+            "actor_id", func.coalesce(cast(audited.c.actor_id, Text), ""),
+            "action", audited.c.action,
+            "resource", audited.c.resource,
+            "outcome", audited.c.outcome,
+            "request_id", audited.c.request_id,
+            "client_address", audited.c.client_address,
+            "occurred_at", _isoformat(audited.c.occurred_at),
+        )  # fmt: skip
+        columns: dict[str, Any] = {
+            "event_type": literal(AUDIT_RECORDED.name),
+            "aggregate_type": literal(AUDIT_RECORDED.aggregate_type),
+            "aggregate_id": cast(audited.c.id, Text),
+            "schema_version": literal(SCHEMA_VERSION),
+            "payload": payload,
+        }
+        traceparent = _traceparent()
+        if traceparent is not None:
+            columns["trace_parent"] = literal(traceparent)
+        appended = (
             await self.conn.execute(
-                insert(tables.audit_log)
-                .values(
-                    actor_id=actor_id or self.call.actor_id,
-                    action=action,
-                    resource=resource,
-                    outcome=outcome,
-                    request_id=self.call.request_id,
-                    client_address=self.call.client_address,
-                    details=details or {},
-                )
-                .returning(*tables.audit_log.c)
+                insert(tables.events)
+                .from_select(list(columns), select(*columns.values()).select_from(audited))
+                .returning(*_APPENDED)
             )
         ).one()
-        # The audit read model is projected from the event log like every other one.
-        payload: AuditPayload = {
-            "id": row.id,
-            "actor_id": str(row.actor_id) if row.actor_id else "",
-            "action": action,
-            "resource": resource,
-            "outcome": outcome,
-            "request_id": row.request_id,
-            "client_address": row.client_address,
-            "occurred_at": row.occurred_at.isoformat(),
-        }
-        await self.emit(AUDIT_RECORDED, row.id, payload)
+        self._appended(appended)
+
+    def _appended(self, row: Any) -> str:
+        self.consistency_token = EventKey(int(row[0]), int(row[1])).token()
+        return self.consistency_token
+
+
+def _traceparent() -> str | None:
+    # The projector's batch span links to the span that wrote the event. Left out (not even
+    # NULL) while tracing is off: the statement stays what it was.
+    return tracing.current_traceparent() if tracing.tracer() is not None else None
+
+
+# What an event insert returns: its commit-order key, and the wake-up of the projector. The
+# NOTIFY rides on every statement that appends events instead of costing a round trip of its
+# own: PostgreSQL delivers it at commit (never if the transaction rolls back) and folds the
+# duplicates of one transaction into one, so every committed transaction that appended an
+# event notifies exactly once, as a separate `NOTIFY` before COMMIT did.
+_APPENDED = (
+    text("events.txid::text"),
+    tables.events.c.position,
+    func.pg_notify(EVENTS_CHANNEL, ""),
+)
+
+
+def _isoformat(moment: ColumnElement[Any]) -> ColumnElement[str]:
+    """A timestamptz as Python's `datetime.isoformat()` writes the value psycopg reads (in
+    the session's time zone): microseconds only when there are any, offset as +HH:MM."""
+    return (
+        func.to_char(moment, 'YYYY-MM-DD"T"HH24:MI:SS')
+        + case(
+            (moment == func.date_trunc("second", moment), literal("")),
+            else_=func.to_char(moment, ".US"),
+        )
+        + func.to_char(moment, "TZH:TZM")
+    )
 
 
 class Database:
@@ -136,9 +192,7 @@ class Database:
         async with self.engine.begin() as conn:
             uow = UnitOfWork(conn, current_call())
             yield uow
-            if uow.consistency_token:
-                # Delivered at commit; wakes the projector without polling.
-                await conn.execute(text(f"NOTIFY {EVENTS_CHANNEL}"))
+            # No NOTIFY here: every event insert carries its own (`_APPENDED`).
 
     async def audit_alone(
         self,
