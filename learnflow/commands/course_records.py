@@ -7,7 +7,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from learnflow.context import Principal
@@ -71,6 +71,18 @@ async def reload_course(conn: AsyncConnection, course_id: uuid.UUID) -> Any:
         select(tables.courses, tables.users.c.display_name.label("owner_name"))
         .join(tables.users, tables.users.c.id == tables.courses.c.owner_id)
         .where(tables.courses.c.id == course_id)
+    )
+    return (await conn.execute(query)).one()
+
+
+async def update_course(conn: AsyncConnection, course_id: uuid.UUID, **values: Any) -> Any:
+    """Change the course row and return it as `reload_course` does (with `owner_name`): one
+    round trip instead of two, while the caller holds the row lock."""
+    query = (
+        update(tables.courses)
+        .where(tables.courses.c.id == course_id, tables.users.c.id == tables.courses.c.owner_id)
+        .values(**values)
+        .returning(*tables.courses.c, tables.users.c.display_name.label("owner_name"))
     )
     return (await conn.execute(query)).one()
 

@@ -37,6 +37,7 @@ from learnflow.commands.course_records import (
     load_course,
     load_lesson,
     reload_course,
+    update_course,
 )
 from learnflow.commands.requests import caller, parse_ids
 from learnflow.commands.rules import (
@@ -174,22 +175,17 @@ class CourseCommands(courses_pb2_grpc.CourseServiceServicer):
             if bad_window:
                 raise InvalidArgument(bad_window)
             require_capacity_for_enrolled(course, values.get("capacity", course.capacity))
-            await uow.conn.execute(
-                update(tables.courses)
-                .where(tables.courses.c.id == course_id)
-                .values(**values, updated_at=func.now())
-            )
             if course.state == "draft" and values.get("title", course.title) != course.title:
                 # The slug follows the title until the course is published and linked to.
                 async def write(slug: str) -> None:
-                    await uow.conn.execute(
-                        update(tables.courses)
-                        .where(tables.courses.c.id == course_id)
-                        .values(slug=slug)
+                    nonlocal course
+                    course = await update_course(
+                        uow.conn, course_id, **values, slug=slug, updated_at=func.now()
                     )
 
                 await with_unique_slug(uow.conn, values["title"], write)
-            course = await reload_course(uow.conn, course_id)
+            else:
+                course = await update_course(uow.conn, course_id, **values, updated_at=func.now())
             await uow.audit(
                 "course.update", course_name(course_id), details={"fields": sorted(set(paths))}
             )
@@ -280,12 +276,7 @@ class CourseCommands(courses_pb2_grpc.CourseServiceServicer):
             course = await load_course(uow.conn, course_id, principal, lock=True)
             require_staff(course, principal)
             rule(course)
-            await uow.conn.execute(
-                update(tables.courses)
-                .where(tables.courses.c.id == course_id)
-                .values(**values, updated_at=func.now())
-            )
-            course = await reload_course(uow.conn, course_id)
+            course = await update_course(uow.conn, course_id, **values, updated_at=func.now())
             await uow.audit(action, course_name(course_id))
             await uow.emit(event, course_id, course_payload(course))
             return response_type(
@@ -397,13 +388,10 @@ class CourseCommands(courses_pb2_grpc.CourseServiceServicer):
                     .returning(*tables.lessons.c)
                 )
             ).one()
-            await uow.conn.execute(
-                update(tables.courses)
-                .where(tables.courses.c.id == course_id)
-                .values(lesson_count=tables.courses.c.lesson_count + 1)
+            course = await update_course(
+                uow.conn, course_id, lesson_count=tables.courses.c.lesson_count + 1
             )
             outline = await course_outline(uow.conn, course_id)
-            course = await reload_course(uow.conn, course_id)
             await uow.audit("lesson.create", lesson_name(course_id, lesson.id))
             await uow.emit(LESSON_CREATED, lesson.id, lesson_payload(lesson, course.title, outline))
             await uow.emit(COURSE_COUNTS_CHANGED, course_id, course_payload(course))
@@ -513,13 +501,10 @@ class CourseCommands(courses_pb2_grpc.CourseServiceServicer):
                 )
                 .values(position=tables.lessons.c.position - 1)
             )
-            await uow.conn.execute(
-                update(tables.courses)
-                .where(tables.courses.c.id == course_id)
-                .values(lesson_count=tables.courses.c.lesson_count - 1)
+            course = await update_course(
+                uow.conn, course_id, lesson_count=tables.courses.c.lesson_count - 1
             )
             outline = await course_outline(uow.conn, course_id)
-            course = await reload_course(uow.conn, course_id)
             payload: LessonDeletedPayload = {
                 "id": str(lesson_id),
                 "course_id": str(course_id),

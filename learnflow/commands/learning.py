@@ -23,7 +23,7 @@ from learnflow.commands.course_records import (
     load_course,
     load_lesson,
     lock_course_row,
-    reload_course,
+    update_course,
 )
 from learnflow.commands.requests import caller, parse_ids
 from learnflow.commands.rules import answer_violations, grade, require_enrollable
@@ -106,12 +106,11 @@ def require_enrolled(enrollment: Any, course_id: uuid.UUID) -> None:
 
 
 async def _change_count(uow: UnitOfWork, course_id: uuid.UUID, delta: int) -> Any:
-    await uow.conn.execute(
-        update(tables.courses)
-        .where(tables.courses.c.id == course_id)
-        .values(active_enrollment_count=tables.courses.c.active_enrollment_count + delta)
+    return await update_course(
+        uow.conn,
+        course_id,
+        active_enrollment_count=tables.courses.c.active_enrollment_count + delta,
     )
-    return await reload_course(uow.conn, course_id)
 
 
 _MISSING_LESSONS = text(
