@@ -360,6 +360,8 @@ def learnflow_env(
         "LEARNFLOW_MONGO_URL": MONGO_URL,
         "LEARNFLOW_MONGO_DATABASE": mongo_name,
         "LEARNFLOW_GRPC_LISTEN": f"127.0.0.1:{grpc_port}",
+        # Its own port: the default (9464) may be taken by another server on the machine.
+        "LEARNFLOW_METRICS_LISTEN": f"127.0.0.1:{free_port()}",
         "LEARNFLOW_STATE_DIR": str(state),
         "LEARNFLOW_LOG_LEVEL": log_level,
         "LEARNFLOW_BCRYPT_ROUNDS": "4",
