@@ -144,8 +144,13 @@ class CourseCommands(courses_pb2_grpc.CourseServiceServicer):
 
             await with_unique_slug(uow.conn, values["title"], write)
             course = await reload_course(uow.conn, course_id)
-            await uow.audit("course.create", course_name(course_id))
-            await uow.emit(COURSE_CREATED, course_id, course_payload(course))
+            await uow.audit_and_emit(
+                "course.create",
+                course_name(course_id),
+                COURSE_CREATED,
+                course_id,
+                course_payload(course),
+            )
             return courses_pb2.CreateCourseResponse(
                 course=course_message(course), consistency_token=uow.consistency_token
             )
@@ -186,10 +191,14 @@ class CourseCommands(courses_pb2_grpc.CourseServiceServicer):
                 await with_unique_slug(uow.conn, values["title"], write)
             else:
                 course = await update_course(uow.conn, course_id, **values, updated_at=func.now())
-            await uow.audit(
-                "course.update", course_name(course_id), details={"fields": sorted(set(paths))}
+            await uow.audit_and_emit(
+                "course.update",
+                course_name(course_id),
+                COURSE_UPDATED,
+                course_id,
+                course_payload(course),
+                details={"fields": sorted(set(paths))},
             )
-            await uow.emit(COURSE_UPDATED, course_id, course_payload(course))
             return courses_pb2.UpdateCourseResponse(
                 course=course_message(course), consistency_token=uow.consistency_token
             )
@@ -277,8 +286,9 @@ class CourseCommands(courses_pb2_grpc.CourseServiceServicer):
             require_staff(course, principal)
             rule(course)
             course = await update_course(uow.conn, course_id, **values, updated_at=func.now())
-            await uow.audit(action, course_name(course_id))
-            await uow.emit(event, course_id, course_payload(course))
+            await uow.audit_and_emit(
+                action, course_name(course_id), event, course_id, course_payload(course)
+            )
             return response_type(
                 course=course_message(course), consistency_token=uow.consistency_token
             )
@@ -327,10 +337,14 @@ class CourseCommands(courses_pb2_grpc.CourseServiceServicer):
                 "lesson_ids": lesson_ids,
                 "deleted_at": (await uow.conn.execute(select(func.now()))).scalar_one().isoformat(),
             }
-            await uow.audit(
-                "course.delete", course_name(course_id), details={"title": course.title}
+            await uow.audit_and_emit(
+                "course.delete",
+                course_name(course_id),
+                COURSE_DELETED,
+                course_id,
+                payload,
+                details={"title": course.title},
             )
-            await uow.emit(COURSE_DELETED, course_id, payload)
             return courses_pb2.DeleteCourseResponse(consistency_token=uow.consistency_token)
 
         return await self.db.run_command(

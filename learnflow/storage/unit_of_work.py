@@ -65,7 +65,49 @@ class UnitOfWork:
         """Append an audit row and its `audit.recorded` event (the audit read model is
         projected from the event log like every other one), in one statement: commands run
         this holding a row lock, and each round trip is lock time."""
-        params: dict[str, Any] = {
+        params = self._audit_params(action, resource, outcome, details, actor_id)
+        statement = _AUDIT
+        traceparent = _traceparent()
+        if traceparent is not None:
+            statement, params["trace_parent"] = _AUDIT_TRACED, traceparent
+        self._appended((await self.conn.execute(statement, params)).one())
+
+    async def audit_and_emit(
+        self,
+        action: str,
+        resource: str,
+        event: EventType[PayloadT],
+        aggregate_id: uuid.UUID | str,
+        payload: PayloadT,
+        *,
+        details: dict[str, Any] | None = None,
+    ) -> str:
+        """`audit(action, resource, details=details)` then `emit(event, aggregate_id,
+        payload)`, in one statement: the audit row, its `audit.recorded` event and `event`,
+        appended in that order (the domain event's insert reads the audit event's row, so its
+        position comes after). Returns the consistency token, `event`'s."""
+        params = self._audit_params(action, resource, "success", details, None)
+        params.update(
+            then_event_type=event.name,
+            then_aggregate_type=event.aggregate_type,
+            then_aggregate_id=str(aggregate_id),
+            then_payload=payload,
+        )
+        statement = _AUDIT_THEN_EMIT
+        traceparent = _traceparent()
+        if traceparent is not None:
+            statement, params["trace_parent"] = _AUDIT_THEN_EMIT_TRACED, traceparent
+        return self._appended((await self.conn.execute(statement, params)).one())
+
+    def _audit_params(
+        self,
+        action: str,
+        resource: str,
+        outcome: str,
+        details: dict[str, Any] | None,
+        actor_id: uuid.UUID | None,
+    ) -> dict[str, Any]:
+        return {
             "actor_id": actor_id or self.call.actor_id,
             "action": action,
             "resource": resource,
@@ -77,11 +119,6 @@ class UnitOfWork:
             "aggregate_type": AUDIT_RECORDED.aggregate_type,
             "schema_version": SCHEMA_VERSION,
         }
-        statement = _AUDIT
-        traceparent = _traceparent()
-        if traceparent is not None:
-            statement, params["trace_parent"] = _AUDIT_TRACED, traceparent
-        self._appended((await self.conn.execute(statement, params)).one())
 
     def _appended(self, row: Any) -> str:
         self.consistency_token = EventKey(int(row[0]), int(row[1])).token()
@@ -133,25 +170,43 @@ _AUDIT_PAYLOAD = (
 )
 
 
-def _audit_statement(traced: bool) -> TextClause:
-    columns, values = _EVENT_COLUMNS, "CAST(:event_type AS text), CAST(:aggregate_type AS text),"
-    values += f" a.id::text, CAST(:schema_version AS integer), {_AUDIT_PAYLOAD}"
-    if traced:
-        columns, values = columns + ", trace_parent", values + ", CAST(:trace_parent AS text)"
+def _audit_statement(traced: bool, then_emit: bool) -> TextClause:
+    trace = ", trace_parent" if traced else ""
+    traced_value = ", CAST(:trace_parent AS text)" if traced else ""
     sql = (
         "WITH a AS (INSERT INTO audit_log"
         " (actor_id, action, resource, outcome, request_id, client_address, details)"
         " VALUES (:actor_id, :action, :resource, :outcome, :request_id, :client_address,"
         " :details) RETURNING *)"
-        f" INSERT INTO events ({columns}) SELECT {values} FROM a" + _RETURNING
     )
+    audit_event = (
+        f"INSERT INTO events ({_EVENT_COLUMNS}{trace})"
+        " SELECT CAST(:event_type AS text), CAST(:aggregate_type AS text), a.id::text,"
+        f" CAST(:schema_version AS integer), {_AUDIT_PAYLOAD}{traced_value} FROM a"
+    )
+    if not then_emit:
+        sql += f" {audit_event}{_RETURNING}"
+    else:
+        # The domain event is selected from the audit event's inserted row: it is appended
+        # after it (positions in that order), as two `emit` calls would.
+        sql += (
+            f", r AS ({audit_event} RETURNING position)"
+            f" INSERT INTO events ({_EVENT_COLUMNS}{trace})"
+            " SELECT CAST(:then_event_type AS text), CAST(:then_aggregate_type AS text),"
+            " CAST(:then_aggregate_id AS text), CAST(:schema_version AS integer),"
+            f" :then_payload{traced_value} FROM r{_RETURNING}"
+        )
     return text(sql).bindparams(
-        bindparam("actor_id", type_=Uuid), bindparam("details", type_=JSONB)
+        bindparam("actor_id", type_=Uuid),
+        bindparam("details", type_=JSONB),
+        *([bindparam("then_payload", type_=JSONB)] if then_emit else []),
     )
 
 
 _EMIT, _EMIT_TRACED = _emit_statement(False), _emit_statement(True)
-_AUDIT, _AUDIT_TRACED = _audit_statement(False), _audit_statement(True)
+_AUDIT, _AUDIT_TRACED = _audit_statement(False, False), _audit_statement(True, False)
+_AUDIT_THEN_EMIT = _audit_statement(False, True)
+_AUDIT_THEN_EMIT_TRACED = _audit_statement(True, True)
 
 
 class Database:
