@@ -406,8 +406,13 @@ class CourseCommands(courses_pb2_grpc.CourseServiceServicer):
                 uow.conn, course_id, lesson_count=tables.courses.c.lesson_count + 1
             )
             outline = await course_outline(uow.conn, course_id)
-            await uow.audit("lesson.create", lesson_name(course_id, lesson.id))
-            await uow.emit(LESSON_CREATED, lesson.id, lesson_payload(lesson, course.title, outline))
+            await uow.audit_and_emit(
+                "lesson.create",
+                lesson_name(course_id, lesson.id),
+                LESSON_CREATED,
+                lesson.id,
+                lesson_payload(lesson, course.title, outline),
+            )
             await uow.emit(COURSE_COUNTS_CHANGED, course_id, course_payload(course))
             return courses_pb2.CreateLessonResponse(
                 lesson=lesson_message(lesson, course.title, outline),
@@ -471,12 +476,14 @@ class CourseCommands(courses_pb2_grpc.CourseServiceServicer):
                 )
             ).one()
             outline = await course_outline(uow.conn, course_id)
-            await uow.audit(
+            await uow.audit_and_emit(
                 "lesson.update",
                 lesson_name(course_id, lesson_id),
+                LESSON_UPDATED,
+                lesson_id,
+                lesson_payload(lesson, course.title, outline),
                 details={"fields": sorted(paths)},
             )
-            await uow.emit(LESSON_UPDATED, lesson_id, lesson_payload(lesson, course.title, outline))
             return courses_pb2.UpdateLessonResponse(
                 lesson=lesson_message(lesson, course.title, outline),
                 consistency_token=uow.consistency_token,
@@ -524,8 +531,13 @@ class CourseCommands(courses_pb2_grpc.CourseServiceServicer):
                 "course_id": str(course_id),
                 "outline": outline,
             }
-            await uow.audit("lesson.delete", lesson_name(course_id, lesson_id))
-            await uow.emit(LESSON_DELETED, lesson_id, payload)
+            await uow.audit_and_emit(
+                "lesson.delete",
+                lesson_name(course_id, lesson_id),
+                LESSON_DELETED,
+                lesson_id,
+                payload,
+            )
             await uow.emit(COURSE_COUNTS_CHANGED, course_id, course_payload(course))
             return courses_pb2.DeleteLessonResponse(consistency_token=uow.consistency_token)
 

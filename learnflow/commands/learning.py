@@ -201,8 +201,9 @@ async def record_completion(uow: UnitOfWork, enrollment: Any, lesson_id: uuid.UU
         )
     ).one()
     course = await _change_count(uow, course_id, -1)
-    await uow.audit("enrollment.complete", enrollment_name(course_id, user_id))
-    await uow.emit(
+    await uow.audit_and_emit(
+        "enrollment.complete",
+        enrollment_name(course_id, user_id),
         ENROLLMENT_COMPLETED,
         _aggregate(enrollment),
         enrollment_payload(enrollment, course.active_enrollment_count),
@@ -359,15 +360,13 @@ class LearningCommands(learning_pb2_grpc.LearningServiceServicer):
                         "you are already enrolled in this course",
                     )
             course = await _change_count(uow, course_id, +1)
-            await uow.audit(
+            await uow.audit_and_emit(
                 "enrollment.enroll",
                 enrollment_name(course_id, user_id),
-                details={"reactivated": existing is not None},
-            )
-            await uow.emit(
                 ENROLLMENT_ACTIVATED,
                 _aggregate(enrollment),
                 enrollment_payload(enrollment, course.active_enrollment_count),
+                details={"reactivated": existing is not None},
             )
             await uow.emit(COURSE_COUNTS_CHANGED, course_id, course_payload(course))
             return learning_pb2.EnrollInCourseResponse(
@@ -408,8 +407,9 @@ class LearningCommands(learning_pb2_grpc.LearningServiceServicer):
                 )
             ).one()
             course = await _change_count(uow, course_id, -1)
-            await uow.audit("enrollment.withdraw", name)
-            await uow.emit(
+            await uow.audit_and_emit(
+                "enrollment.withdraw",
+                name,
                 ENROLLMENT_WITHDRAWN,
                 _aggregate(enrollment),
                 enrollment_payload(enrollment, course.active_enrollment_count),

@@ -80,13 +80,15 @@ class UnitOfWork:
         aggregate_id: uuid.UUID | str,
         payload: PayloadT,
         *,
+        outcome: str = "success",
         details: dict[str, Any] | None = None,
+        actor_id: uuid.UUID | None = None,
     ) -> str:
-        """`audit(action, resource, details=details)` then `emit(event, aggregate_id,
-        payload)`, in one statement: the audit row, its `audit.recorded` event and `event`,
-        appended in that order (the domain event's insert reads the audit event's row, so its
-        position comes after). Returns the consistency token, `event`'s."""
-        params = self._audit_params(action, resource, "success", details, None)
+        """`audit(action, resource, outcome, details, actor_id)` then `emit(event,
+        aggregate_id, payload)`, in one statement: the audit row, its `audit.recorded` event
+        and `event`, appended in that order (the domain event's insert reads the audit event's
+        row, so its position comes after). Returns the consistency token, `event`'s."""
+        params = self._audit_params(action, resource, outcome, details, actor_id)
         params.update(
             then_event_type=event.name,
             then_aggregate_type=event.aggregate_type,
