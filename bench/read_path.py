@@ -2,6 +2,7 @@
 
     python bench/read_path.py                          # 2 rounds x 8 s, 50 in flight
     python bench/read_path.py --rounds 1 --duration 5 --profile 10 --json out.json
+    python bench/read_path.py --only hot --rounds 3      # the hot row (goal 4) alone
 
 Starts everything it measures as separate processes on free loopback ports, on a fresh
 PostgreSQL database and a fresh MongoDB (FerretDB) database of its own, dropped at the end:
@@ -75,6 +76,8 @@ GOALS = (
     ("gateway lesson / LearnFlow gRPC", "gateway_lesson", "grpc_lesson", 0.8),
     ("UpdateCourse hot row / SQL", "update_hot", "sql_hot", 0.5),
 )
+# `--only`: which measurements a round runs (the servers all start either way).
+HOT_KEYS = frozenset({"update_hot", "sql_hot"})
 
 
 @dataclass(frozen=True)
@@ -357,6 +360,8 @@ def learnflow_env(
         "LEARNFLOW_MONGO_URL": MONGO_URL,
         "LEARNFLOW_MONGO_DATABASE": mongo_name,
         "LEARNFLOW_GRPC_LISTEN": f"127.0.0.1:{grpc_port}",
+        # Its own port: the default (9464) may be taken by another server on the machine.
+        "LEARNFLOW_METRICS_LISTEN": f"127.0.0.1:{free_port()}",
         "LEARNFLOW_STATE_DIR": str(state),
         "LEARNFLOW_LOG_LEVEL": log_level,
         "LEARNFLOW_BCRYPT_ROUNDS": "4",
@@ -693,7 +698,8 @@ def profile(tools: Tools, world: World, load: Load, args: argparse.Namespace, ou
     """py-spy on the LearnFlow server for `--profile` seconds under `load`; the top 10
     functions by own (self) samples and by inclusive samples."""
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
-    command = ghz_command(tools.ghz, load, args.concurrency, args.profile + 4, tools.descriptors)
+    n = load.concurrency or args.concurrency
+    command = ghz_command(tools.ghz, load, n, args.profile + 4, tools.descriptors)
     raw = out / "py-spy.txt"
     with subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as ghz:
         time.sleep(2)
@@ -807,6 +813,8 @@ def report(
         )
     lines += ["", "| goal (issue 13) | ratio | target | met |", "|---|---:|---:|---|"]
     for label, num, den, target in GOALS:
+        if num not in medians or den not in medians:
+            continue  # not measured in this run (`--only`)
         ratio = medians[num].rps / medians[den].rps if medians[den].rps else 0.0
         lines.append(
             f"| {label} | {ratio:.2f}x | ≥ {target:g}x | {'yes' if ratio >= target else 'no'} |"
@@ -833,7 +841,16 @@ def main() -> None:
         "--workers", type=int, default=0, help="also run `learnflow serve --workers N`"
     )
     parser.add_argument(
-        "--profile", type=int, default=0, help="py-spy the server this many s under GetCourse"
+        "--profile",
+        type=int,
+        default=0,
+        help="py-spy the server this many s under GetCourse (UpdateCourse with --only hot)",
+    )
+    parser.add_argument(
+        "--only",
+        choices=("all", "reads", "hot"),
+        default="all",
+        help="run only the reads (goals 1, 2) or only the hot row (goal 4); default: all",
     )
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
@@ -857,7 +874,11 @@ def main() -> None:
                 if not problems
                 else "; ".join(problems)
             )
-            all_loads = loads(world, args.hot_clients)
+            all_loads = [
+                load
+                for load in loads(world, args.hot_clients)
+                if args.only == "all" or (load.key in HOT_KEYS) == (args.only == "hot")
+            ]
             if args.warmup:
                 say("warming up")
                 for load in all_loads:
@@ -883,7 +904,7 @@ def main() -> None:
             )
             if args.profile:
                 say(f"py-spy for {args.profile} s under GetCourse load")
-                spy = profile(tools, world, all_loads[1], args, work)
+                spy = profile(tools, world, all_loads[0 if args.only == "hot" else 1], args, work)
             for name, pid in world.pids.items():
                 rss[name] = rss_kib(pid)
             if not serve_supports_workers(world.env):
@@ -891,7 +912,7 @@ def main() -> None:
                     "`learnflow serve --workers` does not exist yet: 1 vs N workers skipped"
                     + (f" (asked: --workers {args.workers})" if args.workers else "")
                 )
-            elif args.workers:
+            elif args.workers and args.only != "hot":
                 notes.extend(measure_workers(tools, world, all_loads, args, processes, runs))
         notes.append(f"end load average {'{:.2f} {:.2f} {:.2f}'.format(*os.getloadavg())}")
     finally:

@@ -190,14 +190,18 @@ async def test_a_projected_event_links_its_batch_span_to_the_command(
     async with httpx.AsyncClient(base_url=traced.gateway.url, timeout=30) as http:
         created = await _create_course(traced, http, f"Linked {uuid.uuid4().hex[:8]}")
     command = _named(spans.get_finished_spans(), CREATE_COURSE)
-    # The stored traceparent names the command's RPC span.
+    # The stored traceparent names the command's RPC span, on each of the transaction's
+    # events (the audit.recorded one is appended by the same statement as course.created).
     url = postgres_url.replace("postgresql+psycopg://", "postgresql://", 1)
     async with await psycopg.AsyncConnection.connect(url) as conn:
         cur = await conn.execute(
-            "SELECT trace_parent FROM events WHERE aggregate_id = %s",
+            "SELECT event_type, trace_parent FROM events WHERE txid ="
+            " (SELECT txid FROM events WHERE aggregate_id = %s)",
             (created.json()["course"]["id"],),
         )
-        stored = {row[0] for row in await cur.fetchall()}
+        rows = await cur.fetchall()
+    assert sorted(row[0] for row in rows) == ["audit.recorded", "course.created"]
+    stored = {row[1] for row in rows}
     ids = f"{command.context.trace_id:032x}-{command.context.span_id:016x}"
     assert stored == {f"00-{ids}-{command.context.trace_flags:02x}"}
     assert command.context.trace_flags.sampled

@@ -4,7 +4,9 @@
         --course-id <uuid> --actor-id <uuid> --clients 20 --duration 8
 
 `--clients` connections each run, back to back, one transaction per call with the statements
-UpdateCourse runs (`learnflow.commands.courses`, `learnflow.storage.unit_of_work`):
+issue 13 names for UpdateCourse (what it sent before it folded the audit, the events and the
+NOTIFY into one statement and the reload into its UPDATE; `learnflow.commands.courses`,
+`learnflow.storage.unit_of_work`):
 
 1. `SELECT courses.*, users.display_name ... FOR UPDATE OF courses`  (the row lock)
 2. `UPDATE courses SET title = ..., updated_at = now() ... RETURNING ...`

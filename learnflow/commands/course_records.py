@@ -7,7 +7,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from learnflow.context import Principal
@@ -26,6 +26,25 @@ from learnflow.vocabulary import (
     lesson_name,
 )
 
+# The course row statements are built once: building the locking SELECT with the expression
+# language cost about a millisecond of CPU per call, which commands spent holding the lock of
+# the previous one's row. `course_key` (not `id`, a column name) is the course's id.
+_OWNER_NAME = tables.users.c.display_name.label("owner_name")
+_COURSE = (
+    select(tables.courses, _OWNER_NAME)
+    .join(tables.users, tables.users.c.id == tables.courses.c.owner_id)
+    .where(tables.courses.c.id == bindparam("course_key"))
+)
+_COURSE_LOCKED = _COURSE.with_for_update(of=tables.courses)
+_UPDATE = (
+    update(tables.courses)
+    .where(
+        tables.courses.c.id == bindparam("course_key"),
+        tables.users.c.id == tables.courses.c.owner_id,
+    )
+    .returning(*tables.courses.c, _OWNER_NAME)
+)
+
 
 async def load_course(
     conn: AsyncConnection,
@@ -40,14 +59,8 @@ async def load_course(
     that nobody learns of other people's drafts by probing ids. `lock` takes the course row
     `FOR UPDATE`: the lock that serialises lesson positions and enrollment counts.
     """
-    query = (
-        select(tables.courses, tables.users.c.display_name.label("owner_name"))
-        .join(tables.users, tables.users.c.id == tables.courses.c.owner_id)
-        .where(tables.courses.c.id == course_id)
-    )
-    if lock:
-        query = query.with_for_update(of=tables.courses)
-    course = (await conn.execute(query)).first()
+    query = _COURSE_LOCKED if lock else _COURSE
+    course = (await conn.execute(query, {"course_key": course_id})).first()
     if course is None or (
         course.state == "draft" and not is_course_staff(principal, course.owner_id)
     ):
@@ -67,12 +80,13 @@ async def lock_course_row(conn: AsyncConnection, course_id: uuid.UUID) -> None:
 
 
 async def reload_course(conn: AsyncConnection, course_id: uuid.UUID) -> Any:
-    query = (
-        select(tables.courses, tables.users.c.display_name.label("owner_name"))
-        .join(tables.users, tables.users.c.id == tables.courses.c.owner_id)
-        .where(tables.courses.c.id == course_id)
-    )
-    return (await conn.execute(query)).one()
+    return (await conn.execute(_COURSE, {"course_key": course_id})).one()
+
+
+async def update_course(conn: AsyncConnection, course_id: uuid.UUID, **values: Any) -> Any:
+    """Change the course row and return it as `reload_course` does (with `owner_name`): one
+    round trip instead of two, while the caller holds the row lock."""
+    return (await conn.execute(_UPDATE.values(**values), {"course_key": course_id})).one()
 
 
 def course_payload(course: Any) -> CoursePayload:

@@ -37,6 +37,7 @@ from learnflow.commands.course_records import (
     load_course,
     load_lesson,
     reload_course,
+    update_course,
 )
 from learnflow.commands.requests import caller, parse_ids
 from learnflow.commands.rules import (
@@ -143,8 +144,13 @@ class CourseCommands(courses_pb2_grpc.CourseServiceServicer):
 
             await with_unique_slug(uow.conn, values["title"], write)
             course = await reload_course(uow.conn, course_id)
-            await uow.audit("course.create", course_name(course_id))
-            await uow.emit(COURSE_CREATED, course_id, course_payload(course))
+            await uow.audit_and_emit(
+                "course.create",
+                course_name(course_id),
+                COURSE_CREATED,
+                course_id,
+                course_payload(course),
+            )
             return courses_pb2.CreateCourseResponse(
                 course=course_message(course), consistency_token=uow.consistency_token
             )
@@ -174,26 +180,25 @@ class CourseCommands(courses_pb2_grpc.CourseServiceServicer):
             if bad_window:
                 raise InvalidArgument(bad_window)
             require_capacity_for_enrolled(course, values.get("capacity", course.capacity))
-            await uow.conn.execute(
-                update(tables.courses)
-                .where(tables.courses.c.id == course_id)
-                .values(**values, updated_at=func.now())
-            )
             if course.state == "draft" and values.get("title", course.title) != course.title:
                 # The slug follows the title until the course is published and linked to.
                 async def write(slug: str) -> None:
-                    await uow.conn.execute(
-                        update(tables.courses)
-                        .where(tables.courses.c.id == course_id)
-                        .values(slug=slug)
+                    nonlocal course
+                    course = await update_course(
+                        uow.conn, course_id, **values, slug=slug, updated_at=func.now()
                     )
 
                 await with_unique_slug(uow.conn, values["title"], write)
-            course = await reload_course(uow.conn, course_id)
-            await uow.audit(
-                "course.update", course_name(course_id), details={"fields": sorted(set(paths))}
+            else:
+                course = await update_course(uow.conn, course_id, **values, updated_at=func.now())
+            await uow.audit_and_emit(
+                "course.update",
+                course_name(course_id),
+                COURSE_UPDATED,
+                course_id,
+                course_payload(course),
+                details={"fields": sorted(set(paths))},
             )
-            await uow.emit(COURSE_UPDATED, course_id, course_payload(course))
             return courses_pb2.UpdateCourseResponse(
                 course=course_message(course), consistency_token=uow.consistency_token
             )
@@ -280,14 +285,10 @@ class CourseCommands(courses_pb2_grpc.CourseServiceServicer):
             course = await load_course(uow.conn, course_id, principal, lock=True)
             require_staff(course, principal)
             rule(course)
-            await uow.conn.execute(
-                update(tables.courses)
-                .where(tables.courses.c.id == course_id)
-                .values(**values, updated_at=func.now())
+            course = await update_course(uow.conn, course_id, **values, updated_at=func.now())
+            await uow.audit_and_emit(
+                action, course_name(course_id), event, course_id, course_payload(course)
             )
-            course = await reload_course(uow.conn, course_id)
-            await uow.audit(action, course_name(course_id))
-            await uow.emit(event, course_id, course_payload(course))
             return response_type(
                 course=course_message(course), consistency_token=uow.consistency_token
             )
@@ -336,10 +337,14 @@ class CourseCommands(courses_pb2_grpc.CourseServiceServicer):
                 "lesson_ids": lesson_ids,
                 "deleted_at": (await uow.conn.execute(select(func.now()))).scalar_one().isoformat(),
             }
-            await uow.audit(
-                "course.delete", course_name(course_id), details={"title": course.title}
+            await uow.audit_and_emit(
+                "course.delete",
+                course_name(course_id),
+                COURSE_DELETED,
+                course_id,
+                payload,
+                details={"title": course.title},
             )
-            await uow.emit(COURSE_DELETED, course_id, payload)
             return courses_pb2.DeleteCourseResponse(consistency_token=uow.consistency_token)
 
         return await self.db.run_command(
@@ -397,15 +402,17 @@ class CourseCommands(courses_pb2_grpc.CourseServiceServicer):
                     .returning(*tables.lessons.c)
                 )
             ).one()
-            await uow.conn.execute(
-                update(tables.courses)
-                .where(tables.courses.c.id == course_id)
-                .values(lesson_count=tables.courses.c.lesson_count + 1)
+            course = await update_course(
+                uow.conn, course_id, lesson_count=tables.courses.c.lesson_count + 1
             )
             outline = await course_outline(uow.conn, course_id)
-            course = await reload_course(uow.conn, course_id)
-            await uow.audit("lesson.create", lesson_name(course_id, lesson.id))
-            await uow.emit(LESSON_CREATED, lesson.id, lesson_payload(lesson, course.title, outline))
+            await uow.audit_and_emit(
+                "lesson.create",
+                lesson_name(course_id, lesson.id),
+                LESSON_CREATED,
+                lesson.id,
+                lesson_payload(lesson, course.title, outline),
+            )
             await uow.emit(COURSE_COUNTS_CHANGED, course_id, course_payload(course))
             return courses_pb2.CreateLessonResponse(
                 lesson=lesson_message(lesson, course.title, outline),
@@ -469,12 +476,14 @@ class CourseCommands(courses_pb2_grpc.CourseServiceServicer):
                 )
             ).one()
             outline = await course_outline(uow.conn, course_id)
-            await uow.audit(
+            await uow.audit_and_emit(
                 "lesson.update",
                 lesson_name(course_id, lesson_id),
+                LESSON_UPDATED,
+                lesson_id,
+                lesson_payload(lesson, course.title, outline),
                 details={"fields": sorted(paths)},
             )
-            await uow.emit(LESSON_UPDATED, lesson_id, lesson_payload(lesson, course.title, outline))
             return courses_pb2.UpdateLessonResponse(
                 lesson=lesson_message(lesson, course.title, outline),
                 consistency_token=uow.consistency_token,
@@ -513,20 +522,22 @@ class CourseCommands(courses_pb2_grpc.CourseServiceServicer):
                 )
                 .values(position=tables.lessons.c.position - 1)
             )
-            await uow.conn.execute(
-                update(tables.courses)
-                .where(tables.courses.c.id == course_id)
-                .values(lesson_count=tables.courses.c.lesson_count - 1)
+            course = await update_course(
+                uow.conn, course_id, lesson_count=tables.courses.c.lesson_count - 1
             )
             outline = await course_outline(uow.conn, course_id)
-            course = await reload_course(uow.conn, course_id)
             payload: LessonDeletedPayload = {
                 "id": str(lesson_id),
                 "course_id": str(course_id),
                 "outline": outline,
             }
-            await uow.audit("lesson.delete", lesson_name(course_id, lesson_id))
-            await uow.emit(LESSON_DELETED, lesson_id, payload)
+            await uow.audit_and_emit(
+                "lesson.delete",
+                lesson_name(course_id, lesson_id),
+                LESSON_DELETED,
+                lesson_id,
+                payload,
+            )
             await uow.emit(COURSE_COUNTS_CHANGED, course_id, course_payload(course))
             return courses_pb2.DeleteLessonResponse(consistency_token=uow.consistency_token)
 

@@ -175,8 +175,13 @@ class DiscussionCommands(discussion_pb2_grpc.DiscussionServiceServicer):
                 )
             ).one()
             author = await _author_name(uow.conn, principal.user_id)
-            await uow.audit("comment.create", comment_name(course_id, lesson_id, comment_id))
-            await uow.emit(COMMENT_CREATED, comment_id, comment_payload(row, author))
+            await uow.audit_and_emit(
+                "comment.create",
+                comment_name(course_id, lesson_id, comment_id),
+                COMMENT_CREATED,
+                comment_id,
+                comment_payload(row, author),
+            )
             return discussion_pb2.CreateCommentResponse(
                 comment=comment_message(row, author), consistency_token=uow.consistency_token
             )
@@ -226,8 +231,9 @@ class DiscussionCommands(discussion_pb2_grpc.DiscussionServiceServicer):
                 )
             ).one()
             author = await _author_name(uow.conn, row.author_id)
-            await uow.audit("comment.update", name)
-            await uow.emit(COMMENT_UPDATED, comment_id, comment_payload(row, author))
+            await uow.audit_and_emit(
+                "comment.update", name, COMMENT_UPDATED, comment_id, comment_payload(row, author)
+            )
             return discussion_pb2.UpdateCommentResponse(
                 comment=comment_message(row, author), consistency_token=uow.consistency_token
             )
@@ -265,12 +271,14 @@ class DiscussionCommands(discussion_pb2_grpc.DiscussionServiceServicer):
                 )
             ).one()
             author = await _author_name(uow.conn, row.author_id)
-            await uow.audit(
+            await uow.audit_and_emit(
                 "comment.delete",
                 name,
+                COMMENT_DELETED,
+                comment_id,
+                comment_payload(row, author),
                 details={"moderated": row.author_id != principal.user_id},
             )
-            await uow.emit(COMMENT_DELETED, comment_id, comment_payload(row, author))
             return discussion_pb2.DeleteCommentResponse(consistency_token=uow.consistency_token)
 
         return await self.db.run_command(

@@ -213,8 +213,14 @@ class IdentityCommands(identity_pb2_grpc.IdentityServiceServicer):
                 await self._new_account_token(uow, EMAIL_VERIFICATION, user_id, email, token_hash)
                 url = link(self.settings.public_url, VERIFY_PATH, token)
                 await enqueue(uow, verification_mail(display_name, url, ttl_s), email, user_id)
-                await uow.audit("user.register", f"users/{user_id}", actor_id=user_id)
-                await uow.emit(USER_REGISTERED, user_id, user_payload(row))
+                await uow.audit_and_emit(
+                    "user.register",
+                    f"users/{user_id}",
+                    USER_REGISTERED,
+                    user_id,
+                    user_payload(row),
+                    actor_id=user_id,
+                )
             else:
                 # The email has an account: the same answer as a new registration (same
                 # shape, the same number of rows and events), and its owner is told by mail
@@ -233,13 +239,15 @@ class IdentityCommands(identity_pb2_grpc.IdentityServiceServicer):
                         email,
                         owner.id,
                     )
-                await uow.audit(
+                await uow.audit_and_emit(
                     "user.register",
                     f"users/{owner.id}",
-                    "failure",
-                    {"reason": "email already registered", "owner_notified": notify},
+                    USER_REGISTRATION_REPEATED,
+                    owner.id,
+                    session_payload(owner.id),
+                    outcome="failure",
+                    details={"reason": "email already registered", "owner_notified": notify},
                 )
-                await uow.emit(USER_REGISTRATION_REPEATED, owner.id, session_payload(owner.id))
             return identity_pb2.RegisterUserResponse(consistency_token=uow.consistency_token)
 
         return await self.db.run_command(
@@ -288,8 +296,14 @@ class IdentityCommands(identity_pb2_grpc.IdentityServiceServicer):
 
         async with self.db.transaction() as uow:
             refresh = await self._new_refresh_token(uow, user.id, family_id=uuid.uuid4())
-            await uow.audit("session.create", f"users/{user.id}", actor_id=user.id)
-            await uow.emit(SESSION_CREATED, user.id, session_payload(user.id))
+            await uow.audit_and_emit(
+                "session.create",
+                f"users/{user.id}",
+                SESSION_CREATED,
+                user.id,
+                session_payload(user.id),
+                actor_id=user.id,
+            )
         return identity_pb2.CreateSessionResponse(
             access_token=self.tokens.issue(user.id, user.role, user.token_version),
             refresh_token=self._hand_over(refresh, by_cookie, context),
@@ -337,17 +351,15 @@ class IdentityCommands(identity_pb2_grpc.IdentityServiceServicer):
                             token_version=tables.users.c.token_version + 1, updated_at=func.now()
                         )
                     )
-                    await uow.audit(
+                    await uow.audit_and_emit(
                         "session.reuse_detected",
                         f"users/{token.user_id}",
-                        "failure",
-                        {"family_id": str(token.family_id)},
-                        actor_id=token.user_id,
-                    )
-                    await uow.emit(
                         SESSION_FAMILY_REVOKED,
                         token.user_id,
                         session_payload(token.user_id),
+                        outcome="failure",
+                        details={"family_id": str(token.family_id)},
+                        actor_id=token.user_id,
                     )
                     reuse_detected = True
             elif token.expires_at <= dt.datetime.now(dt.UTC):
@@ -366,8 +378,14 @@ class IdentityCommands(identity_pb2_grpc.IdentityServiceServicer):
                     .values(used_at=func.now())
                 )
                 refresh = await self._new_refresh_token(uow, user.id, token.family_id)
-                await uow.audit("session.refresh", f"users/{user.id}", actor_id=user.id)
-                await uow.emit(SESSION_REFRESHED, user.id, session_payload(user.id))
+                await uow.audit_and_emit(
+                    "session.refresh",
+                    f"users/{user.id}",
+                    SESSION_REFRESHED,
+                    user.id,
+                    session_payload(user.id),
+                    actor_id=user.id,
+                )
         if reuse_detected or token.revoked_at is not None:
             # Raised after the commit, so the family's revocation stands.
             raise Unauthenticated("refresh token already used or revoked")
@@ -434,8 +452,14 @@ class IdentityCommands(identity_pb2_grpc.IdentityServiceServicer):
 
         async def set_role(uow: UnitOfWork) -> identity_pb2.SetUserRoleResponse:
             row = await self._change_user(uow, user_id, role=role)
-            await uow.audit("user.role_change", f"users/{user_id}", details={"role": role})
-            await uow.emit(USER_ROLE_CHANGED, user_id, user_payload(row))
+            await uow.audit_and_emit(
+                "user.role_change",
+                f"users/{user_id}",
+                USER_ROLE_CHANGED,
+                user_id,
+                user_payload(row),
+                details={"role": role},
+            )
             return identity_pb2.SetUserRoleResponse(
                 user=user_message(row), consistency_token=uow.consistency_token
             )
@@ -457,8 +481,9 @@ class IdentityCommands(identity_pb2_grpc.IdentityServiceServicer):
         async def set_disabled(uow: UnitOfWork) -> identity_pb2.SetUserDisabledResponse:
             row = await self._change_user(uow, user_id, disabled=request.disabled)
             action = "user.disable" if request.disabled else "user.enable"
-            await uow.audit(action, f"users/{user_id}")
-            await uow.emit(
+            await uow.audit_and_emit(
+                action,
+                f"users/{user_id}",
                 USER_DISABLED if request.disabled else USER_ENABLED,
                 user_id,
                 user_payload(row),
@@ -493,10 +518,14 @@ class IdentityCommands(identity_pb2_grpc.IdentityServiceServicer):
             ).first()
             if row is None:
                 raise NotFound("user", str(user_id))
-            await uow.audit(
-                "user.profile_change", f"users/{user_id}", details={"fields": sorted(values)}
+            await uow.audit_and_emit(
+                "user.profile_change",
+                f"users/{user_id}",
+                USER_PROFILE_CHANGED,
+                user_id,
+                user_payload(row),
+                details={"fields": sorted(values)},
             )
-            await uow.emit(USER_PROFILE_CHANGED, user_id, user_payload(row))
             return identity_pb2.UpdateCurrentUserResponse(
                 user=user_message(row), consistency_token=uow.consistency_token
             )
@@ -570,8 +599,14 @@ class IdentityCommands(identity_pb2_grpc.IdentityServiceServicer):
             # session is opened for the caller.
             changed = await self._change_user(uow, user.id)
             refresh = await self._new_refresh_token(uow, user.id, family_id=uuid.uuid4())
-            await uow.audit("user.change_password", f"users/{user.id}", actor_id=user.id)
-            await uow.emit(SESSION_PASSWORD_CHANGED, user.id, session_payload(user.id))
+            await uow.audit_and_emit(
+                "user.change_password",
+                f"users/{user.id}",
+                SESSION_PASSWORD_CHANGED,
+                user.id,
+                session_payload(user.id),
+                actor_id=user.id,
+            )
         return identity_pb2.ChangePasswordResponse(
             access_token=self.tokens.issue(changed.id, changed.role, changed.token_version),
             refresh_token=self._hand_over(refresh, by_cookie, context),
@@ -687,8 +722,14 @@ class IdentityCommands(identity_pb2_grpc.IdentityServiceServicer):
                 )
                 .values(used_at=func.now())
             )
-            await uow.audit("password_reset.confirm", f"users/{user_id}", actor_id=user_id)
-            await uow.emit(SESSION_PASSWORD_CHANGED, user_id, session_payload(user_id))
+            await uow.audit_and_emit(
+                "password_reset.confirm",
+                f"users/{user_id}",
+                SESSION_PASSWORD_CHANGED,
+                user_id,
+                session_payload(user_id),
+                actor_id=user_id,
+            )
             await uow.emit(USER_EMAIL_VERIFIED, user_id, user_payload(row))
             return identity_pb2.ConfirmPasswordResetResponse(
                 consistency_token=uow.consistency_token
@@ -725,8 +766,14 @@ class IdentityCommands(identity_pb2_grpc.IdentityServiceServicer):
                     .returning(*tables.users.c)
                 )
             ).one()
-            await uow.audit("user.verify_email", f"users/{user_id}", actor_id=user_id)
-            await uow.emit(USER_EMAIL_VERIFIED, user_id, user_payload(row))
+            await uow.audit_and_emit(
+                "user.verify_email",
+                f"users/{user_id}",
+                USER_EMAIL_VERIFIED,
+                user_id,
+                user_payload(row),
+                actor_id=user_id,
+            )
             return identity_pb2.ConfirmEmailVerificationResponse(
                 consistency_token=uow.consistency_token
             )

@@ -23,7 +23,7 @@ from learnflow.commands.course_records import (
     load_course,
     load_lesson,
     lock_course_row,
-    reload_course,
+    update_course,
 )
 from learnflow.commands.requests import caller, parse_ids
 from learnflow.commands.rules import answer_violations, grade, require_enrollable
@@ -106,12 +106,11 @@ def require_enrolled(enrollment: Any, course_id: uuid.UUID) -> None:
 
 
 async def _change_count(uow: UnitOfWork, course_id: uuid.UUID, delta: int) -> Any:
-    await uow.conn.execute(
-        update(tables.courses)
-        .where(tables.courses.c.id == course_id)
-        .values(active_enrollment_count=tables.courses.c.active_enrollment_count + delta)
+    return await update_course(
+        uow.conn,
+        course_id,
+        active_enrollment_count=tables.courses.c.active_enrollment_count + delta,
     )
-    return await reload_course(uow.conn, course_id)
 
 
 _MISSING_LESSONS = text(
@@ -202,8 +201,9 @@ async def record_completion(uow: UnitOfWork, enrollment: Any, lesson_id: uuid.UU
         )
     ).one()
     course = await _change_count(uow, course_id, -1)
-    await uow.audit("enrollment.complete", enrollment_name(course_id, user_id))
-    await uow.emit(
+    await uow.audit_and_emit(
+        "enrollment.complete",
+        enrollment_name(course_id, user_id),
         ENROLLMENT_COMPLETED,
         _aggregate(enrollment),
         enrollment_payload(enrollment, course.active_enrollment_count),
@@ -360,15 +360,13 @@ class LearningCommands(learning_pb2_grpc.LearningServiceServicer):
                         "you are already enrolled in this course",
                     )
             course = await _change_count(uow, course_id, +1)
-            await uow.audit(
+            await uow.audit_and_emit(
                 "enrollment.enroll",
                 enrollment_name(course_id, user_id),
-                details={"reactivated": existing is not None},
-            )
-            await uow.emit(
                 ENROLLMENT_ACTIVATED,
                 _aggregate(enrollment),
                 enrollment_payload(enrollment, course.active_enrollment_count),
+                details={"reactivated": existing is not None},
             )
             await uow.emit(COURSE_COUNTS_CHANGED, course_id, course_payload(course))
             return learning_pb2.EnrollInCourseResponse(
@@ -409,8 +407,9 @@ class LearningCommands(learning_pb2_grpc.LearningServiceServicer):
                 )
             ).one()
             course = await _change_count(uow, course_id, -1)
-            await uow.audit("enrollment.withdraw", name)
-            await uow.emit(
+            await uow.audit_and_emit(
+                "enrollment.withdraw",
+                name,
                 ENROLLMENT_WITHDRAWN,
                 _aggregate(enrollment),
                 enrollment_payload(enrollment, course.active_enrollment_count),

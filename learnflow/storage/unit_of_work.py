@@ -15,13 +15,14 @@ from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 from google.protobuf.message import Message
-from sqlalchemy import insert, select, text, update
+from sqlalchemy import TextClause, Uuid, bindparam, select, text, update
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from learnflow import tracing
 from learnflow.context import CallContext, current_call
 from learnflow.errors import FieldViolation, InvalidArgument
-from learnflow.events import AUDIT_RECORDED, SCHEMA_VERSION, AuditPayload, EventType, PayloadT
+from learnflow.events import AUDIT_RECORDED, SCHEMA_VERSION, EventType, PayloadT
 from learnflow.positions import ZERO, EventKey
 from learnflow.storage import tables
 
@@ -40,28 +41,18 @@ class UnitOfWork:
         self, event: EventType[PayloadT], aggregate_id: uuid.UUID | str, payload: PayloadT
     ) -> str:
         """Append a domain event to the outbox; returns its consistency token."""
-        values: dict[str, Any] = {
+        params: dict[str, Any] = {
             "event_type": event.name,
             "aggregate_type": event.aggregate_type,
             "aggregate_id": str(aggregate_id),
             "schema_version": SCHEMA_VERSION,
             "payload": payload,
         }
-        if tracing.tracer() is not None:
-            # The projector's batch span links to the span that wrote the event. Left out
-            # (not even NULL) while tracing is off: the statement stays what it was.
-            traceparent = tracing.current_traceparent()
-            if traceparent is not None:
-                values["trace_parent"] = traceparent
-        row = (
-            await self.conn.execute(
-                insert(tables.events)
-                .values(**values)
-                .returning(text("txid::text"), tables.events.c.position)
-            )
-        ).one()
-        self.consistency_token = EventKey(int(row[0]), int(row[1])).token()
-        return self.consistency_token
+        statement = _EMIT
+        traceparent = _traceparent()
+        if traceparent is not None:
+            statement, params["trace_parent"] = _EMIT_TRACED, traceparent
+        return self._appended((await self.conn.execute(statement, params)).one())
 
     async def audit(
         self,
@@ -71,33 +62,153 @@ class UnitOfWork:
         details: dict[str, Any] | None = None,
         actor_id: uuid.UUID | None = None,
     ) -> None:
-        row = (
-            await self.conn.execute(
-                insert(tables.audit_log)
-                .values(
-                    actor_id=actor_id or self.call.actor_id,
-                    action=action,
-                    resource=resource,
-                    outcome=outcome,
-                    request_id=self.call.request_id,
-                    client_address=self.call.client_address,
-                    details=details or {},
-                )
-                .returning(*tables.audit_log.c)
-            )
-        ).one()
-        # The audit read model is projected from the event log like every other one.
-        payload: AuditPayload = {
-            "id": row.id,
-            "actor_id": str(row.actor_id) if row.actor_id else "",
+        """Append an audit row and its `audit.recorded` event (the audit read model is
+        projected from the event log like every other one), in one statement: commands run
+        this holding a row lock, and each round trip is lock time."""
+        params = self._audit_params(action, resource, outcome, details, actor_id)
+        statement = _AUDIT
+        traceparent = _traceparent()
+        if traceparent is not None:
+            statement, params["trace_parent"] = _AUDIT_TRACED, traceparent
+        self._appended((await self.conn.execute(statement, params)).one())
+
+    async def audit_and_emit(
+        self,
+        action: str,
+        resource: str,
+        event: EventType[PayloadT],
+        aggregate_id: uuid.UUID | str,
+        payload: PayloadT,
+        *,
+        outcome: str = "success",
+        details: dict[str, Any] | None = None,
+        actor_id: uuid.UUID | None = None,
+    ) -> str:
+        """`audit(action, resource, outcome, details, actor_id)` then `emit(event,
+        aggregate_id, payload)`, in one statement: the audit row, its `audit.recorded` event
+        and `event`, appended in that order (the domain event's insert reads the audit event's
+        row, so its position comes after). Returns the consistency token, `event`'s."""
+        params = self._audit_params(action, resource, outcome, details, actor_id)
+        params.update(
+            then_event_type=event.name,
+            then_aggregate_type=event.aggregate_type,
+            then_aggregate_id=str(aggregate_id),
+            then_payload=payload,
+        )
+        statement = _AUDIT_THEN_EMIT
+        traceparent = _traceparent()
+        if traceparent is not None:
+            statement, params["trace_parent"] = _AUDIT_THEN_EMIT_TRACED, traceparent
+        return self._appended((await self.conn.execute(statement, params)).one())
+
+    def _audit_params(
+        self,
+        action: str,
+        resource: str,
+        outcome: str,
+        details: dict[str, Any] | None,
+        actor_id: uuid.UUID | None,
+    ) -> dict[str, Any]:
+        return {
+            "actor_id": actor_id or self.call.actor_id,
             "action": action,
             "resource": resource,
             "outcome": outcome,
-            "request_id": row.request_id,
-            "client_address": row.client_address,
-            "occurred_at": row.occurred_at.isoformat(),
+            "request_id": self.call.request_id,
+            "client_address": self.call.client_address,
+            "details": details or {},
+            "event_type": AUDIT_RECORDED.name,
+            "aggregate_type": AUDIT_RECORDED.aggregate_type,
+            "schema_version": SCHEMA_VERSION,
         }
-        await self.emit(AUDIT_RECORDED, row.id, payload)
+
+    def _appended(self, row: Any) -> str:
+        self.consistency_token = EventKey(int(row[0]), int(row[1])).token()
+        return self.consistency_token
+
+
+def _traceparent() -> str | None:
+    # The projector's batch span links to the span that wrote the event. Left out (not even
+    # NULL) while tracing is off: the statement stays what it was.
+    return tracing.current_traceparent() if tracing.tracer() is not None else None
+
+
+# The event-appending statements are written once, as SQL: building them with the expression
+# language on every call cost more CPU than the rest of a command (py-spy, UpdateCourse).
+#
+# What an event insert returns: its commit-order key, and the wake-up of the projector. The
+# NOTIFY rides on every statement that appends events instead of costing a round trip of its
+# own: PostgreSQL delivers it at commit (never if the transaction rolls back) and folds the
+# duplicates of one transaction into one, so every committed transaction that appended an
+# event notifies once, as the separate `NOTIFY` before COMMIT did.
+_RETURNING = f" RETURNING txid::text, position, pg_notify('{EVENTS_CHANNEL}', '')"
+_EVENT_COLUMNS = "event_type, aggregate_type, aggregate_id, schema_version, payload"
+
+
+def _emit_statement(traced: bool) -> TextClause:
+    columns, values = _EVENT_COLUMNS, ":event_type, :aggregate_type, :aggregate_id,"
+    values += " :schema_version, :payload"
+    if traced:
+        columns, values = columns + ", trace_parent", values + ", :trace_parent"
+    sql = f"INSERT INTO events ({columns}) VALUES ({values})" + _RETURNING
+    return text(sql).bindparams(bindparam("payload", type_=JSONB))
+
+
+# The audit row, and its event built from the inserted row. The payload has exactly the keys
+# and value formats of `AuditPayload` (`learnflow.events`) as Python wrote them before: the id
+# as a number, "" for no actor, and `occurred_at` as `datetime.isoformat()` writes the value
+# psycopg reads (session time zone; microseconds only when there are any; offset +HH:MM).
+_ISO = (
+    "to_char(a.occurred_at, 'YYYY-MM-DD\"T\"HH24:MI:SS')"
+    " || CASE WHEN a.occurred_at = date_trunc('second', a.occurred_at) THEN ''"
+    " ELSE to_char(a.occurred_at, '.US') END"
+    " || to_char(a.occurred_at, 'TZH:TZM')"
+)
+_AUDIT_PAYLOAD = (
+    "jsonb_build_object('id', a.id, 'actor_id', coalesce(a.actor_id::text, ''),"
+    " 'action', a.action, 'resource', a.resource, 'outcome', a.outcome,"
+    " 'request_id', a.request_id, 'client_address', a.client_address,"
+    f" 'occurred_at', {_ISO})"
+)
+
+
+def _audit_statement(traced: bool, then_emit: bool) -> TextClause:
+    trace = ", trace_parent" if traced else ""
+    traced_value = ", CAST(:trace_parent AS text)" if traced else ""
+    sql = (
+        "WITH a AS (INSERT INTO audit_log"
+        " (actor_id, action, resource, outcome, request_id, client_address, details)"
+        " VALUES (:actor_id, :action, :resource, :outcome, :request_id, :client_address,"
+        " :details) RETURNING *)"
+    )
+    audit_event = (
+        f"INSERT INTO events ({_EVENT_COLUMNS}{trace})"
+        " SELECT CAST(:event_type AS text), CAST(:aggregate_type AS text), a.id::text,"
+        f" CAST(:schema_version AS integer), {_AUDIT_PAYLOAD}{traced_value} FROM a"
+    )
+    if not then_emit:
+        sql += f" {audit_event}{_RETURNING}"
+    else:
+        # The domain event is selected from the audit event's inserted row: it is appended
+        # after it (positions in that order), as two `emit` calls would.
+        sql += (
+            f", r AS ({audit_event} RETURNING position)"
+            f" INSERT INTO events ({_EVENT_COLUMNS}{trace})"
+            " SELECT CAST(:then_event_type AS text), CAST(:then_aggregate_type AS text),"
+            " CAST(:then_aggregate_id AS text), CAST(:schema_version AS integer),"
+            f" :then_payload{traced_value} FROM r{_RETURNING}"
+        )
+    return text(sql).bindparams(
+        bindparam("actor_id", type_=Uuid),
+        bindparam("details", type_=JSONB),
+        *([bindparam("then_payload", type_=JSONB)] if then_emit else []),
+    )
+
+
+_EMIT, _EMIT_TRACED = _emit_statement(False), _emit_statement(True)
+_AUDIT, _AUDIT_TRACED = _audit_statement(False, False), _audit_statement(True, False)
+_AUDIT_THEN_EMIT = _audit_statement(False, True)
+_AUDIT_THEN_EMIT_TRACED = _audit_statement(True, True)
 
 
 class Database:
@@ -136,9 +247,7 @@ class Database:
         async with self.engine.begin() as conn:
             uow = UnitOfWork(conn, current_call())
             yield uow
-            if uow.consistency_token:
-                # Delivered at commit; wakes the projector without polling.
-                await conn.execute(text(f"NOTIFY {EVENTS_CHANNEL}"))
+            # No NOTIFY here: every event insert carries its own (`_APPENDED`).
 
     async def audit_alone(
         self,
