@@ -137,6 +137,7 @@ async def build(
     hasher = await asyncio.to_thread(PasswordHasher, settings.bcrypt_rounds)
     rate_limiter = RateLimiter(settings)
     accounts = AccountStates(db)
+    db.account_listeners.append(accounts.forget)  # this process: at commit, not at NOTIFY
     denials = DenialAudit(db, settings.denials_audited_per_minute)
     watcher = CheckpointWatcher(
         store,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -100,3 +101,29 @@ async def test_changes_reach_another_server_process_within_a_second(
             ),
         )
         assert took < 1.0
+
+
+async def test_this_process_forgets_an_account_when_its_change_commits(
+    backend: Backend, channel: grpc.aio.Channel, caller: Caller
+) -> None:
+    # Without waiting for the database's announcement: the client that changed its password
+    # may call this same process again before the notification arrives.
+    assert backend.accounts is not None
+    assert await _me(channel, caller) == grpc.StatusCode.OK  # cached now
+    forgotten: list[Any] = []
+    backend.db.account_listeners.append(forgotten.append)
+    try:
+        with pytest.raises(RuntimeError):
+            async with backend.db.transaction() as uow:
+                uow.account_changed(uuid.UUID(caller.user_id))
+                raise RuntimeError("rolled back")
+        assert forgotten == []  # nothing committed, nothing forgotten
+        async with backend.db.transaction() as uow:
+            uow.account_changed(uuid.UUID(caller.user_id))
+            assert forgotten == []  # not before the commit
+        assert forgotten == [uuid.UUID(caller.user_id)]
+    finally:
+        backend.db.account_listeners.remove(forgotten.append)
+    before = backend.accounts.lookups
+    assert await _me(channel, caller) == grpc.StatusCode.OK
+    assert backend.accounts.lookups == before + 1  # read again from the database

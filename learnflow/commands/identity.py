@@ -351,6 +351,7 @@ class IdentityCommands(identity_pb2_grpc.IdentityServiceServicer):
                             token_version=tables.users.c.token_version + 1, updated_at=func.now()
                         )
                     )
+                    uow.account_changed(token.user_id)
                     await uow.audit_and_emit(
                         "session.reuse_detected",
                         f"users/{token.user_id}",
@@ -847,6 +848,7 @@ class IdentityCommands(identity_pb2_grpc.IdentityServiceServicer):
         ).first()
         if row is None:
             raise NotFound("user", str(user_id))
+        uow.account_changed(user_id)
         await uow.conn.execute(
             update(tables.refresh_tokens)
             .where(

@@ -36,6 +36,13 @@ class UnitOfWork:
         self.conn = conn
         self.call = call
         self.consistency_token = ""
+        self.changed_accounts: list[uuid.UUID] = []
+
+    def account_changed(self, user_id: uuid.UUID) -> None:
+        """Marks a change of what authenticates the user (role, disabled, token version):
+        once the transaction commits, this process forgets what it cached of the account
+        before its next call, not only when the database's announcement arrives."""
+        self.changed_accounts.append(user_id)
 
     async def emit(
         self, event: EventType[PayloadT], aggregate_id: uuid.UUID | str, payload: PayloadT
@@ -214,6 +221,8 @@ _AUDIT_THEN_EMIT_TRACED = _audit_statement(True, True)
 class Database:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        # Called with each account a committed transaction changed (`account_changed`).
+        self.account_listeners: list[Callable[[uuid.UUID], None]] = []
 
     @classmethod
     def connect(cls, url: str, pool_size: int = 10) -> Database:
@@ -248,6 +257,9 @@ class Database:
             uow = UnitOfWork(conn, current_call())
             yield uow
             # No NOTIFY here: every event insert carries its own (`_APPENDED`).
+        for user_id in uow.changed_accounts:  # committed
+            for listener in self.account_listeners:
+                listener(user_id)
 
     async def audit_alone(
         self,
