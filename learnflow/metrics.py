@@ -1,10 +1,11 @@
 """Prometheus metrics of one server process: one registry, every collector created at import.
 
-The layers that measure (the interceptor, the rate limiter, the read cache, the consistency
-watcher, the health watcher of the composition root) update the families below; values that
-live in objects (read-cache size, the SQLAlchemy pool) are read at scrape time from the
-objects registered with `watch_read_cache` / `watch_pool`. `learnflow serve` exposes the
-registry on `LEARNFLOW_METRICS_LISTEN` (`serve_metrics`); tests read `metrics_text()`.
+The layers that measure (the interceptor, the rate limiter, the read and query caches, the
+consistency watcher, the health watcher of the composition root) update the families below;
+values that live in objects (the caches' sizes, the SQLAlchemy pool) are read at scrape time
+from the objects registered with `watch_read_cache` / `watch_query_cache` / `watch_pool`.
+`learnflow serve` exposes the registry on `LEARNFLOW_METRICS_LISTEN` (`serve_metrics`); tests
+read `metrics_text()`.
 
 Labels are bounded: gRPC method names the server registered (unknown methods never reach the
 interceptor), status code names, rate-limit classes, fixed outcome and state words. Never a
@@ -99,6 +100,26 @@ READ_CACHE_EVICTIONS = Counter(
     "Cache entries dropped to stay within read_cache_docs (least recently used).",
     registry=REGISTRY,
 )
+QUERY_CACHE_HITS = Counter(
+    "learnflow_query_cache_hits",
+    "List-query results (a catalog page) served from the query cache.",
+    registry=REGISTRY,
+)
+QUERY_CACHE_MISSES = Counter(
+    "learnflow_query_cache_misses",
+    "List queries the query cache sent to the store.",
+    registry=REGISTRY,
+)
+QUERY_CACHE_SHARED = Counter(
+    "learnflow_query_cache_shared",
+    "List queries answered by the same query already in flight for another caller.",
+    registry=REGISTRY,
+)
+QUERY_CACHE_EVICTIONS = Counter(
+    "learnflow_query_cache_evictions",
+    "Query-cache entries dropped to stay within query_cache_entries (least recently used).",
+    registry=REGISTRY,
+)
 RATE_LIMIT_REFUSALS = Counter(
     "learnflow_rate_limit_refusals",
     "Calls refused by a rate limit, by class (read, write, auth, infra) or login/quiz budget.",
@@ -167,6 +188,7 @@ class _LiveObjects(Collector):
 
     def __init__(self) -> None:
         self.caches: weakref.WeakSet[Any] = weakref.WeakSet()
+        self.query_caches: weakref.WeakSet[Any] = weakref.WeakSet()
         self.pools: weakref.WeakSet[Any] = weakref.WeakSet()
 
     def collect(self) -> Iterator[Metric]:
@@ -175,6 +197,11 @@ class _LiveObjects(Collector):
         )
         documents.add_metric([], float(sum(len(cache) for cache in list(self.caches))))
         yield documents
+        entries = GaugeMetricFamily(
+            "learnflow_query_cache_entries", "List-query results held by the query cache."
+        )
+        entries.add_metric([], float(sum(len(cache) for cache in list(self.query_caches))))
+        yield entries
         pool = GaugeMetricFamily(
             "learnflow_db_pool_connections",
             "PostgreSQL connections of the SQLAlchemy pool by state (checked_out: in use).",
@@ -196,6 +223,11 @@ REGISTRY.register(_LIVE)
 def watch_read_cache(cache: _Sized) -> None:
     """Report `len(cache)` as learnflow_read_cache_documents while `cache` lives."""
     _LIVE.caches.add(cache)
+
+
+def watch_query_cache(cache: _Sized) -> None:
+    """Report `len(cache)` as learnflow_query_cache_entries while `cache` lives."""
+    _LIVE.query_caches.add(cache)
 
 
 def watch_pool(pool: _Pool) -> None:

@@ -32,6 +32,7 @@ from learnflow.commands.learning import LearningCommands
 from learnflow.dependencies import dependencies_reachable, parked_events, projection_progress
 from learnflow.mail.sender import MailSender, queue_counts
 from learnflow.projections.projector import Projector, libpq_url
+from learnflow.projections.query_cache import QueryCache
 from learnflow.projections.read_cache import ReadCache
 from learnflow.projections.registry import all_projections
 from learnflow.projections.store import ReadStore
@@ -100,6 +101,7 @@ class Backend:
     denials: DenialAudit | None = None
     accounts: AccountStates | None = None
     read_cache: ReadCache | None = None
+    query_cache: QueryCache | None = None
     mail_sender: MailSender | None = None
 
     async def close(self, grace_s: float = 10.0) -> None:
@@ -150,12 +152,18 @@ async def build(
         if settings.read_cache_docs > 0
         else None
     )
+    query_cache = (
+        QueryCache(store, max_entries=settings.query_cache_entries, ttl_s=settings.read_cache_ttl_s)
+        if settings.query_cache_entries > 0
+        else None
+    )
     read_models = ReadModels(
         store,
         watcher,
         settings.consistency_wait_s,
         read_cache,
         public_max_age_s=settings.public_cache_max_age_s,
+        queries=query_cache,
     )
     projector = Projector(
         settings.postgres_url, store, all_projections(), settings.projector_poll_s
@@ -243,6 +251,7 @@ async def build(
     backend.denials = denials
     backend.accounts = accounts
     backend.read_cache = read_cache
+    backend.query_cache = query_cache
     await server.start()
     backend.tasks.append(asyncio.create_task(_watch_dependencies(backend, names)))
     backend.tasks.append(

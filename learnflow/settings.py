@@ -89,6 +89,10 @@ class Settings:
     # read without a consistency token when another process's projector may have changed it.
     read_cache_docs: int = 20_000
     read_cache_ttl_s: float = 1.0
+    # List-query results (catalog pages) cached per process, least recently used out (0: none).
+    # Same freshness rules and TTL as the read cache; an entry holds one page (up to
+    # page_size + 1 course documents, without outlines) and, for a first page, its total.
+    query_cache_entries: int = 500
     # The projector wakes on NOTIFY; it also polls the event log this often, in seconds.
     projector_poll_s: float = 1.0
     # Rate limits per method class, in the `limits` library's notation.

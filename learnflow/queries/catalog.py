@@ -4,6 +4,7 @@ users and course staff; quiz answers only for staff)."""
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -211,18 +212,30 @@ class CatalogQueries(courses_pb2_grpc.CatalogServiceServicer):
         scope = f"courses|{','.join(tags)}|{request.level}|{q}|{order.key}"
         after = decode_token(request.page_token, scope)
         db = await self.read_models.database()
-        total = None
-        if after is None:
-            total = await db["courses"].count_documents(query)
-        else:
-            query[order.key] = keyset(order, after)
-        docs = (
-            await db["courses"]
-            .find(query, {"outline": 0})
-            .sort([(order.key, order.direction)])
-            .limit(size + 1)
-            .to_list()
-        )
+
+        async def fetch() -> tuple[list[Document], int | None]:
+            total = None
+            if after is None:
+                total = await db["courses"].count_documents(query)
+            else:
+                query[order.key] = keyset(order, after)
+            docs = (
+                await db["courses"]
+                .find(query, {"outline": 0})
+                .sort([(order.key, order.direction)])
+                .limit(size + 1)
+                .to_list()
+            )
+            return docs, total
+
+        # On FerretDB every page reads, counts and sorts all published courses (hundreds of
+        # ms at 400 of them), so pages go through the query cache. The reply is the same for
+        # every caller (published courses only, nothing of the principal in it: the method
+        # is public), so anonymous and signed-in callers share entries. The key is JSON (not
+        # the scope, whose free-text parts could collide) of what decides the result: the
+        # filters as normalised, the order, where the page starts and its size.
+        key = json.dumps([tags, request.level, q, order.key, after, size], separators=(",", ":"))
+        docs, total = await self.read_models.query(db, "courses", key, fetch)
         response = courses_pb2.ListCoursesResponse(
             courses=[course_message(doc) for doc in docs[:size]], total_size=total or 0
         )

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from pymongo.asynchronous.database import AsyncDatabase
 
 from learnflow.context import Ctx, add_trailing_metadata, current_call
 from learnflow.positions import EventKey
+from learnflow.projections.query_cache import QueryCache
 from learnflow.projections.read_cache import ReadCache
 from learnflow.projections.store import Document, ReadStore
 from learnflow.projections.watcher import CheckpointWatcher
@@ -55,6 +56,7 @@ class ReadModels:
         consistency_wait_s: float,
         cache: ReadCache | None = None,
         public_max_age_s: int = 0,
+        queries: QueryCache | None = None,
     ) -> None:
         self.store = store
         self.watcher = watcher
@@ -62,6 +64,7 @@ class ReadModels:
         self.cache = cache
         self.built = BuiltFrom(cache.max_docs) if cache is not None else None
         self.public_max_age_s = public_max_age_s
+        self.queries = queries
 
     def shareable(self, context: Ctx) -> None:
         """Marks a public read's answer for HTTP caches (the gateway turns this metadata into
@@ -91,6 +94,23 @@ class ReadModels:
         token = current_call().consistency_token
         at_least = EventKey.parse(token) if token else None
         return await self.cache.get(db, collection, doc_id, at_least)
+
+    async def query(
+        self,
+        db: AsyncDatabase[Document],
+        collection: str,
+        key: str,
+        fetch: Callable[[], Awaitable[T]],
+    ) -> T:
+        """`fetch()`, a query on `collection` of `db` (from `database()`), through the query
+        cache when there is one: never older than the call's consistency token. `key` names
+        everything that decides the result, and nothing of the caller may: only for queries
+        whose answer is the same for every caller."""
+        if self.queries is None:
+            return await fetch()
+        token = current_call().consistency_token
+        at_least = EventKey.parse(token) if token else None
+        return await self.queries.get(db.name, collection, key, fetch, at_least)
 
     async def database(self) -> AsyncDatabase[Document]:
         """The active read models; when the call carries a consistency token, only once
