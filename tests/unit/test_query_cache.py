@@ -46,13 +46,13 @@ class Source:
         return seen
 
 
-def read(
+async def read(
     cache: QueryCache,
     source: Callable[[], Awaitable[str]],
     key: str = "page1",
     at_least: EventKey | None = None,
-) -> Awaitable[str]:
-    return cache.get(DB, "courses", key, source, at_least)
+) -> str:
+    return await cache.get(DB, "courses", key, source, at_least)
 
 
 async def test_a_result_is_served_until_the_local_projector_writes_its_collection(
