@@ -12,7 +12,8 @@ audit records included) it:
 3. starts a real server (`learnflow.server.build`, as `learnflow_app`, projector running) and
    measures p50/p99 of GetCourse, GetLesson (enrolled student), ListCourses (first page and
    the fourth, following next_page_token three times) and ListMyEnrollments (the dashboard),
-   each sequentially and with `--concurrency` callers;
+   each sequentially and with `--concurrency` callers; with `--query-cache-entries 0,500`
+   once per query-cache size (a server each, one after the other, same data);
 4. measures the projection lag under a steady `--rate` commands/s for `--lag-seconds`:
    enrollments and lesson completions by seeded students, lag = time from the command's
    response to the first read carrying its consistency token (GetCourseProgress) that answers;
@@ -693,9 +694,22 @@ async def measure_lag(
     rate: float,
     seconds: float,
     limit_s: float,
+    list_meanwhile: bool = False,
 ) -> dict[str, Figure]:
-    """Commands at `rate`/s for `seconds` (open loop); each one's read-back lag."""
+    """Commands at `rate`/s for `seconds` (open loop); each one's read-back lag. With
+    `list_meanwhile`, one caller reads the catalog's first page in a loop all along (the
+    enrollments rewrite course documents, so they keep invalidating cached pages)."""
     learning = learning_pb2_grpc.LearningServiceStub(channel)
+    listings: list[float] = []
+    sending_done = asyncio.Event()
+
+    async def lister() -> None:
+        catalog = courses_pb2_grpc.CatalogServiceStub(channel)
+        while not sending_done.is_set():
+            began = time.perf_counter()
+            await catalog.ListCourses(courses_pb2.ListCoursesRequest(), timeout=60)
+            listings.append(time.perf_counter() - began)
+
     progress = learning_pb2_grpc.ProgressServiceStub(channel)
     rng = random.Random(13)
     lags: list[tuple[str, float]] = []
@@ -761,6 +775,7 @@ async def measure_lag(
             busy.discard(key)
 
     tasks: list[asyncio.Task[None]] = []
+    reader = asyncio.create_task(lister()) if list_meanwhile else None
     started = time.perf_counter()
     for i in range(int(rate * seconds)):
         delay = started + i / rate - time.perf_counter()
@@ -770,6 +785,9 @@ async def measure_lag(
         if command is not None:
             tasks.append(asyncio.create_task(one(*command)))
     sending = time.perf_counter() - started
+    sending_done.set()
+    if reader is not None:
+        await reader
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(limit_s + 60):
             await asyncio.gather(*tasks)
@@ -791,6 +809,8 @@ async def measure_lag(
             + (f" ({len(failures)} failed)" if failures else "")
         ),
     }
+    if listings:
+        figures["ListCourses, first page, sequential, during the commands"] = distribution(listings)
     for key, figure in figures.items():
         say(f"  {key}: {figure.text()}")
     if failures:
@@ -898,7 +918,7 @@ async def run_scale(
             say(f"  rebuild: {applied:,} events in {seconds:.1f}s, {applied / seconds:,.0f}/s")
             stats = await collection_stats(store)
             with tempfile.TemporaryDirectory(prefix="lfvolume-") as tmp:
-                settings = dataclasses.replace(
+                base = dataclasses.replace(
                     Settings(),
                     env="test",
                     grpc_listen="127.0.0.1:0",
@@ -916,27 +936,84 @@ async def run_scale(
                     rate_limit_infra="100000000/minute",
                     denials_audited_per_minute=100000,
                 )
-                backend: Backend = await build(settings)
-                logging.getLogger("learnflow").setLevel(logging.WARNING)
-                try:
-                    async with grpc.aio.insecure_channel(f"127.0.0.1:{backend.port}") as channel:
-                        scn = scenario(world, args.probes, args.seed)
-                        await login(channel, scn.probes)
-                        figures.update(
-                            await measure_reads(
+                # One server per query-cache size, one after the other on the same data (the
+                # reads change nothing); the lag phase, which does, runs on the last one.
+                variants = args.query_cache_entries
+                for i, entries in enumerate(variants):
+                    settings = dataclasses.replace(base, query_cache_entries=entries)
+                    say(f"  query cache {entries} entries; load average {load_average()}")
+                    backend: Backend = await build(settings)
+                    logging.getLogger("learnflow").setLevel(logging.WARNING)
+                    try:
+                        target = f"127.0.0.1:{backend.port}"
+                        async with grpc.aio.insecure_channel(target) as channel:
+                            scn = scenario(world, args.probes, args.seed)
+                            await login(channel, scn.probes)
+                            reads = await measure_reads(
                                 channel, scn, args.calls, args.concurrency, limit / 4
                             )
-                        )
-                        figures.update(
-                            await measure_lag(channel, scn, args.rate, args.lag_seconds, 30.0)
-                        )
-                finally:
-                    await backend.close(grace_s=1)
+                            suffix = f" [query cache {entries}]" if len(variants) > 1 else ""
+                            figures.update({name + suffix: f for name, f in reads.items()})
+                            figures["query cache hits / misses / shared" + suffix] = cache_use(
+                                backend
+                            )
+                            if i == len(variants) - 1:
+                                figures.update(
+                                    await measure_lag(
+                                        channel,
+                                        scn,
+                                        args.rate,
+                                        args.lag_seconds,
+                                        30.0,
+                                        list_meanwhile=args.list_during_lag,
+                                    )
+                                )
+                                if args.list_during_lag:
+                                    figures["query cache use, reads + commands"] = cache_use(
+                                        backend
+                                    )
+                    finally:
+                        await backend.close(grace_s=1)
+                say(f"  load average {load_average()}")
         finally:
             await store.close()
             await drop_read_store(mongo_url, name)
     say(f"  scale {scale:g} done in {time.perf_counter() - started:.0f}s")
     return figures, stats
+
+
+def cache_use(backend: Backend) -> Figure:
+    cache = backend.query_cache
+    if cache is None:
+        return Figure(note="off")
+    return Figure(note=f"{cache.hits:,} / {cache.misses:,} / {cache.shared:,}")
+
+
+def load_average() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg()) + f" on {os.cpu_count()} CPUs"
+
+
+def variants_table(scale: float, figures: dict[str, Figure], variants: list[int]) -> str:
+    """The reads of one scale side by side per query-cache size, and the first size's
+    latency over the last's (`--query-cache-entries 0,500`: off / on, the speed-up)."""
+    tags = [f" [query cache {v}]" for v in variants]
+    names = [n[: -len(tags[0])] for n in figures if n.endswith(tags[0])]
+    head = " | ".join(f"{v} entries" for v in variants)
+    lines = [
+        f"| {scale:g}x, p50 / p99 | {head} | p50 {variants[0]} / {variants[-1]} "
+        f"| p99 {variants[0]} / {variants[-1]} |",
+        "|---|" + "---:|" * (len(variants) + 2),
+    ]
+    for name in names:
+        cells = [figures.get(name + t, Figure(note="—")) for t in tags]
+        first, last = cells[0], cells[-1]
+        ratios = ["", ""]
+        if first.p50_ms and last.p50_ms and first.p99_ms and last.p99_ms:
+            ratios = [f"{first.p50_ms / last.p50_ms:.1f}", f"{first.p99_ms / last.p99_ms:.1f}"]
+        lines.append(
+            f"| {name} | " + " | ".join(c.text() for c in cells) + f" | {' | '.join(ratios)} |"
+        )
+    return "\n".join(lines)
 
 
 def table(scales: list[float], results: dict[float, dict[str, Figure]]) -> str:
@@ -992,11 +1069,24 @@ async def main() -> None:
     parser.add_argument("--step-timeout", type=float, default=900.0, help="seconds per step")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument(
+        "--query-cache-entries",
+        default=str(Settings().query_cache_entries),
+        help="comma-separated LEARNFLOW_QUERY_CACHE_ENTRIES to measure the reads with, one "
+        "server each, on the same data (e.g. 0,500: the query cache off, then on)",
+    )
+    parser.add_argument(
+        "--list-during-lag",
+        action="store_true",
+        help="one caller reads the catalog's first page in a loop during the lag phase",
+    )
     args = parser.parse_args()
+    args.query_cache_entries = [int(v) for v in args.query_cache_entries.split(",")]
     scales = sorted(float(s) for s in args.scales.split(","))
     if scales[-1] > args.max_scale:
         parser.error(f"scale {scales[-1]:g} is above --max-scale {args.max_scale:g}")
     logging.basicConfig(level=logging.WARNING)
+    say(f"load average {load_average()}")
     output: dict[str, Any] = {}
     for mongo_url in args.mongo_url or [DEFAULT_MONGO]:
         results: dict[float, dict[str, Figure]] = {}
@@ -1004,6 +1094,10 @@ async def main() -> None:
         for scale in scales:
             results[scale], stats[scale] = await run_scale(args, mongo_url, scale)
         print(f"\n### {mongo_url}\n\n{table(scales, results)}\n\n{stats_table(stats)}\n")
+        if len(args.query_cache_entries) > 1:
+            for scale in scales:
+                print(f"{variants_table(scale, results[scale], args.query_cache_entries)}\n")
+        print(f"load average at the end: {load_average()}")
         output[mongo_url] = {
             f"{s:g}": {k: dataclasses.asdict(v) for k, v in results[s].items()} for s in scales
         }
