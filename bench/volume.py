@@ -875,6 +875,90 @@ async def collection_stats(store: ReadStore) -> dict[str, tuple[int, float]]:
     return stats
 
 
+# What a catalog page needs of a course document (`course_message` and the keyset keys);
+# everything else (the outline above all) a slim listing collection would leave out.
+LISTING_FIELDS = [
+    "title",
+    "slug",
+    "summary",
+    "tags",
+    "level",
+    "state",
+    "capacity",
+    "enrollment_open_at",
+    "enrollment_close_at",
+    "owner_id",
+    "owner_name",
+    "lesson_count",
+    "active_enrollment_count",
+    "created_at",
+    "updated_at",
+    "published_at",
+    "sort_key",
+    "title_key",
+    "popularity_key",
+    "search_text",
+]
+
+
+async def measure_listing_shapes(
+    client: AsyncMongoClient[dict[str, Any]], store: ReadStore, repeat: int
+) -> dict[str, Figure]:
+    """ListCourses' two store calls on the real `courses` collection (every state, outlines
+    included), against the same calls on a scratch collection holding only the published
+    courses and only the fields a page shows: what a slimmer listing model would save on
+    FerretDB, which decodes every matching document and sorts in Go. Medians of `repeat`."""
+    db = client[(await store.active(max_age_s=0)).name]
+    courses = db["courses"]
+    published = {"state": "published"}
+    scratch_db = client[f"{store.name}_listing"]
+    slim = scratch_db["listing"]
+    docs = await courses.find(published, {f: 1 for f in LISTING_FIELDS}).to_list()
+    await slim.insert_many(docs)
+    await slim.create_index([("sort_key", -1)])
+    try:
+        page = [("sort_key", -1)]
+        ops: dict[str, Callable[[], Awaitable[object]]] = {
+            "count published (courses)": lambda: courses.count_documents(published),
+            "find published, whole documents (courses)": lambda: courses.find(published).to_list(),
+            "find published, without outline (courses)": lambda: courses.find(
+                published, {"outline": 0}
+            ).to_list(),
+            "first page: find + sort + limit 21, without outline (courses, as now)": lambda: (
+                courses.find(published, {"outline": 0}).sort(page).limit(21).to_list()
+            ),
+            "count (slim listing)": lambda: slim.count_documents({}),
+            "find all (slim listing)": lambda: slim.find({}).to_list(),
+            "first page: find + sort + limit 21 (slim listing)": lambda: (
+                slim.find({}).sort(page).limit(21).to_list()
+            ),
+        }
+        figures: dict[str, Figure] = {
+            "published courses, mean BSON bytes: whole / without outline / slim": Figure(
+                note=" / ".join(
+                    f"{statistics.mean(len(bson.encode(d)) for d in sample):,.0f} B"
+                    for sample in (
+                        await courses.find(published).to_list(),
+                        await courses.find(published, {"outline": 0}).to_list(),
+                        docs,
+                    )
+                )
+                + f" ({len(docs)} courses)"
+            )
+        }
+        for name, op in ops.items():
+            samples = []
+            for _ in range(repeat):
+                began = time.perf_counter()
+                await op()
+                samples.append(time.perf_counter() - began)
+            figures[f"store: {name}"] = distribution(samples)
+            say(f"  store: {name}: {figures[f'store: {name}'].text()}")
+        return figures
+    finally:
+        await client.drop_database(scratch_db.name)
+
+
 async def login(channel: grpc.aio.Channel, probes: list[Probe]) -> None:
     identity = identity_pb2_grpc.IdentityServiceStub(channel)
     for probe in probes:
@@ -917,6 +1001,10 @@ async def run_scale(
             figures["rebuild events/s"] = Figure(value=applied / seconds, unit="/s")
             say(f"  rebuild: {applied:,} events in {seconds:.1f}s, {applied / seconds:,.0f}/s")
             stats = await collection_stats(store)
+            if args.listing_shapes:
+                figures.update(
+                    await measure_listing_shapes(store.client, store, args.listing_shapes)
+                )
             with tempfile.TemporaryDirectory(prefix="lfvolume-") as tmp:
                 base = dataclasses.replace(
                     Settings(),
@@ -1079,6 +1167,14 @@ async def main() -> None:
         "--list-during-lag",
         action="store_true",
         help="one caller reads the catalog's first page in a loop during the lag phase",
+    )
+    parser.add_argument(
+        "--listing-shapes",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also time ListCourses' store calls N times each, on the courses collection and "
+        "on a slim published-only copy (what a listing collection would save)",
     )
     args = parser.parse_args()
     args.query_cache_entries = [int(v) for v in args.query_cache_entries.split(",")]
