@@ -128,7 +128,8 @@ async def test_a_refused_call_also_echoes_its_request_id(channel: grpc.aio.Chann
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await call
     assert refused.value.code() == grpc.StatusCode.NOT_FOUND
-    assert dict(refused.value.trailing_metadata() or ())["x-request-id"] == "refused-1"
+    trailers: Any = refused.value.trailing_metadata()
+    assert dict(trailers)["x-request-id"] == "refused-1"
 
 
 @pytest.mark.parametrize(

@@ -236,6 +236,7 @@ class CatalogQueries(courses_pb2_grpc.CatalogServiceServicer):
         # filters as normalised, the order, where the page starts and its size.
         key = json.dumps([tags, request.level, q, order.key, after, size], separators=(",", ":"))
         docs, total = await self.read_models.query(db, "courses", key, fetch)
+        self.read_models.shareable(context)
         response = courses_pb2.ListCoursesResponse(
             courses=[course_message(doc) for doc in docs[:size]], total_size=total or 0
         )
