@@ -87,7 +87,9 @@ class Settings:
     public_cache_max_age_s: int = 5
     # Read-model documents cached per process (0: none), and how long an entry may serve a
     # read without a consistency token when another process's projector may have changed it.
-    read_cache_docs: int = 20_000
+    # Memory: ~11 MiB per 1,000 course documents, plus ~6 MiB for the GetCourse replies kept
+    # with them (bench/cache_memory.py): ~170 MiB at the default.
+    read_cache_docs: int = 10_000
     read_cache_ttl_s: float = 1.0
     # List-query results (catalog pages) cached per process, least recently used out (0: none).
     # Same freshness rules and TTL as the read cache; an entry holds one page (up to

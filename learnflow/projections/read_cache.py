@@ -30,7 +30,7 @@ Key = tuple[str, str, str]  # database, collection, _id
 
 
 class ReadCache:
-    def __init__(self, store: ReadStore, *, max_docs: int = 20_000, ttl_s: float = 1.0) -> None:
+    def __init__(self, store: ReadStore, *, max_docs: int = 10_000, ttl_s: float = 1.0) -> None:
         self.store = store
         self.max_docs = max_docs
         self.ttl_s = ttl_s
