@@ -29,7 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway import docs, errors
 from gateway.descriptors import ReflectionError
-from gateway.metadata import client_address, oversized_header, request_id_from
+from gateway.metadata import REQUEST_ID, client_address, oversized_header, request_id_from
 from gateway.metrics import HttpMetrics
 from gateway.openapi import OpenApiCache
 from gateway.proxy import Dispatcher, Gateway, error_response, headers_too_large
@@ -216,10 +216,11 @@ async def _service_health(
     except grpc.aio.AioRpcError as exc:
         return {"status": exc.code().name}
     trailers = await call.trailing_metadata()
+    # The service's own details: not transport keys, nor the request id echoed back.
     details = {
         str(key): value
         for key, value in (trailers or ())
-        if isinstance(value, str) and not str(key).startswith("grpc-")
+        if isinstance(value, str) and not str(key).startswith("grpc-") and key != REQUEST_ID
     }
     report: dict[str, Any] = {
         "status": health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
