@@ -950,7 +950,12 @@ def measure_workers(
     """`learnflow serve --workers N` on its own port: the gRPC reads again (a figure, not a
     gate: the load tools share the cores). Only when the option exists."""
     port = free_port()
-    env = {**world.env, "LEARNFLOW_GRPC_LISTEN": f"127.0.0.1:{port}"}
+    # Metrics of its own (worker i listens on port + i): the 1-worker server holds world.env's.
+    env = {
+        **world.env,
+        "LEARNFLOW_GRPC_LISTEN": f"127.0.0.1:{port}",
+        "LEARNFLOW_METRICS_LISTEN": f"127.0.0.1:{free_port()}",
+    }
     pid = processes.start(
         f"learnflow-{args.workers}w",
         [sys.executable, "-m", "learnflow", "serve", f"--workers={args.workers}"],
