@@ -58,6 +58,7 @@ import psycopg
 from pymongo import AsyncMongoClient
 
 from learnflow.migrations import upgrade_to_head
+from learnflow.projections.catalog import COURSE_FIELDS
 from learnflow.projections.projector import Projector, libpq_url
 from learnflow.projections.registry import all_projections
 from learnflow.projections.store import ReadStore
@@ -877,28 +878,7 @@ async def collection_stats(store: ReadStore) -> dict[str, tuple[int, float]]:
 
 # What a catalog page needs of a course document (`course_message` and the keyset keys);
 # everything else (the outline above all) a slim listing collection would leave out.
-LISTING_FIELDS = [
-    "title",
-    "slug",
-    "summary",
-    "tags",
-    "level",
-    "state",
-    "capacity",
-    "enrollment_open_at",
-    "enrollment_close_at",
-    "owner_id",
-    "owner_name",
-    "lesson_count",
-    "active_enrollment_count",
-    "created_at",
-    "updated_at",
-    "published_at",
-    "sort_key",
-    "title_key",
-    "popularity_key",
-    "search_text",
-]
+LISTING_FIELDS = [*COURSE_FIELDS, "sort_key", "title_key", "popularity_key", "search_text"]
 
 
 async def measure_listing_shapes(
