@@ -14,7 +14,7 @@ import logging
 import signal
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Any
+from typing import Any, cast
 
 import grpc
 from google.protobuf import descriptor_pb2, descriptor_pool
@@ -48,7 +48,12 @@ from learnflow.security.access import api_services, load_rules
 from learnflow.security.accounts import AccountStates
 from learnflow.security.authentication import Authenticator
 from learnflow.security.denial_audit import DenialAudit
-from learnflow.security.interceptor import AccessLog, ApiInterceptor, StreamLimits
+from learnflow.security.interceptor import (
+    AccessLog,
+    ApiInterceptor,
+    GuardedServices,
+    StreamLimits,
+)
 from learnflow.security.passwords import PasswordHasher
 from learnflow.security.rate_limits import RateLimiter
 from learnflow.security.session_cookie import SessionCookie
@@ -103,6 +108,7 @@ class Backend:
     read_cache: ReadCache | None = None
     query_cache: QueryCache | None = None
     mail_sender: MailSender | None = None
+    services: GuardedServices | None = None
 
     async def close(self, grace_s: float = 10.0) -> None:
         self.stop.set()
@@ -169,25 +175,23 @@ async def build(
         settings.postgres_url, store, all_projections(), settings.projector_poll_s
     )
 
+    interceptor = ApiInterceptor(
+        load_rules(),
+        Authenticator(tokens, db, accounts),
+        rate_limiter,
+        denials=denials,
+        access_log=AccessLog(settings.access_log_sample, settings.access_log_slow_ms),
+        shutdown=stop,
+        streams=StreamLimits(
+            settings.streams_per_user,
+            settings.stream_max_duration_s,
+            settings.stream_recheck_s,
+        ),
+        trusted_proxies=settings.trusted_proxies,
+        health_watch_max_per_client=settings.health_watch_max_per_client,
+        health_watch_max_total=settings.health_watch_max_total,
+    )
     server = grpc.aio.server(
-        interceptors=[
-            ApiInterceptor(
-                load_rules(),
-                Authenticator(tokens, db, accounts),
-                rate_limiter,
-                denials=denials,
-                access_log=AccessLog(settings.access_log_sample, settings.access_log_slow_ms),
-                shutdown=stop,
-                streams=StreamLimits(
-                    settings.streams_per_user,
-                    settings.stream_max_duration_s,
-                    settings.stream_recheck_s,
-                ),
-                trusted_proxies=settings.trusted_proxies,
-                health_watch_max_per_client=settings.health_watch_max_per_client,
-                health_watch_max_total=settings.health_watch_max_total,
-            )
-        ],
         options=[
             # Worker processes of `learnflow serve --workers N` share one port (the kernel
             # balances connections); a lone server refuses a second one on its port.
@@ -195,6 +199,11 @@ async def build(
             ("grpc.max_receive_message_length", settings.max_message_bytes),
         ],
     )
+    # Every service registers on `services`, which guards each method's handler once; the
+    # server serves them all through it (see learnflow.security.interceptor). It has the two
+    # registration methods generated code calls, not a server's type.
+    guarded = GuardedServices(interceptor)
+    services = cast(grpc.aio.Server, guarded)
     identity_pb2_grpc.add_IdentityServiceServicer_to_server(
         IdentityCommands(
             db,
@@ -209,40 +218,41 @@ async def build(
             ),
             settings=settings,
         ),
-        server,
+        services,
     )
-    identity_pb2_grpc.add_ProfileServiceServicer_to_server(ProfileQueries(read_models), server)
-    courses_pb2_grpc.add_CourseServiceServicer_to_server(CourseCommands(db), server)
+    identity_pb2_grpc.add_ProfileServiceServicer_to_server(ProfileQueries(read_models), services)
+    courses_pb2_grpc.add_CourseServiceServicer_to_server(CourseCommands(db), services)
     learning_pb2_grpc.add_LearningServiceServicer_to_server(
-        LearningCommands(db, rate_limiter), server
+        LearningCommands(db, rate_limiter), services
     )
-    discussion_pb2_grpc.add_DiscussionServiceServicer_to_server(DiscussionCommands(db), server)
-    courses_pb2_grpc.add_CatalogServiceServicer_to_server(CatalogQueries(read_models), server)
+    discussion_pb2_grpc.add_DiscussionServiceServicer_to_server(DiscussionCommands(db), services)
+    courses_pb2_grpc.add_CatalogServiceServicer_to_server(CatalogQueries(read_models), services)
     learning_pb2_grpc.add_ProgressServiceServicer_to_server(
         ProgressQueries(
             read_models,
             watch_poll_s=settings.projector_poll_s,
             heartbeat_s=settings.stream_heartbeat_s,
         ),
-        server,
+        services,
     )
     learning_pb2_grpc.add_CertificateServiceServicer_to_server(
-        CertificateQueries(read_models), server
+        CertificateQueries(read_models), services
     )
     discussion_pb2_grpc.add_CommentQueryServiceServicer_to_server(
-        CommentQueries(read_models), server
+        CommentQueries(read_models), services
     )
-    audit_pb2_grpc.add_AuditServiceServicer_to_server(AuditQueries(read_models), server)
+    audit_pb2_grpc.add_AuditServiceServicer_to_server(AuditQueries(read_models), services)
 
     health = Health()
-    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    health_pb2_grpc.add_HealthServicer_to_server(health, services)
     names = [s.full_name for s in api_services()]
     reflected = [
         *names,
         health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
         reflection.SERVICE_NAME,
     ]
-    add_ServerReflectionServicer_to_server(CommentedReflection(reflected), server)
+    add_ServerReflectionServicer_to_server(CommentedReflection(reflected), services)
+    server.add_generic_rpc_handlers((guarded,))
     port = server.add_insecure_port(settings.grpc_listen)
     if port == 0:
         raise SystemExit(f"cannot listen on {settings.grpc_listen}: address in use?")
@@ -252,6 +262,7 @@ async def build(
     backend.accounts = accounts
     backend.read_cache = read_cache
     backend.query_cache = query_cache
+    backend.services = guarded
     await server.start()
     backend.tasks.append(asyncio.create_task(_watch_dependencies(backend, names)))
     backend.tasks.append(
