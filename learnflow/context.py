@@ -6,6 +6,7 @@ Kept in contextvars so handlers read it without threading it through every call.
 from __future__ import annotations
 
 import contextvars
+import functools
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +23,17 @@ class Principal:
     @property
     def is_admin(self) -> bool:
         return self.role == "admin"
+
+    # Text forms, made once per principal: a verified token's principal is kept with it and
+    # read on every call (rate-limit subject, ownership checks, read-model keys).
+    @functools.cached_property
+    def user_text(self) -> str:
+        return str(self.user_id)
+
+    @functools.cached_property
+    def subject(self) -> str:
+        """Who the call counts against in rate limits and stream caps."""
+        return f"user:{self.user_id}"
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import uuid
 
 from google.protobuf import timestamp_pb2
@@ -18,6 +19,19 @@ def parse_uuid(value: str, field: str) -> uuid.UUID:
         return uuid.UUID(value)
     except ValueError:
         raise InvalidArgument([FieldViolation(field, "must be a UUID")]) from None
+
+
+# The canonical text of a UUID: what `str(uuid.UUID)` gives and every read model keys on.
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def require_uuid(value: str, field: str) -> str:
+    """`value`, when it is a UUID; else INVALID_ARGUMENT naming `field`, as `parse_uuid`.
+    The canonical form is recognised without building a UUID (a tenth of the cost, on every
+    read); any other spelling goes through `parse_uuid` and is accepted or refused as there."""
+    if _CANONICAL_UUID.fullmatch(value) is None:
+        parse_uuid(value, field)
+    return value
 
 
 def iso(value: dt.datetime | None) -> str | None:

@@ -80,7 +80,7 @@ def user_name(user_id: Id) -> str:
 
 def is_course_staff(principal: Principal | None, owner_id: Id) -> bool:
     """Course staff: its owner and every admin."""
-    return principal is not None and (principal.is_admin or str(principal.user_id) == str(owner_id))
+    return principal is not None and (principal.is_admin or principal.user_text == str(owner_id))
 
 
 def answers_in(content: Mapping[str, Any]) -> dict[str, list[int]]:

@@ -2,12 +2,29 @@
 
 from __future__ import annotations
 
+import uuid
+
 import grpc
+import pytest
 
 from learnflow.v1 import courses_pb2, courses_pb2_grpc
-from learnflow.values import nul_text_violations
+from learnflow.errors import InvalidArgument
+from learnflow.values import nul_text_violations, parse_uuid, require_uuid
 from tests.commands_support import Pg, fails
 from tests.support import Caller, field_violations
+
+
+def test_require_uuid_accepts_and_refuses_what_parse_uuid_does() -> None:
+    canonical = str(uuid.uuid4())
+    for spelling in (canonical, canonical.upper(), canonical.replace("-", ""), f"{{{canonical}}}"):
+        assert require_uuid(spelling, "lesson_id") == spelling
+        parse_uuid(spelling, "lesson_id")  # the slow path agrees
+    for bad in ("", "not-a-uuid", canonical[:-1], canonical + "0", canonical + "\n", "x" * 36):
+        with pytest.raises(InvalidArgument) as refused:
+            require_uuid(bad, "lesson_id")
+        assert [v.field for v in refused.value.violations] == ["lesson_id"]
+        with pytest.raises(InvalidArgument):
+            parse_uuid(bad, "lesson_id")
 
 
 def test_nul_text_is_found_in_nested_repeated_and_oneof_fields() -> None:

@@ -20,7 +20,7 @@ from learnflow.projections.store import Document
 from learnflow.queries.pagination import decode_token, encode_token, page_size
 from learnflow.queries.read_models import ReadModels
 from learnflow.v1 import courses_pb2, courses_pb2_grpc
-from learnflow.values import parse_timestamp, parse_uuid
+from learnflow.values import parse_timestamp, require_uuid
 from learnflow.vocabulary import (
     COURSE_LEVEL_NAMES,
     COURSE_STATES,
@@ -131,8 +131,8 @@ async def visible_lesson(
     """The lesson if the caller may read it (enrolled or course staff), and whether the caller
     is staff. Lessons of courses the caller may not see are NOT_FOUND; of a visible course the
     caller has not enrolled in, PERMISSION_DENIED."""
-    parse_uuid(course_id, "course_id")
-    parse_uuid(lesson_id, "lesson_id")
+    require_uuid(course_id, "course_id")
+    require_uuid(lesson_id, "lesson_id")
     principal = current_call().principal
     lesson = await read_models.get(db, "lessons", lesson_id)
     if lesson is None or lesson.get("deleted") or lesson["course_id"] != course_id:
@@ -141,7 +141,7 @@ async def visible_lesson(
         return lesson, True
     if principal is not None:
         progress = await read_models.get(
-            db, "progress", progress_id(str(principal.user_id), course_id)
+            db, "progress", progress_id(principal.user_text, course_id)
         )
         if progress is not None and progress["state"] in ENROLLED_STATES:
             return lesson, False
@@ -253,7 +253,7 @@ class CatalogQueries(courses_pb2_grpc.CatalogServiceServicer):
         size = page_size(request.page_size, 20)
         query: dict[str, Any] = {}
         if not principal.is_admin:
-            query["owner_id"] = str(principal.user_id)
+            query["owner_id"] = principal.user_text
         if request.state:
             names = {value: name for name, value in COURSE_STATES.items()}
             if request.state not in names:
@@ -283,7 +283,7 @@ class CatalogQueries(courses_pb2_grpc.CatalogServiceServicer):
     async def GetCourse(
         self, request: courses_pb2.GetCourseRequest, context: Ctx = None
     ) -> courses_pb2.GetCourseResponse:
-        parse_uuid(request.course_id, "course_id")
+        require_uuid(request.course_id, "course_id")
         db = await self.read_models.database()
         doc = await self.read_models.get(db, "courses", request.course_id)
         if not _visible(doc):

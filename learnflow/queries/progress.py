@@ -30,7 +30,7 @@ from learnflow.projections.store import Document
 from learnflow.queries.pagination import decode_token, encode_token, page_size
 from learnflow.queries.read_models import ReadModels
 from learnflow.v1 import learning_pb2, learning_pb2_grpc
-from learnflow.values import parse_timestamp, parse_uuid
+from learnflow.values import parse_timestamp, require_uuid
 from learnflow.vocabulary import course_name, enrollment_state, is_course_staff
 
 # The roster's `order_by` (AIP-132: a field, then " desc" or nothing) and its keyset key.
@@ -129,7 +129,7 @@ class ProgressQueries(learning_pb2_grpc.ProgressServiceServicer):
         course the caller may not see (a draft, a deleted or missing course), PERMISSION_DENIED
         for one they may (published or archived) but do not teach."""
         principal = _principal()
-        parse_uuid(request.course_id, "course_id")
+        require_uuid(request.course_id, "course_id")
         key, direction = roster_order(request.order_by)
         size = page_size(request.page_size, 20)
         db = await self.read_models.database()
@@ -167,7 +167,7 @@ class ProgressQueries(learning_pb2_grpc.ProgressServiceServicer):
     async def GetCourseProgress(
         self, request: learning_pb2.GetCourseProgressRequest, context: Ctx = None
     ) -> learning_pb2.GetCourseProgressResponse:
-        parse_uuid(request.course_id, "course_id")
+        require_uuid(request.course_id, "course_id")
         doc_id = progress_id(str(_principal().user_id), request.course_id)
         doc = await self._progress(request.course_id, doc_id)
         return learning_pb2.GetCourseProgressResponse(progress=progress_message(doc))
@@ -175,7 +175,7 @@ class ProgressQueries(learning_pb2_grpc.ProgressServiceServicer):
     async def WatchCourseProgress(
         self, request: learning_pb2.WatchCourseProgressRequest, context: Ctx = None
     ) -> AsyncIterator[learning_pb2.WatchCourseProgressResponse]:
-        parse_uuid(request.course_id, "course_id")
+        require_uuid(request.course_id, "course_id")
         doc_id = progress_id(str(_principal().user_id), request.course_id)
         doc = await self._progress(request.course_id, doc_id)
         version = (doc.get("v"), doc.get("v_course"))

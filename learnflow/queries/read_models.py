@@ -117,11 +117,7 @@ class ReadModels:
         they include that write (bounded wait, then UNAVAILABLE with RetryInfo)."""
         call = current_call()
         if call.consistency_token:
-            client = (
-                f"user:{call.principal.user_id}"
-                if call.principal
-                else f"addr:{call.client_address}"
-            )
+            client = call.principal.subject if call.principal else f"addr:{call.client_address}"
             return await self.watcher.wait_for(
                 call.consistency_token, client, self.consistency_wait_s
             )

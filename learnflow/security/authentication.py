@@ -41,6 +41,8 @@ class Authenticator:
             raise Unauthenticated("account disabled or removed")
         if account.token_version != claims.principal.token_version:
             raise Unauthenticated("session revoked; log in again")
+        if account.role == claims.principal.role:
+            return claims.principal  # the one kept with the verified token (and its text forms)
         return Principal(claims.principal.user_id, account.role, account.token_version)
 
 
