@@ -14,6 +14,9 @@ user id, an address or a token.
 
 from __future__ import annotations
 
+import bisect
+import itertools
+import math
 import weakref
 from collections.abc import Iterable, Iterator
 from typing import Any, Protocol
@@ -29,8 +32,14 @@ from prometheus_client import (
     generate_latest,
     start_http_server,
 )
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 # No `_created` series beside every counter and histogram.
 disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -44,24 +53,78 @@ _RPC_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.
 # Read-your-writes waits are bounded by `consistency_wait_s` (2 s by default).
 _WAIT_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0)
 
-GRPC_REQUESTS = Counter(
-    "learnflow_grpc_requests",
-    "Finished gRPC calls (unary and streaming) by full method name and status code.",
-    ["method", "code"],
-    registry=REGISTRY,
-)
-GRPC_DURATION = Histogram(
-    "learnflow_grpc_request_duration_seconds",
-    "Duration of unary gRPC calls (streams are long-lived and not observed here).",
-    ["method"],
-    buckets=_RPC_BUCKETS,
-    registry=REGISTRY,
-)
+
+class Tally:
+    """A count bumped with `+=` on the event loop's thread and read at scrape time (from the
+    metrics server's thread: an int read is atomic). For what changes on every call, where a
+    prometheus_client child takes a lock per increment."""
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = 0
+
+
+class RpcCalls(Collector):
+    """Finished calls by (method, code) and unary durations by method, as plain counts (three
+    locked increments per call otherwise, on every RPC), turned into the counter and histogram
+    families at scrape time. A scrape racing a call may see its count before its duration,
+    as with prometheus_client's own histograms, whose values are locked one by one."""
+
+    def __init__(self, buckets: tuple[float, ...]) -> None:
+        self.bounds = buckets
+        self.finished: dict[tuple[str, str], int] = {}
+        # Per method: the count of each bucket (not cumulative), then +Inf's, then the sum.
+        self.durations: dict[str, list[float]] = {}
+
+    def finish(self, method: str, code: str, seconds: float | None) -> None:
+        key = (method, code)
+        self.finished[key] = self.finished.get(key, 0) + 1
+        if seconds is None:
+            return
+        counts = self.durations.get(method)
+        if counts is None:
+            counts = self.durations[method] = [0.0] * (len(self.bounds) + 2)
+        counts[bisect.bisect_left(self.bounds, seconds)] += 1  # bucket `le` bound >= seconds
+        counts[-1] += seconds
+
+    def collect(self) -> Iterator[Metric]:
+        requests = CounterMetricFamily(
+            "learnflow_grpc_requests",
+            "Finished gRPC calls (unary and streaming) by full method name and status code.",
+            labels=["method", "code"],
+        )
+        for (method, code), count in list(self.finished.items()):
+            requests.add_metric([method, code], float(count))
+        yield requests
+        durations = HistogramMetricFamily(
+            "learnflow_grpc_request_duration_seconds",
+            "Duration of unary gRPC calls (streams are long-lived and not observed here).",
+            labels=["method"],
+        )
+        for method, live in list(self.durations.items()):
+            counts = live[:]  # one consistent copy
+            cumulative = list(itertools.accumulate(counts[:-1]))
+            buckets = [
+                (floatToGoString(bound), total)  # type: ignore[no-untyped-call]
+                for bound, total in zip((*self.bounds, math.inf), cumulative, strict=True)
+            ]
+            durations.add_metric([method], buckets, counts[-1])
+        yield durations
+
+    def describe(self) -> Iterable[Metric]:
+        return []
+
+
+RPC_CALLS = RpcCalls(_RPC_BUCKETS)
+REGISTRY.register(RPC_CALLS)
+CALLS_IN_FLIGHT = Tally()
 GRPC_IN_FLIGHT = Gauge(
     "learnflow_grpc_in_flight_requests",
     "gRPC calls being handled now, open server streams included.",
     registry=REGISTRY,
 )
+GRPC_IN_FLIGHT.set_function(lambda: float(CALLS_IN_FLIGHT.value))
 PROJECTION_LAG_SECONDS = Gauge(
     "learnflow_projection_lag_seconds",
     "Age of the oldest event the active read models have not applied; 0 when caught up.",
@@ -87,19 +150,10 @@ PROJECTION_PARKED = Gauge(
     "Events the projector could not apply and set aside (see `learnflow projections status`).",
     registry=REGISTRY,
 )
-READ_CACHE_HITS = Counter(
-    "learnflow_read_cache_hits", "Read-model documents served from the cache.", registry=REGISTRY
-)
-READ_CACHE_MISSES = Counter(
-    "learnflow_read_cache_misses",
-    "Read-model documents fetched from the store by the cache.",
-    registry=REGISTRY,
-)
-READ_CACHE_EVICTIONS = Counter(
-    "learnflow_read_cache_evictions",
-    "Cache entries dropped to stay within read_cache_docs (least recently used).",
-    registry=REGISTRY,
-)
+# Bumped on every cached read: tallies, reported by `_LiveObjects`.
+READ_CACHE_HITS = Tally()
+READ_CACHE_MISSES = Tally()
+READ_CACHE_EVICTIONS = Tally()
 QUERY_CACHE_HITS = Counter(
     "learnflow_query_cache_hits",
     "List-query results (a catalog page) served from the query cache.",
@@ -192,6 +246,20 @@ class _LiveObjects(Collector):
         self.pools: weakref.WeakSet[Any] = weakref.WeakSet()
 
     def collect(self) -> Iterator[Metric]:
+        for name, text, tally in (
+            ("hits", "Read-model documents served from the cache.", READ_CACHE_HITS),
+            (
+                "misses",
+                "Read-model documents fetched from the store by the cache.",
+                READ_CACHE_MISSES,
+            ),
+            (
+                "evictions",
+                "Cache entries dropped to stay within read_cache_docs (least recently used).",
+                READ_CACHE_EVICTIONS,
+            ),
+        ):
+            yield CounterMetricFamily(f"learnflow_read_cache_{name}", text, value=tally.value)
         documents = GaugeMetricFamily(
             "learnflow_read_cache_documents", "Read-model documents held by the read cache."
         )
@@ -235,24 +303,9 @@ def watch_pool(pool: _Pool) -> None:
     _LIVE.pools.add(pool)
 
 
-# The labelled children of the per-call metrics, looked up once per label set: `labels()`
-# validates and locks on every call, and this runs on every RPC. Bounded like the label sets
-# themselves (the API's methods times status codes).
-_REQUEST_COUNTERS: dict[tuple[str, str], Any] = {}
-_DURATION_HISTOGRAMS: dict[str, Any] = {}
-
-
 def rpc_finished(method: str, code: str, seconds: float | None) -> None:
     """One finished call; `seconds` for unary calls (None for streams)."""
-    counter = _REQUEST_COUNTERS.get((method, code))
-    if counter is None:
-        counter = _REQUEST_COUNTERS[(method, code)] = GRPC_REQUESTS.labels(method=method, code=code)
-    counter.inc()
-    if seconds is not None:
-        histogram = _DURATION_HISTOGRAMS.get(method)
-        if histogram is None:
-            histogram = _DURATION_HISTOGRAMS[method] = GRPC_DURATION.labels(method=method)
-        histogram.observe(seconds)
+    RPC_CALLS.finish(method, code, seconds)
 
 
 def metrics_text() -> str:

@@ -63,10 +63,10 @@ class ReadCache:
             if now - stored_at < self.ttl_s and (at_least is None or fresh_to >= at_least):
                 self._entries.move_to_end(key)
                 self.hits += 1
-                metrics.READ_CACHE_HITS.inc()
+                metrics.READ_CACHE_HITS.value += 1
                 return doc
         self.misses += 1
-        metrics.READ_CACHE_MISSES.inc()
+        metrics.READ_CACHE_MISSES.value += 1
         seen = self._invalidations
         fresh_to = self.store.local_checkpoint(db.name)
         doc = await db[collection].find_one({"_id": doc_id})
@@ -76,7 +76,7 @@ class ReadCache:
             while len(self._entries) > self.max_docs:
                 self._entries.popitem(last=False)
                 self.evictions += 1
-                metrics.READ_CACHE_EVICTIONS.inc()
+                metrics.READ_CACHE_EVICTIONS.value += 1
         return doc
 
     def _written(
