@@ -8,7 +8,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway import docs, errors
@@ -61,6 +61,32 @@ CORS_EXPOSE_HEADERS = (
     "Grpc-Metadata-X-Consistency-Token",
     "Deprecation",
 )
+
+
+class FixedPathsRouter(Router):
+    """Starlette's router, which tries every route's pattern (and, for a miss, every route
+    again with the other trailing slash) before its default. The fixed endpoints here are
+    exact paths, so a path that is none of them, nor one of them give or take the trailing
+    slash, goes straight to the default (the transcoder): 5 % of the gateway's time per API
+    call otherwise. Anything else takes Starlette's way, with its 405s and redirects."""
+
+    def __init__(self, routes: Sequence[BaseRoute], **kwargs: Any) -> None:
+        super().__init__(routes=routes, **kwargs)
+        plain = all(isinstance(route, Route) and not route.param_convertors for route in routes)
+        self._fixed = (
+            frozenset(route.path for route in routes if isinstance(route, Route)) if plain else None
+        )
+
+    async def app(self, scope: Scope, receive: Receive, send: Send) -> None:
+        fixed = self._fixed
+        if fixed is not None and scope["type"] == "http" and not scope.get("root_path"):
+            path: str = scope["path"]
+            other = path.rstrip("/") if path.endswith("/") else path + "/"
+            if path not in fixed and other not in fixed:
+                scope.setdefault("router", self)
+                await self.default(scope, receive, send)
+                return
+        await super().app(scope, receive, send)
 
 
 class RequestContextMiddleware:
@@ -363,17 +389,17 @@ def create_app(settings: Settings | None = None, tracing: Tracing | None = None)
     expose = CORS_EXPOSE_HEADERS + tuple(
         "Grpc-Metadata-" + key for key in settings.cors_expose_metadata
     )
+    fixed: list[BaseRoute] = [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics.endpoint, methods=["GET"]),
+        Route("/", index, methods=["GET"]),
+        Route(docs.OPENAPI_PATH, openapi_json, methods=["GET"]),
+        *docs.routes(settings.api_title),
+        Route("/-/reload", reload, methods=["POST"]),
+        Route("/-/stream-tickets", stream_ticket, methods=["POST"]),
+    ]
     app = Starlette(
-        routes=[
-            Route("/healthz", healthz, methods=["GET"]),
-            Route("/readyz", readyz, methods=["GET"]),
-            Route("/metrics", metrics.endpoint, methods=["GET"]),
-            Route("/", index, methods=["GET"]),
-            Route(docs.OPENAPI_PATH, openapi_json, methods=["GET"]),
-            *docs.routes(settings.api_title),
-            Route("/-/reload", reload, methods=["POST"]),
-            Route("/-/stream-tickets", stream_ticket, methods=["POST"]),
-        ],
         exception_handlers={HTTPException: starlette_error},
         middleware=[
             Middleware(
@@ -402,6 +428,7 @@ def create_app(settings: Settings | None = None, tracing: Tracing | None = None)
     # Everything the fixed endpoints do not claim goes to the transcoder: not a `Mount`,
     # whose pattern does not match paths with an encoded newline (those would get Starlette's
     # plain-text 404 instead of a google.rpc.Status).
+    app.router = FixedPathsRouter(routes=fixed, lifespan=lifespan)
     app.router.default = Dispatcher(gateway, site)
     app.state.gateway = gateway
     app.state.metrics = metrics

@@ -187,6 +187,20 @@ def test_client_address_is_the_rightmost_untrusted_hop(
     assert client_address(forwarded, peer, trusted) == expected
 
 
+def test_resolved_addresses_are_remembered_only_for_short_chains() -> None:
+    from gateway.metadata import _remembered_client_address
+
+    _remembered_client_address.cache_clear()
+    assert client_address(["203.0.113.7"], "10.0.0.2", PROXIES) == "203.0.113.7"
+    assert client_address(["203.0.113.7"], "10.0.0.2", PROXIES) == "203.0.113.7"
+    assert _remembered_client_address.cache_info().hits == 1
+    # A chain a client padded to kilobytes is resolved all the same, and not kept.
+    padded = ", ".join(["198.51.100.9"] * 400 + ["203.0.113.8"])
+    for _ in range(2):
+        assert client_address([padded], "10.0.0.2", PROXIES) == "203.0.113.8"
+    assert _remembered_client_address.cache_info().currsize == 1
+
+
 def test_outgoing_metadata_sends_one_resolved_address() -> None:
     headers = Headers(raw=[(b"x-forwarded-for", b"198.51.100.9, 203.0.113.7")])
     untrusted = dict(outgoing_metadata(headers, "10.0.0.2", "rid"))

@@ -300,3 +300,46 @@ def test_nesting_prescan_is_cheap_on_a_megabyte() -> None:
         started = time.perf_counter()
         jsonlimits.exceeds(body, 64)
         assert time.perf_counter() - started < 0.1
+
+
+MERGE_CASES: list[dict[str, Any]] = [
+    {"id": "things/1", "displayName": "ignored: json name"},  # json names go to the parser
+    {"id": "a/b", "display_name": "Ünïcode ✓"},
+    {"id": "x", "text": "in a oneof"},  # the parser keeps oneof rules
+    {"id": "x", "text": "t", "number": 3},  # two members of a oneof: refused
+    {"id": "\ud800"},  # a lone surrogate: protobuf refuses it, through the parser
+    {"id": "x", "big": "12345678901234567"},
+    {"id": "x", "tags": ["a", "b"]},
+    {"id": "x", "inner": {"note": "n", "level": 2}},
+    {"id": 5},  # not a string: the parser decides
+    {"display_name": ""},
+]
+
+
+@pytest.mark.parametrize("params", MERGE_CASES)
+def test_params_merge_as_the_json_parser_would(generated: Any, params: dict[str, Any]) -> None:
+    """Plain string fields are set directly; the outcome is the parser's, refusals included."""
+    from google.protobuf import json_format
+
+    from gateway.transcode import TranscodeError, _merge_params
+
+    thing_type = generated.pb2.Thing
+    pool = thing_type.DESCRIPTOR.file.pool
+    ours, theirs = (
+        thing_type(display_name="from the body"),
+        thing_type(display_name="from the body"),
+    )
+    outcome: list[str] = []
+    try:
+        _merge_params(dict(params), ours, thing_type.DESCRIPTOR, pool)
+        outcome.append("ok")
+    except TranscodeError:
+        outcome.append("refused")
+    try:
+        json_format.ParseDict(dict(params), theirs, descriptor_pool=pool)
+        outcome.append("ok")
+    except (json_format.ParseError, ValueError, TypeError, AttributeError):
+        outcome.append("refused")
+    assert outcome[0] == outcome[1]
+    if outcome[0] == "ok":
+        assert ours == theirs
