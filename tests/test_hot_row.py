@@ -1,23 +1,32 @@
 """What a command does while it holds a course row lock (issue 13, goal 4): throughput on one
 hot row is 1 / (time the lock is held), and every statement sent under it is a round trip.
 
-UpdateCourse sends, between its `SELECT … FOR UPDATE` and COMMIT, the `UPDATE … RETURNING`
-of the course with its owner's name and ONE statement for the audit row, its
-`audit.recorded` event and the `course.updated` event, whose `pg_notify` wakes the projector
-at commit (before: UPDATE, a reload SELECT, the audit INSERT, two event INSERTs and a NOTIFY).
-The events, their payloads, their order and the consistency token are what they were.
+UpdateCourse checks the course as read without a lock, then sends the `UPDATE … RETURNING`
+of the course with its owner's name, which takes the row lock and writes only if the row
+still has what the checks read; under the lock, only ONE statement follows before COMMIT: the
+audit row, its `audit.recorded` event and the `course.updated` event, whose `pg_notify` wakes
+the projector at commit (first: `SELECT … FOR UPDATE`, then UPDATE, a reload SELECT, the audit
+INSERT, two event INSERTs and a NOTIFY). The events, their payloads, their order and the
+consistency token are what they were.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from types import SimpleNamespace
 from typing import Any
 
+import grpc
 import psycopg
+import pytest
 from google.protobuf import field_mask_pb2
-from sqlalchemy import event
+from sqlalchemy import event, text
 
+from learnflow.commands.course_records import load_course, update_course_as_seen
+from learnflow.context import Principal
 from learnflow.server import Backend
 from learnflow.storage.unit_of_work import EVENTS_CHANNEL
 from learnflow.v1 import courses_pb2
@@ -27,8 +36,9 @@ from tests.support import Caller
 
 @contextmanager
 def statements_under_lock(backend: Backend) -> Iterator[list[list[str]]]:
-    """Per transaction that took a row lock `FOR UPDATE`: the statements the server sent on
-    that connection from the lock up to COMMIT (the lock's own statement left out)."""
+    """Per transaction that took a course row lock (`FOR UPDATE`, or an UPDATE of courses):
+    the statements the server sent on that connection from the lock up to COMMIT, the lock's
+    own statement first."""
     engine = backend.db.engine.sync_engine
     open_: dict[int, list[str]] = {}
     done: list[list[str]] = []
@@ -37,8 +47,8 @@ def statements_under_lock(backend: Backend) -> Iterator[list[list[str]]]:
         key = id(conn)
         if key in open_:
             open_[key].append(statement)
-        elif "FOR UPDATE" in statement:
-            open_[key] = []
+        elif "FOR UPDATE" in statement or statement.startswith("UPDATE courses"):
+            open_[key] = [statement]
 
     def committed(conn: Any) -> None:
         if id(conn) in open_:
@@ -65,19 +75,22 @@ def rename(course_id: str, title: str) -> courses_pb2.UpdateCourseRequest:
     )
 
 
-async def test_update_course_sends_two_statements_under_the_row_lock(
+async def test_update_course_sends_one_statement_under_the_row_lock(
     instructor: Caller, backend: Backend
 ) -> None:
     course, _ = await published_course(instructor)  # as bench/read_path.py's hot course
     with statements_under_lock(backend) as locked:
         reply = await courses(instructor.channel).UpdateCourse(
-            rename(course.id, "Two statements"), metadata=instructor.metadata()
+            rename(course.id, "One statement"), metadata=instructor.metadata()
         )
-    assert reply.course.title == "Two statements"
+    assert reply.course.title == "One statement"
     [sent] = locked
     assert len(sent) == 2, sent
-    update, appended = sent
+    update, appended = sent  # the UPDATE took the lock; one statement follows it
     assert update.startswith("UPDATE courses") and "FROM users" in update and "RETURNING" in update
+    # It writes only the row the checks saw (owner, state, enrollment window).
+    for column in ("owner_id", "state", "enrollment_open_at", "enrollment_close_at"):
+        assert f"courses.{column}" in update.split("WHERE", 1)[1], column
     assert appended.count("INSERT INTO audit_log") == 1
     assert appended.count("INSERT INTO events") == 2
     assert "pg_notify" in appended
@@ -96,7 +109,8 @@ async def test_renaming_a_draft_updates_its_slug_in_the_same_statement(
         )
     assert reply.course.slug.startswith("renamed-draft") and reply.course.slug != course.slug
     [sent] = locked
-    assert [s.split()[0] for s in sent] == ["SAVEPOINT", "UPDATE", "RELEASE", "WITH"], sent
+    assert [s.split()[0] for s in sent] == ["SELECT", "SAVEPOINT", "UPDATE", "RELEASE", "WITH"]
+    assert "FOR UPDATE" in sent[0]
 
 
 async def test_update_course_events_order_payloads_and_token_are_unchanged(
@@ -155,3 +169,64 @@ async def test_each_committed_command_notifies_the_projector_once(
     # Three transactions of three events each (audit, course.updated): one notification per
     # transaction, not per event; nothing else writes to this test session's database now.
     assert [(n.channel, n.payload) for n in received] == [(EVENTS_CHANNEL, "")] * 3
+
+
+async def test_a_course_changed_since_it_was_read_is_not_written(
+    instructor: Caller, backend: Backend
+) -> None:
+    """The unlocked checks hold only while the row is as they saw it: the UPDATE writes
+    nothing when the owner, the state or the window changed, or when a new capacity would
+    fall below the active enrollments by now (UpdateCourse then locks and checks again)."""
+    course, _ = await published_course(instructor)
+    course_id = uuid.UUID(course.id)
+    async with backend.db.engine.connect() as conn:  # never committed
+        seen = await load_course(conn, course_id, Principal(uuid.uuid4(), "admin"))
+        stale = [
+            SimpleNamespace(**{**seen._mapping, "state": "draft"}),
+            SimpleNamespace(**{**seen._mapping, "owner_id": uuid.uuid4()}),
+            SimpleNamespace(**{**seen._mapping, "enrollment_close_at": dt.datetime.now(dt.UTC)}),
+        ]
+        for row in stale:
+            assert await update_course_as_seen(conn, row, title="Not written") is None
+        await conn.execute(
+            text("UPDATE courses SET active_enrollment_count = 3 WHERE id = :id"),
+            {"id": course_id},
+        )
+        fuller = await load_course(conn, course_id, Principal(uuid.uuid4(), "admin"))
+        assert await update_course_as_seen(conn, fuller, capacity=2) is None
+        assert (await load_course(conn, course_id, Principal(uuid.uuid4(), "admin"))).title == (
+            course.title
+        )
+        written = await update_course_as_seen(conn, fuller, capacity=3, title="Written")
+        assert written is not None and (written.title, written.capacity) == ("Written", 3)
+        await conn.rollback()
+
+
+async def test_update_course_checks_again_under_the_lock_when_the_row_moved(
+    instructor: Caller, backend: Backend, pg: Pg
+) -> None:
+    """A course archived between UpdateCourse's unlocked read and its UPDATE: the UPDATE
+    writes nothing, the locked way reads the archived row and refuses."""
+    course, _ = await published_course(instructor)
+    engine = backend.db.engine.sync_engine
+    archived: list[bool] = []
+
+    def archive_before_the_update(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.startswith("UPDATE courses") and not archived:
+            archived.append(True)
+            with psycopg.connect(pg.url, autocommit=True) as other:
+                other.execute("UPDATE courses SET state = 'archived' WHERE id = %s", (course.id,))
+
+    event.listen(engine, "before_cursor_execute", archive_before_the_update)
+    try:
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await courses(instructor.channel).UpdateCourse(
+                rename(course.id, "Too late"), metadata=instructor.metadata()
+            )
+    finally:
+        event.remove(engine, "before_cursor_execute", archive_before_the_update)
+    assert archived == [True]
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "archived" in (refused.value.details() or "")
+    [[title]] = await pg.rows("SELECT title FROM courses WHERE id = %s", course.id)
+    assert title == course.title

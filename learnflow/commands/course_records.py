@@ -83,6 +83,30 @@ async def reload_course(conn: AsyncConnection, course_id: uuid.UUID) -> Any:
     return (await conn.execute(_COURSE, {"course_key": course_id})).one()
 
 
+async def update_course_as_seen(conn: AsyncConnection, seen: Any, **values: Any) -> Any:
+    """`update_course`, only while the row still has what the caller's checks read from `seen`
+    (an unlocked read): the same owner and state, the same enrollment window, and (when the
+    values set a capacity) no more active enrollments than it allows. None, with nothing changed,
+    when it has not: the caller then takes the row lock and checks again.
+
+    The UPDATE takes the row lock itself, and PostgreSQL evaluates these conditions on the
+    row as it is once the lock is granted (READ COMMITTED re-checks a row another transaction
+    changed meanwhile), so checks made without the lock still hold for the row written; the
+    lock is held from the UPDATE to COMMIT only, one statement less than `load_course(lock=
+    True)` + `update_course`."""
+    courses = tables.courses.c
+    statement = _UPDATE.values(**values).where(
+        courses.owner_id == seen.owner_id,
+        courses.state == seen.state,
+        courses.enrollment_open_at.is_not_distinct_from(seen.enrollment_open_at),
+        courses.enrollment_close_at.is_not_distinct_from(seen.enrollment_close_at),
+    )
+    capacity = values.get("capacity")
+    if capacity:  # 0: unlimited, nothing to hold
+        statement = statement.where(courses.active_enrollment_count <= capacity)
+    return (await conn.execute(statement, {"course_key": seen.id})).first()
+
+
 async def update_course(conn: AsyncConnection, course_id: uuid.UUID, **values: Any) -> Any:
     """Change the course row and return it as `reload_course` does (with `owner_name`): one
     round trip instead of two, while the caller holds the row lock."""

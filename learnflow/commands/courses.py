@@ -38,6 +38,7 @@ from learnflow.commands.course_records import (
     load_lesson,
     reload_course,
     update_course,
+    update_course_as_seen,
 )
 from learnflow.commands.requests import caller, parse_ids
 from learnflow.commands.rules import (
@@ -169,8 +170,7 @@ class CourseCommands(courses_pb2_grpc.CourseServiceServicer):
         if violations:
             raise InvalidArgument(violations)
 
-        async def change(uow: UnitOfWork) -> courses_pb2.UpdateCourseResponse:
-            course = await load_course(uow.conn, course_id, principal, lock=True)
+        def check(course: Any) -> None:
             require_staff(course, principal)
             require_editable(course)
             bad_window = window_violations(
@@ -180,17 +180,25 @@ class CourseCommands(courses_pb2_grpc.CourseServiceServicer):
             if bad_window:
                 raise InvalidArgument(bad_window)
             require_capacity_for_enrolled(course, values.get("capacity", course.capacity))
-            if course.state == "draft" and values.get("title", course.title) != course.title:
-                # The slug follows the title until the course is published and linked to.
-                async def write(slug: str) -> None:
-                    nonlocal course
-                    course = await update_course(
-                        uow.conn, course_id, **values, slug=slug, updated_at=func.now()
-                    )
 
-                await with_unique_slug(uow.conn, values["title"], write)
-            else:
-                course = await update_course(uow.conn, course_id, **values, updated_at=func.now())
+        def renames_draft(course: Any) -> bool:
+            return bool(
+                course.state == "draft" and values.get("title", course.title) != course.title
+            )
+
+        async def change(uow: UnitOfWork) -> courses_pb2.UpdateCourseResponse:
+            # Checked first without the row lock; the UPDATE then writes only a row that still
+            # passes them (`update_course_as_seen`). A draft's new title takes the locked way:
+            # its slug is retried under savepoints. So does a row changed in between.
+            seen = await load_course(uow.conn, course_id, principal)
+            check(seen)
+            course = None
+            if not renames_draft(seen):
+                course = await update_course_as_seen(
+                    uow.conn, seen, **values, updated_at=func.now()
+                )
+            if course is None:
+                course = await self._update_locked(uow, course_id, principal, values, check)
             await uow.audit_and_emit(
                 "course.update",
                 course_name(course_id),
@@ -206,6 +214,30 @@ class CourseCommands(courses_pb2_grpc.CourseServiceServicer):
         return await self.db.run_command(
             request, request.request_id, courses_pb2.UpdateCourseResponse, change
         )
+
+    async def _update_locked(
+        self,
+        uow: UnitOfWork,
+        course_id: uuid.UUID,
+        principal: Any,
+        values: dict[str, Any],
+        check: Callable[[Any], None],
+    ) -> Any:
+        """UpdateCourse the locked way: the row `FOR UPDATE`, the checks, the write."""
+        course = await load_course(uow.conn, course_id, principal, lock=True)
+        check(course)
+        if course.state == "draft" and values.get("title", course.title) != course.title:
+            # The slug follows the title until the course is published and linked to.
+            async def write(slug: str) -> None:
+                nonlocal course
+                course = await update_course(
+                    uow.conn, course_id, **values, slug=slug, updated_at=func.now()
+                )
+
+            await with_unique_slug(uow.conn, values["title"], write)
+        else:
+            course = await update_course(uow.conn, course_id, **values, updated_at=func.now())
+        return course
 
     async def PublishCourse(
         self, request: courses_pb2.PublishCourseRequest, context: Ctx = None
