@@ -364,7 +364,8 @@ class Dispatcher:
             deadline_s = settings.default_timeout_s or None
         request_id = getattr(request.state, "request_id", None) or request_id_from(request.headers)
         headers = request.headers
-        query = request.query_params.multi_items()
+        # Most calls have no query string: no parsing then (Starlette parses one anyway).
+        query = request.query_params.multi_items() if request.scope.get("query_string") else []
         if route.method.server_streaming and any(k == TICKET_PARAM for k, _ in query):
             # An EventSource's stream: the ticket stands for the Authorization it cannot send.
             ticket = next(v for k, v in query if k == TICKET_PARAM)
