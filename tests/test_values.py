@@ -7,8 +7,8 @@ import uuid
 import grpc
 import pytest
 
-from learnflow.v1 import courses_pb2, courses_pb2_grpc
 from learnflow.errors import InvalidArgument
+from learnflow.v1 import courses_pb2, courses_pb2_grpc
 from learnflow.values import nul_text_violations, parse_uuid, require_uuid
 from tests.commands_support import Pg, fails
 from tests.support import Caller, field_violations
