@@ -225,8 +225,12 @@ async def test_update_course_checks_again_under_the_lock_when_the_row_moved(
             )
     finally:
         event.remove(engine, "before_cursor_execute", archive_before_the_update)
+    [[title, state]] = await pg.rows("SELECT title, state FROM courses WHERE id = %s", course.id)
+    # The archive above bypassed the event log: put the row back as the read models know it
+    # (the session's integrity test compares every course with its read model).
+    with psycopg.connect(pg.url, autocommit=True) as other:
+        other.execute("UPDATE courses SET state = 'published' WHERE id = %s", (course.id,))
     assert archived == [True]
     assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert "archived" in (refused.value.details() or "")
-    [[title]] = await pg.rows("SELECT title FROM courses WHERE id = %s", course.id)
-    assert title == course.title
+    assert (title, state) == (course.title, "archived")
