@@ -1,6 +1,6 @@
 """What a server interceptor costs by the way it is attached, on a constant GetCourse reply.
 
-    python bench/interception.py                  # 3 rounds x 5 s, 50 in flight
+    python bench/interception.py                  # 5 rounds x 5 s, 50 in flight
     python bench/interception.py --rounds 5 --duration 8
 
 Three grpc.aio servers in processes of their own, on free loopback ports, answer
@@ -8,7 +8,10 @@ CatalogService.GetCourse with the same constant reply (no database):
 
 - `none`: no interceptor (the floor of bench/read_path.py);
 - `hook`: a pass-through interceptor through grpc.aio's `interceptors=` hook, wrapping the
-  method's handler on every call as interceptor libraries do (grpc-interceptor did);
+  method's handler on every call;
+- `library`: the same hook with the per-call layers LearnFlow had until this change: the
+  grpc-interceptor library's shape (a closure and a handler per call, an `intercept`
+  coroutine around the method) and a handler copy with a tolerant request decoder;
 - `guarded`: the same pass-through wrapped once at start and served by a generic handler's
   dict look-up, as `learnflow.security.interceptor.GuardedServices` does.
 
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import json
 import os
 import statistics
@@ -33,6 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import grpc
+from grpc_health.v1 import health_pb2_grpc
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -42,7 +47,9 @@ from read_path import ensure_ghz  # noqa: E402
 
 from learnflow.v1 import courses_pb2, courses_pb2_grpc  # noqa: E402
 
-MODES = ("none", "hook", "guarded")
+# The asyncio health servicer ships no types.
+health_module: Any = importlib.import_module("grpc_health.v1.health")
+MODES = ("none", "hook", "library", "guarded")
 METHOD = "learnflow.v1.CatalogService.GetCourse"
 
 
@@ -97,6 +104,37 @@ class PerCallHook(_Interceptor):
         )
 
 
+class LibraryShapedHook(_Interceptor):
+    """What LearnFlow's server did per call with grpc-interceptor's AsyncServerInterceptor."""
+
+    async def intercept(self, method: Any, request: Any, context: Any, name: str) -> Any:
+        return await _pass(method, request, context)
+
+    async def intercept_service(
+        self, continuation: Callable[[Any], Any], details: grpc.HandlerCallDetails
+    ) -> Any:
+        handler = await continuation(details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        inner = handler.unary_unary
+
+        async def invoke(request: Any, context: Any) -> Any:
+            return await self.intercept(inner, request, context, details.method)
+
+        wrapped = grpc.unary_unary_rpc_method_handler(
+            invoke, handler.request_deserializer, handler.response_serializer
+        )
+        decode = wrapped.request_deserializer
+
+        def tolerant(data: bytes) -> Any:
+            try:
+                return decode(data) if decode is not None else data
+            except Exception:
+                return None
+
+        return cast(Any, wrapped)._replace(request_deserializer=tolerant)
+
+
 class Registrar:
     """Collects handlers as a server would (the two methods generated code calls)."""
 
@@ -132,7 +170,8 @@ class Guarded(_GenericHandler):
 
 
 async def serve(mode: str, listen: str) -> None:
-    server = grpc.aio.server(interceptors=[PerCallHook()] if mode == "hook" else None)
+    hooks: dict[str, Any] = {"hook": PerCallHook(), "library": LibraryShapedHook()}
+    server = grpc.aio.server(interceptors=[hooks[mode]] if mode in hooks else None)
     # The other CatalogService methods answer UNIMPLEMENTED (the generated base class).
     servicer = Constant()  # type: ignore[abstract]
     if mode == "guarded":
@@ -141,6 +180,7 @@ async def serve(mode: str, listen: str) -> None:
         server.add_generic_rpc_handlers((Guarded(registrar),))
     else:
         courses_pb2_grpc.add_CatalogServiceServicer_to_server(servicer, server)
+    health_pb2_grpc.add_HealthServicer_to_server(health_module.aio.HealthServicer(), server)
     server.add_insecure_port(listen)
     await server.start()
     await server.wait_for_termination()
@@ -180,7 +220,7 @@ def measure(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--serve", choices=MODES, help=argparse.SUPPRESS)
