@@ -194,9 +194,7 @@ class CourseCommands(courses_pb2_grpc.CourseServiceServicer):
             check(seen)
             course = None
             if not renames_draft(seen):
-                course = await update_course_as_seen(
-                    uow.conn, seen, **values, updated_at=func.now()
-                )
+                course = await update_course_as_seen(uow.conn, seen, **values)
             if course is None:
                 course = await self._update_locked(uow, course_id, principal, values, check)
             await uow.audit_and_emit(
