@@ -15,9 +15,10 @@ PostgreSQL database and a fresh MongoDB (FerretDB) database of its own, dropped 
   same read-model documents;
 - for the hot row, LearnFlow's UpdateCourse (ghz) against bench/baselines/hot_row_sql.py.
 
-Each round runs every measurement once, at the same concurrency and duration (ghz for gRPC,
-wrk for HTTP); the report gives medians over the rounds and the goal ratios of issue 13, plus
-the processes' RSS after the run. See README.md.
+Each round runs every read measurement once, at the same concurrency and duration (ghz for
+gRPC, wrk for HTTP); the hot row's rounds come after all of them (their writes leave the
+databases busy for a while). The report gives medians over the rounds and the goal ratios of
+issue 13, plus the processes' RSS after the run. See README.md.
 """
 
 from __future__ import annotations
@@ -884,36 +885,49 @@ def main() -> None:
                 for load in all_loads:
                     if load.tool != "sql" and load.key != "update_hot":
                         measure(tools, world, load, args.concurrency, args.warmup)
+            # Reads first, every round, then the hot row's rounds: the hot-row runs leave
+            # PostgreSQL and the read store busy for a while (events to project, vacuum),
+            # which took up to 40 % off whatever ran next (the floor, when rounds alternated).
+            reads = [load for load in all_loads if load.key not in HOT_KEYS]
+            hot = [load for load in all_loads if load.key in HOT_KEYS]
             settle: list[float] = []
-            for i in range(args.rounds):
-                for load in all_loads:
-                    processes.alive()
-                    result = measure(tools, world, load, args.concurrency, args.duration)
-                    runs[load.key].append(result)
-                    say(
-                        f"round {i + 1}: {load.key:<15} {result.rps:>8.0f}/s"
-                        f"  p50 {result.p50_ms:.1f} ms  p99 {result.p99_ms:.1f} ms"
-                        f"  failed {result.failures}"
-                    )
-                # The hot-row runs leave events to project; reads of the next round would
-                # otherwise compete with the catch-up.
-                settle.append(wait_projected(world.env))
-            notes.append(
-                "projector catch-up after each round's hot-row runs: "
-                + ", ".join(f"{s:.1f} s" for s in settle)
-            )
-            if args.profile:
-                say(f"py-spy for {args.profile} s under GetCourse load")
-                spy = profile(tools, world, all_loads[0 if args.only == "hot" else 1], args, work)
+            for phase in (reads, hot):
+                for i in range(args.rounds if phase else 0):
+                    for load in phase:
+                        processes.alive()
+                        result = measure(tools, world, load, args.concurrency, args.duration)
+                        runs[load.key].append(result)
+                        say(
+                            f"round {i + 1}: {load.key:<15} {result.rps:>8.0f}/s"
+                            f"  p50 {result.p50_ms:.1f} ms  p99 {result.p99_ms:.1f} ms"
+                            f"  failed {result.failures}"
+                        )
+                    if phase is hot:
+                        settle.append(wait_projected(world.env))
+                if phase is reads and reads:
+                    if args.profile and args.only != "hot":
+                        say(f"py-spy for {args.profile} s under GetCourse load")
+                        spy = profile(tools, world, reads[1], args, work)
+                    if not serve_supports_workers(world.env):
+                        notes.append(
+                            "`learnflow serve --workers` does not exist yet: 1 vs N workers"
+                            " skipped"
+                            + (f" (asked: --workers {args.workers})" if args.workers else "")
+                        )
+                    elif args.workers:
+                        notes.extend(
+                            measure_workers(tools, world, all_loads, args, processes, runs)
+                        )
+            if settle:
+                notes.append(
+                    "projector catch-up after each round's hot-row runs: "
+                    + ", ".join(f"{s:.1f} s" for s in settle)
+                )
+            if args.profile and args.only == "hot":
+                say(f"py-spy for {args.profile} s under UpdateCourse load")
+                spy = profile(tools, world, hot[0], args, work)
             for name, pid in world.pids.items():
                 rss[name] = rss_kib(pid)
-            if not serve_supports_workers(world.env):
-                notes.append(
-                    "`learnflow serve --workers` does not exist yet: 1 vs N workers skipped"
-                    + (f" (asked: --workers {args.workers})" if args.workers else "")
-                )
-            elif args.workers and args.only != "hot":
-                notes.extend(measure_workers(tools, world, all_loads, args, processes, runs))
         notes.append(f"end load average {'{:.2f} {:.2f} {:.2f}'.format(*os.getloadavg())}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
