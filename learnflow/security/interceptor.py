@@ -251,12 +251,14 @@ class ApiInterceptor:
                 raise _undecodable()
             if isinstance(request_or_iterator, Message):
                 # Sizes first: O(1) per field, so the NUL scan below and the handler only
-                # ever walk collections within their declared limits.
-                violations = self.limits.violations(request_or_iterator)
-                if not violations:
-                    violations = nul_text_violations(request_or_iterator)
-                if violations:
-                    raise InvalidArgument(violations)
+                # ever walk collections within their declared limits. A flat request that
+                # is plainly within them (most reads) skips both.
+                if not self.limits.plainly_valid(request_or_iterator):
+                    violations = self.limits.violations(request_or_iterator)
+                    if not violations:
+                        violations = nul_text_violations(request_or_iterator)
+                    if violations:
+                        raise InvalidArgument(violations)
             elif hasattr(request_or_iterator, "__aiter__"):
                 request_or_iterator = _checked(request_or_iterator)
             if call.method == HEALTH_WATCH:

@@ -12,6 +12,7 @@ import pytest
 from google.api import annotations_pb2
 from google.protobuf import descriptor_pb2, descriptor_pool, field_mask_pb2
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.message_factory import GetMessageClass
 
 from learnflow.security.access import api_services
 from learnflow.security.field_limits import MAX_VIOLATIONS, MissingFieldLimit, RequestLimits
@@ -274,3 +275,48 @@ def test_each_limit_is_said_in_the_fields_comment(tmp_path: Path) -> None:
                         silent.append(f"{pool_field.full_name}: {limit}")
     assert silent == []
     assert seen > 80
+
+
+def test_plainly_valid_never_passes_what_the_full_checks_refuse() -> None:
+    """The fast path for flat requests agrees with `violations` + the NUL scan: whatever it
+    lets through, they find nothing in; on flat types it lets through all they find nothing
+    in; it never claims a message with nested or repeated fields."""
+    import random
+
+    from learnflow.values import nul_text_violations
+
+    limits = RequestLimits(api_services())
+    rng = random.Random(7)
+    flat_types = 0
+    for service in api_services():
+        for method in service.methods:
+            message_type = GetMessageClass(method.input_type)
+            flat = all(
+                not f.is_repeated and f.message_type is None for f in method.input_type.fields
+            )
+            flat_types += flat
+            for _ in range(40):
+                message = message_type()
+                for f in method.input_type.fields:
+                    if f.is_repeated or f.message_type is not None:
+                        continue
+                    if f.type not in (FieldDescriptor.TYPE_STRING, FieldDescriptor.TYPE_BYTES):
+                        continue
+                    declared = f.GetOptions().Extensions[limits_pb2.limits].max_length
+                    size = rng.choice([0, 1, declared - 1, declared, declared + 1])
+                    text = "x" * max(size, 0)
+                    if text and rng.random() < 0.3:
+                        at = rng.randrange(len(text))
+                        text = text[:at] + "\x00" + text[at + 1 :]
+                    if f.type == FieldDescriptor.TYPE_BYTES:
+                        setattr(message, f.name, text.encode())
+                    else:
+                        setattr(message, f.name, text)
+                clean = not limits.violations(message) and not nul_text_violations(message)
+                fast = limits.plainly_valid(message)
+                assert not fast or clean, (method.full_name, message)
+                if flat:
+                    assert fast == clean, (method.full_name, message)
+                else:
+                    assert not fast
+    assert flat_types >= 10  # most reads: the fast path is taken
