@@ -178,14 +178,14 @@ class RequestContextMiddleware:
             await send(message)
 
         if self.metrics is not None:
-            self.metrics.in_flight.inc()
+            self.metrics.in_flight += 1
         try:
             await self.app(scope, receive, send_with_id)
         finally:
             seconds = time.perf_counter() - started
             route = _route_template(scope)
             if self.metrics is not None:
-                self.metrics.in_flight.dec()
+                self.metrics.in_flight -= 1
                 self.metrics.finished(scope["method"], route, status, seconds)
             if span is not None:
                 finish(span, scope["method"], route, status)

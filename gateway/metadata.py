@@ -6,8 +6,8 @@ import base64
 import binascii
 import functools
 import ipaddress
+import os
 import re
-import uuid
 from collections.abc import Iterable
 from typing import Any
 
@@ -80,7 +80,17 @@ def parse_grpc_timeout(value: str) -> float:
 def request_id_from(headers: Headers) -> str:
     """The client's request id when it is a sane token, else a fresh one."""
     given = headers.get(REQUEST_ID, "")
-    return given if _REQUEST_ID.fullmatch(given) else str(uuid.uuid4())
+    return given if _REQUEST_ID.fullmatch(given) else fresh_request_id()
+
+
+def fresh_request_id() -> str:
+    """A random (version 4) UUID in its usual text form, as `str(uuid.uuid4())` gives, without
+    building the UUID object (a third of the cost, on every request without an id)."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
+    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def parse_networks(entries: Iterable[str]) -> tuple[Network, ...]:

@@ -44,11 +44,14 @@ class HttpMetrics:
             buckets=_BUCKETS,
             registry=self.registry,
         )
-        self.in_flight = Gauge(
+        # A plain count on the event loop's thread, read at scrape time: a Gauge's inc/dec
+        # take a lock each, twice per request.
+        self.in_flight = 0
+        Gauge(
             "gateway_http_in_flight_requests",
             "HTTP requests being handled now, open streams included.",
             registry=self.registry,
-        )
+        ).set_function(lambda: float(self.in_flight))
         # The labelled children, looked up once each (`labels()` costs microseconds per
         # request); bounded like the label set itself.
         self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}

@@ -302,3 +302,14 @@ async def test_oversized_headers_are_431_before_any_grpc_call(client: httpx.Asyn
     assert (await client.get("/healthz", headers={"X-Big": "b" * 9000})).status_code == 431
     fine = await client.get("/v1/echo", headers={"Authorization": "Bearer " + "a" * 6000})
     assert fine.status_code == 200
+
+
+def test_fresh_request_ids_are_version_4_uuids_in_their_usual_form() -> None:
+    from gateway.metadata import fresh_request_id
+
+    ids = {fresh_request_id() for _ in range(2000)}
+    assert len(ids) == 2000
+    for value in ids:
+        parsed = uuid.UUID(value)
+        assert str(parsed) == value
+        assert parsed.version == 4 and parsed.variant == uuid.RFC_4122
