@@ -197,6 +197,8 @@ async def build(
             # balances connections); a lone server refuses a second one on its port.
             ("grpc.so_reuseport", 1 if reuse_port else 0),
             ("grpc.max_receive_message_length", settings.max_message_bytes),
+            # Many concurrent calls per connection (the gateway's): see gateway/proxy.py.
+            ("grpc.optimization_target", "throughput"),
         ],
     )
     # Every service registers on `services`, which guards each method's handler once; the
