@@ -94,6 +94,9 @@ class PerCallHook(_Interceptor):
         handler = await continuation(details)
         if handler is None or handler.unary_unary is None:
             return handler
+        return self.wrap(handler, details)
+
+    def wrap(self, handler: Any, details: grpc.HandlerCallDetails) -> Any:
         inner = handler.unary_unary
 
         async def unary(request: Any, context: Any) -> Any:
@@ -104,18 +107,14 @@ class PerCallHook(_Interceptor):
         )
 
 
-class LibraryShapedHook(_Interceptor):
-    """What LearnFlow's server did per call with grpc-interceptor's AsyncServerInterceptor."""
+class LibraryShapedHook(PerCallHook):
+    """What LearnFlow's server did per call with grpc-interceptor's AsyncServerInterceptor:
+    an `intercept` coroutine around the method, and a handler copy with a tolerant decoder."""
 
     async def intercept(self, method: Any, request: Any, context: Any, name: str) -> Any:
         return await _pass(method, request, context)
 
-    async def intercept_service(
-        self, continuation: Callable[[Any], Any], details: grpc.HandlerCallDetails
-    ) -> Any:
-        handler = await continuation(details)
-        if handler is None or handler.unary_unary is None:
-            return handler
+    def wrap(self, handler: Any, details: grpc.HandlerCallDetails) -> Any:
         inner = handler.unary_unary
 
         async def invoke(request: Any, context: Any) -> Any:

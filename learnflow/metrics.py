@@ -53,6 +53,16 @@ _RPC_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.
 # Read-your-writes waits are bounded by `consistency_wait_s` (2 s by default).
 _WAIT_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0)
 
+# (name, help) of the per-call families RpcCalls exposes.
+RPC_REQUESTS = (
+    "learnflow_grpc_requests",
+    "Finished gRPC calls (unary and streaming) by full method name and status code.",
+)
+RPC_DURATIONS = (
+    "learnflow_grpc_request_duration_seconds",
+    "Duration of unary gRPC calls (streams are long-lived and not observed here).",
+)
+
 
 class Tally:
     """A count bumped with `+=` on the event loop's thread and read at scrape time (from the
@@ -89,19 +99,11 @@ class RpcCalls(Collector):
         counts[-1] += seconds
 
     def collect(self) -> Iterator[Metric]:
-        requests = CounterMetricFamily(
-            "learnflow_grpc_requests",
-            "Finished gRPC calls (unary and streaming) by full method name and status code.",
-            labels=["method", "code"],
-        )
+        requests = CounterMetricFamily(*RPC_REQUESTS, labels=["method", "code"])
         for (method, code), count in list(self.finished.items()):
             requests.add_metric([method, code], float(count))
         yield requests
-        durations = HistogramMetricFamily(
-            "learnflow_grpc_request_duration_seconds",
-            "Duration of unary gRPC calls (streams are long-lived and not observed here).",
-            labels=["method"],
-        )
+        durations = HistogramMetricFamily(*RPC_DURATIONS, labels=["method"])
         for method, live in list(self.durations.items()):
             counts = live[:]  # one consistent copy
             cumulative = list(itertools.accumulate(counts[:-1]))

@@ -7,7 +7,7 @@ import random
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
-from learnflow.metrics import _RPC_BUCKETS, RpcCalls
+from learnflow.metrics import _RPC_BUCKETS, RPC_DURATIONS, RPC_REQUESTS, RpcCalls
 
 
 def test_rpc_calls_expose_what_the_library_families_would() -> None:
@@ -16,19 +16,8 @@ def test_rpc_calls_expose_what_the_library_families_would() -> None:
     calls = RpcCalls(_RPC_BUCKETS)
     ours.register(calls)
     theirs = CollectorRegistry()
-    requests = Counter(
-        "learnflow_grpc_requests",
-        "Finished gRPC calls (unary and streaming) by full method name and status code.",
-        ["method", "code"],
-        registry=theirs,
-    )
-    durations = Histogram(
-        "learnflow_grpc_request_duration_seconds",
-        "Duration of unary gRPC calls (streams are long-lived and not observed here).",
-        ["method"],
-        buckets=_RPC_BUCKETS,
-        registry=theirs,
-    )
+    requests = Counter(*RPC_REQUESTS, ["method", "code"], registry=theirs)
+    durations = Histogram(*RPC_DURATIONS, ["method"], buckets=_RPC_BUCKETS, registry=theirs)
     methods = ["/s.A/Get", "/s.A/List", "/s.B/Watch"]
     # Bounds themselves, values between and beyond them, and streams (no duration).
     values = [*_RPC_BUCKETS, 0.0, 0.0004, 0.0031, 0.7, 12.5, 99.0]
