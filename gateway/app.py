@@ -4,44 +4,34 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import json
-import logging
-import random
-import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from opentelemetry import trace
-from opentelemetry.trace import Span
 from starlette.applications import Starlette
-from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
-from starlette.middleware import Middleware
-from starlette.middleware.cors import CORSMiddleware
+from starlette.middleware.errors import ServerErrorMiddleware
+from starlette.middleware.exceptions import ExceptionMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route, Router
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway import docs, errors
 from gateway.descriptors import ReflectionError
-from gateway.metadata import REQUEST_ID, client_address, oversized_header, request_id_from
+from gateway.edge import CorsOptions, Edge
+from gateway.metadata import REQUEST_ID, client_address
 from gateway.metrics import HttpMetrics
 from gateway.openapi import OpenApiCache
 from gateway.proxy import Dispatcher, Gateway, error_response, headers_too_large
 from gateway.settings import Settings, SettingsError
 from gateway.static import StaticSite
-from gateway.tracing import Tracing, finish, log_ids
-
-access_log = logging.getLogger("gateway.access")
+from gateway.tracing import Tracing
 
 READY_TIMEOUT_S = 2.0
-# Probes and scrapes, every few seconds from every prober: no traces of their own.
-UNTRACED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 CORS_ALLOW_HEADERS = (
     "Authorization",
     "Content-Type",
@@ -77,167 +67,41 @@ class FixedPathsRouter(Router):
             frozenset(route.path for route in routes if isinstance(route, Route)) if plain else None
         )
 
-    async def app(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def claims(self, scope: Scope) -> bool:
+        """Whether the request may be one of the fixed routes' (or needs Starlette's way to
+        tell); False sends it straight to the default."""
         fixed = self._fixed
-        if fixed is not None and scope["type"] == "http" and not scope.get("root_path"):
-            path: str = scope["path"]
-            other = path.rstrip("/") if path.endswith("/") else path + "/"
-            if path not in fixed and other not in fixed:
-                scope.setdefault("router", self)
-                await self.default(scope, receive, send)
-                return
+        if fixed is None or scope["type"] != "http" or scope.get("root_path"):
+            return True
+        path: str = scope["path"]
+        other = path.rstrip("/") if path.endswith("/") else path + "/"
+        return path in fixed or other in fixed
+
+    async def app(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not self.claims(scope):
+            scope.setdefault("router", self)
+            await self.default(scope, receive, send)
+            return
         await super().app(scope, receive, send)
 
 
-def set_header(message: Message, name: bytes, value: bytes) -> None:
-    """What `MutableHeaders(scope=message)[name] = value` does, without building the wrapper
-    (on every response): the first header of that lower-case `name` takes the value, later
-    ones are dropped; appended when there is none."""
-    headers = message["headers"] = list(message.get("headers", ()))
-    found = [index for index, (key, _) in enumerate(headers) if key == name]
-    for index in reversed(found[1:]):
-        del headers[index]
-    if found:
-        headers[found[0]] = (name, value)
-    else:
-        headers.append((name, value))
+class GatewayApp(Starlette):
+    """Starlette, with `edge` (see gateway.edge) as the one layer between its server-error
+    layer and the rest: `edge(fixed)` is given the exception layer over the router, and
+    sends the paths that are none of the gateway's own endpoints past both."""
 
+    def __init__(self, *, edge: Callable[[ASGIApp], ASGIApp], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._edge = edge
 
-class SameOriginFastCORS(CORSMiddleware):
-    """Starlette's CORS middleware, answering a request without an `Origin` header (the web
-    app's own, and every non-browser client) as it does, `Vary: Origin` added to what the
-    response varies by, without its per-response header wrappers (8 % of a proxied call's
-    time in the gateway). Requests with an `Origin` take Starlette's own way."""
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or any(key == b"origin" for key, _ in scope["headers"]):
-            await super().__call__(scope, receive, send)
-            return
-
-        async def send_varying(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                varies = [
-                    value.decode("latin-1")
-                    for key, value in message.get("headers", ())
-                    if key == b"vary"
-                ]
-                set_header(message, b"vary", ", ".join([*varies, "Origin"]).encode("latin-1"))
-            await send(message)
-
-        await self.app(scope, receive, send_varying)
-
-
-class RequestContextMiddleware:
-    """Request id in and out, a structured access-log line, its metrics, and its span while
-    tracing is on.
-
-    The line is written for every failed (4xx/5xx) or slow request and for a `log_sample`
-    share of the others: at production rates a JSON line per fast success costs more than
-    the request's own routing (metrics still count every request)."""
-
-    def __init__(
-        self,
-        app: ASGIApp,
-        metrics: HttpMetrics | None = None,
-        tracing: Tracing | None = None,
-        *,
-        log_sample: float = 1.0,
-        log_slow_ms: float = 250.0,
-    ) -> None:
-        self.app = app
-        self.metrics = metrics
-        self.tracing = tracing
-        self.log_sample = log_sample
-        self.log_slow_s = log_slow_ms / 1000
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        if self.tracing is None or scope["path"] in UNTRACED_PATHS:
-            await self._handle(scope, receive, send, None)
-            return
-        span = self.tracing.start(scope)
-        # Current for the whole request (the gRPC call's metadata, the access-log line); ended
-        # by `_handle` once the status and route are known.
-        with trace.use_span(span, end_on_exit=True, record_exception=False):
-            await self._handle(scope, receive, send, span)
-
-    async def _handle(self, scope: Scope, receive: Receive, send: Send, span: Span | None) -> None:
-        request_id = request_id_from(Headers(scope=scope))
-        state: dict[str, Any] = scope.setdefault("state", {})
-        state["request_id"] = request_id
-        started = time.perf_counter()
-        status = 500
-
-        async def send_with_id(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                set_header(message, b"x-request-id", request_id.encode("latin-1"))
-            await send(message)
-
-        if self.metrics is not None:
-            self.metrics.in_flight += 1
-        try:
-            await self.app(scope, receive, send_with_id)
-        finally:
-            seconds = time.perf_counter() - started
-            route = _route_template(scope)
-            if self.metrics is not None:
-                self.metrics.in_flight -= 1
-                self.metrics.finished(scope["method"], route, status, seconds)
-            if span is not None:
-                finish(span, scope["method"], route, status)
-                span.set_attribute("learnflow.request_id", request_id)
-            if self._wants_line(status, seconds):
-                line: dict[str, Any] = {
-                    "event": "http_request",
-                    "method": scope["method"],
-                    "path": scope["path"],
-                    "status": status,
-                    "grpc_method": state.get("grpc_method"),
-                    "duration_ms": round(seconds * 1000, 2),
-                    "request_id": request_id,
-                }
-                if span is not None:
-                    line.update(log_ids())
-                access_log.info(json.dumps(line))
-
-    def _wants_line(self, status: int, seconds: float) -> bool:
-        if status >= 400 or seconds >= self.log_slow_s:
-            return True
-        return self.log_sample > 0 and random.random() < self.log_sample
-
-
-def _route_template(scope: Scope) -> str | None:
-    """The template of the route that served the request: a transcoded API route (set by the
-    dispatcher) or one of the gateway's own endpoints; None when none matched."""
-    template = scope.get("state", {}).get("route")
-    if isinstance(template, str):
-        return template
-    route = scope.get("route")
-    path = getattr(route, "path", None)
-    return path if isinstance(path, str) else None
-
-
-class HeaderLimitMiddleware:
-    """431 for a request whose headers (one, or all together) exceed the configured sizes."""
-
-    def __init__(self, app: ASGIApp, max_header_bytes: int, max_total_bytes: int) -> None:
-        self.app = app
-        self.max_header_bytes = max_header_bytes
-        self.max_total_bytes = max_total_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            problem = oversized_header(
-                scope["headers"], self.max_header_bytes, self.max_total_bytes
-            )
-            if problem is not None:
-                await error_response(headers_too_large(problem))(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
+    def build_middleware_stack(self) -> ASGIApp:
+        handlers = {
+            key: handler
+            for key, handler in self.exception_handlers.items()
+            if key not in (500, Exception)
+        }
+        fixed = ExceptionMiddleware(self.router, handlers=handlers, debug=self.debug)
+        return ServerErrorMiddleware(self._edge(fixed), debug=self.debug)
 
 
 def _bearer_matches(request: Request, secret: str) -> bool:
@@ -437,37 +301,41 @@ def create_app(settings: Settings | None = None, tracing: Tracing | None = None)
         Route("/-/reload", reload, methods=["POST"]),
         Route("/-/stream-tickets", stream_ticket, methods=["POST"]),
     ]
-    app = Starlette(
+    router = FixedPathsRouter(routes=fixed, lifespan=lifespan)
+    dispatcher = Dispatcher(gateway, site)
+    router.default = dispatcher
+    cors = CorsOptions(
+        allow_origins=tuple(settings.cors_origins),
+        allow_methods=("GET", "POST", "PUT", "PATCH", "DELETE"),
+        allow_headers=CORS_ALLOW_HEADERS,
+        expose_headers=expose,
+        max_age=600,
+    )
+
+    def edge(fixed_endpoints: ASGIApp) -> ASGIApp:
+        return Edge(
+            fixed_endpoints,
+            dispatcher,
+            router.claims,
+            cors=cors,
+            refusal=lambda problem: error_response(headers_too_large(problem)),
+            max_header_bytes=settings.max_header_bytes,
+            max_total_bytes=settings.max_headers_total_bytes,
+            metrics=metrics,
+            tracing=tracing,
+            log_sample=settings.access_log_sample,
+            log_slow_ms=settings.access_log_slow_ms,
+        )
+
+    app = GatewayApp(
+        edge=edge,
         exception_handlers={HTTPException: starlette_error},
-        middleware=[
-            Middleware(
-                RequestContextMiddleware,
-                metrics=metrics,
-                tracing=tracing,
-                log_sample=settings.access_log_sample,
-                log_slow_ms=settings.access_log_slow_ms,
-            ),
-            Middleware(
-                SameOriginFastCORS,
-                allow_origins=list(settings.cors_origins),
-                allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
-                allow_headers=list(CORS_ALLOW_HEADERS),
-                expose_headers=list(expose),
-                max_age=600,
-            ),
-            Middleware(
-                HeaderLimitMiddleware,
-                max_header_bytes=settings.max_header_bytes,
-                max_total_bytes=settings.max_headers_total_bytes,
-            ),
-        ],
         lifespan=lifespan,
     )
     # Everything the fixed endpoints do not claim goes to the transcoder: not a `Mount`,
     # whose pattern does not match paths with an encoded newline (those would get Starlette's
     # plain-text 404 instead of a google.rpc.Status).
-    app.router = FixedPathsRouter(routes=fixed, lifespan=lifespan)
-    app.router.default = Dispatcher(gateway, site)
+    app.router = router
     app.state.gateway = gateway
     app.state.metrics = metrics
     return app

@@ -80,7 +80,12 @@ def parse_grpc_timeout(value: str) -> float:
 def request_id_from(headers: Headers) -> str:
     """The client's request id when it is a sane token, else a fresh one."""
     given = headers.get(REQUEST_ID, "")
-    return given if _REQUEST_ID.fullmatch(given) else fresh_request_id()
+    return given if valid_request_id(given) else fresh_request_id()
+
+
+def valid_request_id(given: str) -> bool:
+    """Whether a client's request id is a sane token to log and pass on."""
+    return _REQUEST_ID.fullmatch(given) is not None
 
 
 def fresh_request_id() -> str:

@@ -8,7 +8,7 @@ import uuid
 import pytest
 from starlette.routing import Route
 
-from gateway.app import _route_template
+from gateway.edge import route_template
 from gateway.metrics import UNMATCHED, HttpMetrics
 from learnflow import metrics
 from learnflow.security.denials import RateLimited
@@ -44,13 +44,13 @@ def test_route_template_comes_from_the_route_never_the_path() -> None:
 
     async def endpoint() -> None: ...
 
-    assert _route_template({"path": path, "state": {"route": "/v1/courses/{course_id}"}}) == (
+    assert route_template({"path": path, "state": {"route": "/v1/courses/{course_id}"}}) == (
         "/v1/courses/{course_id}"
     )
-    assert _route_template({"path": "/healthz", "route": Route("/healthz", endpoint)}) == (
+    assert route_template({"path": "/healthz", "route": Route("/healthz", endpoint)}) == (
         "/healthz"
     )
-    assert _route_template({"path": path, "state": {}}) is None
+    assert route_template({"path": path, "state": {}}) is None
 
 
 async def test_rate_limit_refusals_are_labelled_by_class_not_by_caller() -> None:
