@@ -52,11 +52,11 @@ class Variable:
     start: int
     end: int | None
 
-    @property
+    @cached_property
     def name(self) -> str:
         return ".".join(self.field_path)
 
-    @property
+    @cached_property
     def multi_segment(self) -> bool:
         return self.end is None or self.end - self.start != 1
 
@@ -103,7 +103,8 @@ class PathTemplate:
             return None
         for segment, part in zip(self.segments[:fixed], parts, strict=False):
             if segment.kind is SegmentKind.LITERAL:
-                if unquote(part) != segment.value:
+                # Compared as sent first: decoding is only for a literal sent percent-encoded.
+                if part != segment.value and ("%" not in part or unquote(part) != segment.value):
                     return None
             elif not part:
                 return None  # `*` needs a non-empty segment
@@ -264,9 +265,23 @@ class Route:
     def additional(self) -> bool:
         return self.binding > 0
 
-    @property
+    @cached_property
     def grpc_path(self) -> str:
         return f"/{self.method.containing_service.full_name}/{self.method.name}"
+
+    @cached_property
+    def path_fields(self) -> tuple[tuple[str, tuple[FieldDescriptor, ...]], ...]:
+        """Each path variable's name and the chain of request fields it names (checked when
+        the route was built), resolved once rather than on every request."""
+        chains: list[tuple[str, tuple[FieldDescriptor, ...]]] = []
+        for variable in self.template.variables:
+            fields = [self.method.input_type.fields_by_name[variable.field_path[0]]]
+            for part in variable.field_path[1:]:
+                parent = fields[-1].message_type
+                assert parent is not None
+                fields.append(parent.fields_by_name[part])
+            chains.append((variable.name, tuple(fields)))
+        return tuple(chains)
 
     @cached_property
     def label(self) -> str:

@@ -229,6 +229,10 @@ def build_request(
     pool: DescriptorPool,
 ) -> Message:
     request_type = route.method.input_type
+    if body is None and not route.body and not query:
+        plain = _plain_path_request(route, path_params)
+        if plain is not None:
+            return plain
     message = GetMessageClass(request_type)()
 
     # 1. The body.
@@ -250,14 +254,9 @@ def build_request(
     # 2. Path variables and query parameters, merged over the body.
     bound: list[tuple[str, ...]] = []
     params: dict[str, Any] = {}
-    for name, value in path_params.items():
-        fields = [request_type.fields_by_name[name.split(".")[0]]]
-        for part in name.split(".")[1:]:
-            parent = fields[-1].message_type
-            assert parent is not None  # checked when the route was built
-            fields.append(parent.fields_by_name[part])
-        bound.append(tuple(f.name for f in fields))
-        _assign(params, fields, [value], name)
+    for name, chain in route.path_fields:
+        bound.append(tuple(f.name for f in chain))
+        _assign(params, chain, [path_params[name]], name)
 
     grouped: dict[str, list[str]] = {}
     for name, value in query:
@@ -331,6 +330,37 @@ def _check(run: Callable[[], None]) -> None:
         raise TranscodeError.from_violation(exc) from None
 
 
+def _settable(field: FieldDescriptor | None) -> bool:
+    """A plain top-level string field: set on the message directly (see `_merge_params`)."""
+    return (
+        field is not None
+        and field.type == FieldDescriptor.TYPE_STRING
+        and not field.is_repeated
+        and field.containing_oneof is None
+    )
+
+
+def _plain_path_request(route: Route, path_params: dict[str, str]) -> Message | None:
+    """The request of a call that sends nothing but path variables, each a plain top-level
+    string field (every `Get` and `Delete` of a resource by id): `_assign`'s checks, then
+    the values set directly, without the general merge's dictionaries. None for anything
+    else, or a value protobuf refuses (the general path then answers)."""
+    chains = route.path_fields
+    if not all(len(fields) == 1 and _settable(fields[0]) for _, fields in chains):
+        return None
+    message = GetMessageClass(route.method.input_type)()
+    for name, (field,) in chains:
+        value = path_params[name]
+        try:
+            check_field(field, value, field.json_name)
+            setattr(message, field.name, value)
+        except Violation as exc:
+            raise TranscodeError.from_violation(exc) from None
+        except (ValueError, TypeError):
+            return None
+    return message
+
+
 def _merge_params(
     params: dict[str, Any], message: Message, request_type: Descriptor, pool: DescriptorPool
 ) -> None:
@@ -341,13 +371,7 @@ def _merge_params(
     rest: dict[str, Any] = {}
     for name, value in params.items():
         field = request_type.fields_by_name.get(name)
-        if (
-            field is not None
-            and isinstance(value, str)
-            and field.type == FieldDescriptor.TYPE_STRING
-            and not field.is_repeated
-            and field.containing_oneof is None
-        ):
+        if field is not None and isinstance(value, str) and _settable(field):
             try:
                 setattr(message, name, value)
                 continue

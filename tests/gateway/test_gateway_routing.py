@@ -32,6 +32,10 @@ def test_simple_variables_and_literals() -> None:
     assert t.match("/v1/shelves/s1/books") is None
     assert t.match("/v1/shelves//books/b1") is None  # `*` never matches an empty segment
     assert t.match("/v1/shelves/s1/books/b1/extra") is None
+    # A literal matches as sent or percent-encoded, never as something else encoded.
+    assert t.match("/v1/%73helves/s1/b%6F%6Fks/b1") == {"shelf": "s1", "book.id": "b1"}
+    assert t.match("/v1/%73helve/s1/books/b1") is None
+    assert t.match("/v1/shelves%2F/s1/books/b1") is None
 
 
 def test_verb_is_not_swallowed_by_a_variable() -> None:
