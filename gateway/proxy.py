@@ -8,7 +8,7 @@ import itertools
 import json
 import logging
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +28,7 @@ from gateway.metadata import (
     GRPC_HEADERS_RESERVE,
     HeaderError,
     HeadersTooLarge,
+    IndexedHeaders,
     metadata_size,
     outgoing_metadata,
     pairs,
@@ -51,6 +52,7 @@ from gateway.transcode import (
 log = logging.getLogger("gateway.proxy")
 
 _JSON_MEDIA = "application/json"
+_JSON_MEDIA_BYTES = _JSON_MEDIA.encode("latin-1")
 _SSE_MEDIA = "text/event-stream"
 _NDJSON_MEDIA = "application/x-ndjson"
 
@@ -237,6 +239,17 @@ def _raw_path(scope: Scope) -> str:
     return path
 
 
+class GatewayRequest(Request):
+    """Starlette's request, its headers read through `IndexedHeaders`."""
+
+    @property
+    def headers(self) -> Headers:
+        indexed: IndexedHeaders | None = getattr(self, "_indexed_headers", None)
+        if indexed is None:
+            indexed = self._indexed_headers = IndexedHeaders(scope=self.scope)
+        return indexed
+
+
 class Dispatcher:
     """ASGI app serving every path the fixed endpoints do not claim."""
 
@@ -247,7 +260,7 @@ class Dispatcher:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
-        request = Request(scope, receive)
+        request = GatewayRequest(scope, receive)
         try:
             response = await self.handle(request)
         except Exception:
@@ -432,16 +445,21 @@ class Dispatcher:
         if len(content) >= GZIP_MIN_BYTES and accepts_gzip(request.headers.get("accept-encoding")):
             content, etag = printed.gzipped, printed.gzip_etag
             coding = [("Content-Encoding", "gzip")]
-        response = Response(content, media_type=_JSON_MEDIA)
         answer_headers = response_headers(initial, trailing, as_headers=settings.metadata_headers)
-        for key, value in [*answer_headers, *deprecation, *coding]:
-            response.headers.append(key, value)
+        answer = encoded_headers([*answer_headers, *deprecation, *coding])
         if request.method == "GET":
             vary = ["Accept-Encoding"] if len(printed.body) >= GZIP_MIN_BYTES else []
             return conditional(
-                request, response, etag, initial, trailing, vary=vary, same=printed.etag
+                request.headers.get("if-none-match"),
+                content,
+                answer,
+                etag,
+                initial,
+                trailing,
+                vary=vary,
+                same=printed.etag,
             )
-        return response
+        return PreparedResponse(200, content, json_headers(content, answer))
 
     async def _stream(
         self,
@@ -558,20 +576,60 @@ def accepts_gzip(accept_encoding: str | None) -> bool:
     return False
 
 
+class PreparedResponse(Response):
+    """A response given its status, body and finished header list (lower-case names and
+    values as latin-1 bytes, as Starlette's `Response` keeps them): what `Response(...)` and
+    its `headers` make, without building the mapping and its wrapper on every call."""
+
+    def __init__(self, status: int, body: bytes, raw_headers: list[tuple[bytes, bytes]]) -> None:
+        self.status_code = status
+        self.body = body
+        self.background = None
+        self.raw_headers = raw_headers
+
+
+def encoded_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
+    """Headers as `MutableHeaders.append` stores them."""
+    return [(key.lower().encode("latin-1"), value.encode("latin-1")) for key, value in headers]
+
+
+def json_headers(body: bytes, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """`Response(body, media_type="application/json")`'s own headers, then `headers`."""
+    return [
+        (b"content-length", str(len(body)).encode("latin-1")),
+        (b"content-type", _JSON_MEDIA_BYTES),
+        *headers,
+    ]
+
+
+def set_raw_header(headers: list[tuple[bytes, bytes]], name: bytes, value: bytes) -> None:
+    """`MutableHeaders(raw=headers)[name] = value` for a lower-case `name`: the first header
+    of that name takes the value, later ones are dropped; appended when there is none."""
+    found = [index for index, (key, _) in enumerate(headers) if key == name]
+    for index in reversed(found[1:]):
+        del headers[index]
+    if found:
+        headers[found[0]] = (name, value)
+    else:
+        headers.append((name, value))
+
+
 def conditional(
-    request: Request,
-    response: Response,
+    if_none_match: str | None,
+    body: bytes,
+    headers: list[tuple[bytes, bytes]],
     etag: str,
     *metadata: list[tuple[str, str | bytes]],
     vary: list[str] | None = None,
     same: str | None = None,
 ) -> Response:
-    """HTTP caching for a GET: the `ETag`, `304 Not Modified` when `If-None-Match` names
-    it (or `same`, the validator of the same content in another coding), a `Cache-Control`
-    the service chose (response metadata `cache-control`) or, by default, `private,
-    no-cache` (a client may keep it, and must ask again before using it), and `Vary`: the
-    gateway's own reasons (`vary`) and the request headers the service says its answer
-    depends on (response metadata `vary`), so a shared cache keeps the variants apart."""
+    """HTTP caching for a GET's JSON `body` and its `headers` (see `encoded_headers`): the
+    `ETag`, `304 Not Modified` when `If-None-Match` names it (or `same`, the validator of the
+    same content in another coding), a `Cache-Control` the service chose (response metadata
+    `cache-control`) or, by default, `private, no-cache` (a client may keep it, and must ask
+    again before using it), and `Vary`: the gateway's own reasons (`vary`) and the request
+    headers the service says its answer depends on (response metadata `vary`), so a shared
+    cache keeps the variants apart."""
     chosen = "private, no-cache"
     varies = list(vary or ())
     for group in metadata:
@@ -582,18 +640,20 @@ def conditional(
                 chosen = value
             elif key == "vary":
                 varies.extend(v.strip() for v in value.split(",") if v.strip())
-    headers = {"ETag": etag, "Cache-Control": chosen}
+    caching = [(b"etag", etag.encode("latin-1")), (b"cache-control", chosen.encode("latin-1"))]
     if varies:
-        headers["Vary"] = ", ".join(dict.fromkeys(varies))
-    wanted = {tag.strip() for tag in request.headers.get("if-none-match", "").split(",")}
+        caching.append((b"vary", ", ".join(dict.fromkeys(varies)).encode("latin-1")))
+    wanted = {tag.strip() for tag in (if_none_match or "").split(",")}
     if etag in wanted or (same is not None and same in wanted) or "*" in wanted:
-        not_modified = Response(status_code=304, headers=headers)
-        for key in ("x-request-id", "x-consistency-token"):
-            if key in response.headers:
-                not_modified.headers[key] = response.headers[key]
-        return not_modified
-    response.headers.update(headers)
-    return response
+        for name in (b"x-request-id", b"x-consistency-token"):
+            kept = next((value for key, value in headers if key == name), None)
+            if kept is not None:
+                set_raw_header(caching, name, kept)
+        return PreparedResponse(304, b"", caching)
+    answer = json_headers(body, headers)
+    for name, value in caching:
+        set_raw_header(answer, name, value)
+    return PreparedResponse(200, body, answer)
 
 
 _IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9._:-]{1,128}")

@@ -13,6 +13,7 @@ from starlette.datastructures import Headers
 
 from gateway.metadata import (
     HeaderError,
+    IndexedHeaders,
     client_address,
     forwarded_cookies,
     outgoing_metadata,
@@ -313,3 +314,56 @@ def test_fresh_request_ids_are_version_4_uuids_in_their_usual_form() -> None:
         parsed = uuid.UUID(value)
         assert str(parsed) == value
         assert parsed.version == 4 and parsed.variant == uuid.RFC_4122
+
+
+RAW_HEADER_SETS: list[list[tuple[bytes, bytes]]] = [
+    [],
+    [(b"authorization", b"Bearer a"), (b"authorization", b"Bearer b")],
+    [(b"x-forwarded-for", b"1.2.3.4"), (b"x-forwarded-for", b"5.6.7.8, 9.9.9.9")],
+    [(b"grpc-metadata-trace", b"t"), (b"Grpc-Metadata-Mixed", b"m"), (b"accept", b"*/*")],
+    [(b"grpc-metadata-blob-bin", b"aGk"), (b"x-consistency-token", b"c1")],
+    [(b"grpc-metadata-\xc0x", b"v")],  # a latin-1 name: refused alike
+    [(b"grpc-metadata-x-request-id", b"spoof"), (b"grpc-metadata-ok", b"\x01")],
+    [(b"cookie", b"a=1; keep=2"), (b"if-none-match", b'"e"'), (b"accept-encoding", b"gzip")],
+]
+LOOKUPS = ["authorization", "Authorization", "X-FORWARDED-FOR", "cookie", "missing", "accept"]
+
+
+@pytest.mark.parametrize("raw", RAW_HEADER_SETS)
+def test_indexed_headers_read_as_starlettes_headers(raw: list[tuple[bytes, bytes]]) -> None:
+    scope = {"type": "http", "headers": list(raw)}
+    ours, theirs = IndexedHeaders(scope=scope), Headers(scope=scope)
+    for name in LOOKUPS:
+        assert ours.get(name) == theirs.get(name)
+        assert ours.get(name, "fallback") == theirs.get(name, "fallback")
+        assert (name in ours) == (name in theirs)
+        assert ours.getlist(name) == theirs.getlist(name)
+        if name in theirs:
+            assert ours[name] == theirs[name]
+        else:
+            with pytest.raises(KeyError):
+                ours[name]
+    assert 42 not in ours
+    assert ours.items() == theirs.items()
+
+    def outcome(headers: Headers) -> Any:
+        try:
+            return outgoing_metadata(headers, "10.0.0.1", "rid", (), frozenset({"keep"}))
+        except HeaderError as exc:
+            return str(exc)
+
+    assert outcome(ours) == outcome(theirs)
+
+
+def test_metadata_headers_are_found_in_any_case_and_refused_alike() -> None:
+    def sent(raw: list[tuple[bytes, bytes]]) -> Any:
+        try:
+            headers = IndexedHeaders(scope={"type": "http", "headers": raw})
+            return outgoing_metadata(headers, None, "rid")
+        except HeaderError as exc:
+            return str(exc)
+
+    assert sent(RAW_HEADER_SETS[3]) == [("x-request-id", "rid"), ("trace", "t"), ("mixed", "m")]
+    assert sent(RAW_HEADER_SETS[4])[1:] == [("x-consistency-token", "c1"), ("blob-bin", b"hi")]
+    assert sent(RAW_HEADER_SETS[5]) == 'invalid metadata key "àx"'
+    assert sent(RAW_HEADER_SETS[6]) == 'header for metadata "ok" must be printable ASCII'
