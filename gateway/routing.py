@@ -82,6 +82,24 @@ class PathTemplate:
         """Segments a path must have exactly (or at least, with a trailing `**`)."""
         return len(self.segments) - (1 if self.has_deep_wildcard else 0)
 
+    @cached_property
+    def _literals(self) -> tuple[tuple[int, str], ...]:
+        """Each literal among the fixed segments: its index and text."""
+        return tuple(
+            (index, segment.value)
+            for index, segment in enumerate(self.segments[: self.fixed_segments])
+            if segment.kind is SegmentKind.LITERAL
+        )
+
+    @cached_property
+    def _wildcards(self) -> tuple[int, ...]:
+        """The index of each `*` among the fixed segments."""
+        return tuple(
+            index
+            for index, segment in enumerate(self.segments[: self.fixed_segments])
+            if segment.kind is SegmentKind.WILDCARD
+        )
+
     def accepts_segment_count(self, count: int) -> bool:
         if self.has_deep_wildcard:
             return count >= self.fixed_segments
@@ -101,12 +119,13 @@ class PathTemplate:
         fixed = self.fixed_segments
         if len(parts) < fixed or (not deep and len(parts) != fixed):
             return None
-        for segment, part in zip(self.segments[:fixed], parts, strict=False):
-            if segment.kind is SegmentKind.LITERAL:
-                # Compared as sent first: decoding is only for a literal sent percent-encoded.
-                if part != segment.value and ("%" not in part or unquote(part) != segment.value):
-                    return None
-            elif not part:
+        for index, literal in self._literals:
+            part = parts[index]
+            # Compared as sent first: decoding is only for a literal sent percent-encoded.
+            if part != literal and ("%" not in part or unquote(part) != literal):
+                return None
+        for index in self._wildcards:
+            if not parts[index]:
                 return None  # `*` needs a non-empty segment
         bound: dict[str, str] = {}
         for var in self.variables:
@@ -437,13 +456,21 @@ class Router:
         return self._longer[shape[1]] if found is None else found
 
     def match(self, http_method: str, path: str) -> Match | MethodNotAllowed | None:
-        allowed: list[str] = []
-        for route in self.candidates(path):
-            params = route.template.match(path)
-            if params is None:
-                continue
+        """The first candidate of `http_method` whose template matches `path`; else the
+        methods of the candidates that match it (405), or None (404). Templates of other
+        methods are matched only when the request's own found nothing."""
+        candidates = self.candidates(path)
+        for route in candidates:
             if route.http_method == http_method:
-                return Match(route, params)
-            if route.http_method not in allowed:
+                params = route.template.match(path)
+                if params is not None:
+                    return Match(route, params)
+        allowed: list[str] = []
+        for route in candidates:
+            if (
+                route.http_method != http_method
+                and route.http_method not in allowed
+                and route.template.match(path) is not None
+            ):
                 allowed.append(route.http_method)
         return MethodNotAllowed(tuple(allowed)) if allowed else None
