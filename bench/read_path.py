@@ -18,7 +18,9 @@ PostgreSQL database and a fresh MongoDB (FerretDB) database of its own, dropped 
 Each round runs every read measurement once, at the same concurrency and duration (ghz for
 gRPC, wrk for HTTP); the hot row's rounds come after all of them (their writes leave the
 databases busy for a while). The report gives medians over the rounds and the goal ratios of
-issue 13, plus the processes' RSS after the run. See README.md.
+issue 13, each started process's CPU per request in each measurement (FerretDB and
+PostgreSQL, shared by all, are not counted), and the processes' RSS after the run. See
+README.md.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import json
 import os
 import secrets
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -67,6 +70,7 @@ PG_ADMIN = os.environ.get(
 # FerretDB with the PostgreSQL backend (57017, SQLite, belongs to the test suites).
 MONGO_URL = os.environ.get("LEARNFLOW_BENCH_MONGO_URL", "mongodb://127.0.0.1:57018/")
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 GOALS = (
     # (label, numerator row, denominator row, target)
     ("gRPC GetCourse / floor", "grpc_course", "floor_course", 0.7),
@@ -777,6 +781,22 @@ def _function(frame: str) -> str:
     return f"{name} ({short})"
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process, all its threads, so far (from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def cpu_per_request(
+    before: dict[str, float], pids: dict[str, int], requests: int
+) -> dict[str, float]:
+    """Each process's CPU since `before`, in µs per request of the measurement."""
+    return {
+        name: (cpu_seconds(pid) - before[name]) * 1e6 / max(requests, 1)
+        for name, pid in pids.items()
+    }
+
+
 def median(results: list[Result]) -> Result:
     def mid(name: str) -> float:
         return float(statistics.median(getattr(r, name) for r in results))
@@ -797,6 +817,7 @@ def report(
     medians: dict[str, Result],
     rss: dict[str, int],
     notes: list[str],
+    cpu: dict[str, dict[str, float]] | None = None,
 ) -> str:
     lines = [
         f"{args.concurrency} in flight (hot row: {args.hot_clients}), {args.duration:g} s per"
@@ -820,6 +841,23 @@ def report(
         lines.append(
             f"| {label} | {ratio:.2f}x | ≥ {target:g}x | {'yes' if ratio >= target else 'no'} |"
         )
+    if cpu:
+        names = sorted({name for spent in cpu.values() for name in spent})
+        lines += [
+            "",
+            "CPU µs per request, median of the rounds (a process's CPU during the run / the"
+            " run's requests; FerretDB and PostgreSQL not included):",
+            "",
+            "| measurement | " + " | ".join(names) + " |",
+            "|---|" + "---:|" * len(names),
+        ]
+        for load in all_loads:
+            if load.key in cpu:
+                spent = cpu[load.key]
+                cells = " | ".join(
+                    f"{spent[name]:,.0f}" if spent.get(name, 0) >= 5 else "·" for name in names
+                )
+                lines.append(f"| {load.label} | {cells} |")
     lines += ["", "| process | VmRSS after the run |", "|---|---:|"]
     for name, kib in rss.items():
         lines.append(f"| {name} | {kib / 1024:.0f} MiB |")
@@ -863,6 +901,9 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="learnflow-read-path-"))
     tools = Tools(ghz, wrk, protoset(work), args.wrk_threads)
     runs: dict[str, list[Result]] = collections.defaultdict(list)
+    # Per measurement and round: each started process's CPU µs per request (where the time
+    # goes; FerretDB and PostgreSQL, shared by everything, are not among them).
+    cpu: dict[str, list[dict[str, float]]] = collections.defaultdict(list)
     rss: dict[str, int] = {}
     spy = ""
     try:
@@ -895,8 +936,10 @@ def main() -> None:
                 for i in range(args.rounds if phase else 0):
                     for load in phase:
                         processes.alive()
+                        before = {name: cpu_seconds(pid) for name, pid in world.pids.items()}
                         result = measure(tools, world, load, args.concurrency, args.duration)
                         runs[load.key].append(result)
+                        cpu[load.key].append(cpu_per_request(before, world.pids, result.requests))
                         say(
                             f"round {i + 1}: {load.key:<15} {result.rps:>8.0f}/s"
                             f"  p50 {result.p50_ms:.1f} ms  p99 {result.p99_ms:.1f} ms"
@@ -933,7 +976,11 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
 
     medians = {key: median(results) for key, results in runs.items()}
-    print(report(args, all_loads, medians, rss, notes))
+    cpu_medians = {
+        key: {name: statistics.median(r[name] for r in rounds) for name in rounds[0]}
+        for key, rounds in cpu.items()
+    }
+    print(report(args, all_loads, medians, rss, notes, cpu_medians))
     if spy:
         print()
         print(spy)
@@ -946,11 +993,29 @@ def main() -> None:
                     "median": {k: asdict(v) for k, v in medians.items()},
                     "rounds": {k: [asdict(r) for r in v] for k, v in runs.items()},
                     "rss_kib": rss,
+                    "cpu_us_per_request": cpu_medians,
                     "notes": notes,
                 },
                 indent=2,
             )
         )
+
+
+def free_port_run(count: int, attempts: int = 50) -> int:
+    """A loopback port such that it and the `count - 1` after it are free now: one free port
+    was not enough for `serve --workers N`'s metrics (worker i listens on port + i), and a
+    worker whose port was taken stopped the server (1 start in 6 here)."""
+    for _ in range(attempts):
+        base = free_port()
+        with contextlib.ExitStack() as held:
+            try:
+                for offset in range(count):
+                    sock = held.enter_context(socket.socket())
+                    sock.bind(("127.0.0.1", base + offset))
+            except OSError:
+                continue
+        return base
+    raise RuntimeError(f"no run of {count} free loopback ports in {attempts} tries")
 
 
 def measure_workers(
@@ -968,7 +1033,7 @@ def measure_workers(
     env = {
         **world.env,
         "LEARNFLOW_GRPC_LISTEN": f"127.0.0.1:{port}",
-        "LEARNFLOW_METRICS_LISTEN": f"127.0.0.1:{free_port()}",
+        "LEARNFLOW_METRICS_LISTEN": f"127.0.0.1:{free_port_run(args.workers)}",
     }
     pid = processes.start(
         f"learnflow-{args.workers}w",
