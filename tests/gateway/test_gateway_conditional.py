@@ -44,13 +44,13 @@ def reference(
         response.headers.append(key, value)
     chosen = "private, no-cache"
     varies = list(vary or ())
-    for key, value in metadata:
-        if not isinstance(value, str):
+    for name, given in metadata:
+        if not isinstance(given, str):
             continue
-        if key == "cache-control":
-            chosen = value
-        elif key == "vary":
-            varies.extend(v.strip() for v in value.split(",") if v.strip())
+        if name == "cache-control":
+            chosen = given
+        elif name == "vary":
+            varies.extend(v.strip() for v in given.split(",") if v.strip())
     caching = {"ETag": ETAG, "Cache-Control": chosen}
     if varies:
         caching["Vary"] = ", ".join(dict.fromkeys(varies))
