@@ -24,7 +24,7 @@ from opentelemetry.trace import Span
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.metadata import REQUEST_ID, fresh_request_id, oversized_header, valid_request_id
+from gateway.metadata import REQUEST_ID, chosen_request_id, oversized_header, set_raw_header
 from gateway.metrics import HttpMetrics
 from gateway.tracing import Tracing, finish, log_ids
 
@@ -59,47 +59,21 @@ class CorsOptions:
 
 def decorate_start(message: Message, request_id: bytes, vary_origin: bool) -> None:
     """The response start's headers with `X-Request-Id: request_id` and, when `vary_origin`,
-    `Origin` added to what it varies by, in one pass: what
-    `MutableHeaders(scope=message)["Vary"] = ", ".join([*getlist("Vary"), "Origin"])` (what
-    Starlette's CORS middleware does for a request without `Origin`) and then
-    `MutableHeaders(scope=message)["X-Request-Id"] = request_id` do. Each of the two headers
-    keeps the place of its first occurrence, later ones are dropped; absent, it is appended
-    (`Vary` first)."""
-    headers: list[tuple[bytes, bytes]] = []
-    vary_at = id_at = -1
-    varies: list[bytes] = []
-    for key, value in message.get("headers", ()):
-        if key == _REQUEST_ID_KEY:
-            if id_at < 0:
-                id_at = len(headers)
-                headers.append((key, request_id))
-            continue
-        if vary_origin and key == b"vary":
-            varies.append(value)
-            if vary_at < 0:
-                vary_at = len(headers)
-                headers.append((key, b""))
-            continue
-        headers.append((key, value))
+    `Origin` added to what it varies by: what Starlette's CORS middleware does for a request
+    without `Origin`, then the request-id header, each as `MutableHeaders` assignment."""
+    headers = list(message.get("headers", ()))
     if vary_origin:
-        vary = b", ".join([*varies, b"Origin"])
-        if vary_at < 0:
-            headers.append((b"vary", vary))
-        else:
-            headers[vary_at] = (b"vary", vary)
-    if id_at < 0:
-        headers.append((_REQUEST_ID_KEY, request_id))
+        varies = [value for key, value in headers if key == b"vary"]
+        set_raw_header(headers, b"vary", b", ".join([*varies, b"Origin"]))
+    set_raw_header(headers, _REQUEST_ID_KEY, request_id)
     message["headers"] = headers
 
 
 def request_id_of(raw: list[tuple[bytes, bytes]]) -> str:
-    """The client's X-Request-Id when it is a sane token, else a fresh one (as
-    `gateway.metadata.request_id_from` on a `Headers`, from the raw pairs)."""
-    for key, value in raw:
-        if key == _REQUEST_ID_KEY:  # ASGI header names are lower-case
-            given = value.decode("latin-1")
-            return given if valid_request_id(given) else fresh_request_id()
-    return fresh_request_id()
+    """`gateway.metadata.request_id_from`, from the raw pairs (ASGI header names are
+    lower-case): the first X-Request-Id when it is a sane token, else a fresh one."""
+    given = next((value for key, value in raw if key == _REQUEST_ID_KEY), None)
+    return chosen_request_id(None if given is None else given.decode("latin-1"))
 
 
 class Edge:

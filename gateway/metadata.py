@@ -80,13 +80,15 @@ def parse_grpc_timeout(value: str) -> float:
 
 def request_id_from(headers: Headers) -> str:
     """The client's request id when it is a sane token, else a fresh one."""
-    given = headers.get(REQUEST_ID, "")
-    return given if valid_request_id(given) else fresh_request_id()
+    return chosen_request_id(headers.get(REQUEST_ID))
 
 
-def valid_request_id(given: str) -> bool:
-    """Whether a client's request id is a sane token to log and pass on."""
-    return _REQUEST_ID.fullmatch(given) is not None
+def chosen_request_id(given: str | None) -> str:
+    """`given` (the client's X-Request-Id) when it is a sane token to log and pass on, else a
+    fresh one."""
+    if given is not None and _REQUEST_ID.fullmatch(given):
+        return given
+    return fresh_request_id()
 
 
 def fresh_request_id() -> str:
@@ -160,6 +162,18 @@ def pairs(metadata: Any) -> MetadataPairs:
     if not metadata:
         return []
     return [(str(key), value) for key, value in metadata]
+
+
+def set_raw_header(headers: list[tuple[bytes, bytes]], name: bytes, value: bytes) -> None:
+    """`MutableHeaders(raw=headers)[name] = value` for a lower-case `name`: the first header
+    of that name takes the value, later ones are dropped; appended when there is none."""
+    found = [index for index, (key, _) in enumerate(headers) if key == name]
+    for index in reversed(found[1:]):
+        del headers[index]
+    if found:
+        headers[found[0]] = (name, value)
+    else:
+        headers.append((name, value))
 
 
 class IndexedHeaders(Headers):

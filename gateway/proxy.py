@@ -35,6 +35,7 @@ from gateway.metadata import (
     parse_grpc_timeout,
     request_id_from,
     response_headers,
+    set_raw_header,
 )
 from gateway.routing import Match, MethodNotAllowed, Route, Router
 from gateway.settings import Settings
@@ -600,18 +601,6 @@ def json_headers(body: bytes, headers: list[tuple[bytes, bytes]]) -> list[tuple[
         (b"content-type", _JSON_MEDIA_BYTES),
         *headers,
     ]
-
-
-def set_raw_header(headers: list[tuple[bytes, bytes]], name: bytes, value: bytes) -> None:
-    """`MutableHeaders(raw=headers)[name] = value` for a lower-case `name`: the first header
-    of that name takes the value, later ones are dropped; appended when there is none."""
-    found = [index for index, (key, _) in enumerate(headers) if key == name]
-    for index in reversed(found[1:]):
-        del headers[index]
-    if found:
-        headers[found[0]] = (name, value)
-    else:
-        headers.append((name, value))
 
 
 def conditional(
